@@ -1,0 +1,1 @@
+"""Engine of the Token Attention Visualizer: plain Python, no Streamlit."""

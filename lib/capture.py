@@ -1,0 +1,123 @@
+"""Exact attention capture without storing layers x heads x T^2 numbers.
+
+The model runs with an attention function registered under `CAPTURE_IMPL`: it computes the
+layer's output with PyTorch's fused SDPA (fast, no weights) and, beside it, the softmax
+weights of just the rows a view needs, the same way transformers' eager attention does
+(scores in the model dtype, softmax in float32). The rows go to an `AttentionRecorder` passed
+as a forward keyword argument, so concurrent sessions never share capture state.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+CAPTURE_IMPL = "tav_capture"
+RECORDER_KWARG = "tav_recorder"
+
+
+class AttentionRecorder:
+    """Collects attention probabilities during forward passes, one call per layer.
+
+    mode "last_row": keep the last query row of every layer, as (heads, keys).
+    mode "full": keep full (queries, keys) matrices: the mean over all layers and heads,
+    plus every head of each layer listed in `layers`.
+    """
+
+    def __init__(self, mode: str = "last_row", layers: tuple[int, ...] = ()) -> None:
+        if mode not in ("last_row", "full"):
+            raise ValueError(f"unknown mode {mode!r}")
+        self.mode = mode
+        self.layers = set(layers)
+        self.rows: list[torch.Tensor] = []  # last_row: one (H, K) per layer call
+        self.per_layer: dict[int, np.ndarray] = {}  # full: layer -> (H, Q, K)
+        self._sum: torch.Tensor | None = None  # full: running sum over layers of (Q, K)
+        self._calls = 0
+
+    def record(self, probs: torch.Tensor) -> None:
+        """probs: (1, H, Q, K) float32 softmax weights of one layer, in call order."""
+        layer = self._calls
+        self._calls += 1
+        if self.mode == "last_row":
+            self.rows.append(probs[0, :, -1, :].to("cpu", torch.float32))
+            return
+        heads_mean = probs[0].mean(dim=0)
+        self._sum = heads_mean if self._sum is None else self._sum + heads_mean
+        if layer in self.layers:
+            self.per_layer[layer] = probs[0].to("cpu", torch.float32).numpy()
+
+    def take_rows(self) -> np.ndarray:
+        """The last-row weights of the forward pass just run: (layers, heads, keys) float32."""
+        out = torch.stack(self.rows).numpy()
+        self.rows = []
+        self._calls = 0
+        return out
+
+    def mean_matrix(self) -> np.ndarray:
+        """Mean over layers and heads of the full matrices: (queries, keys) float32."""
+        if self._sum is None:
+            raise RuntimeError("no forward pass recorded")
+        return (self._sum / self._calls).to("cpu", torch.float32).numpy()
+
+
+def attention_probs(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float | None,
+) -> torch.Tensor:
+    """softmax(q k^T * scaling + mask) as transformers' eager attention computes it.
+
+    query (B, H, Q, D), key (B, KV, K, D) with H a multiple of KV (grouped-query attention).
+    The mask is additive (float) or boolean (True = may attend), or None for plain causal.
+    Returns (B, H, Q, K) float32.
+    """
+    n_rep = query.shape[1] // key.shape[1]
+    if n_rep > 1:
+        key = key.repeat_interleave(n_rep, dim=1)
+    if scaling is None:
+        scaling = query.shape[-1] ** -0.5
+    scores = torch.matmul(query, key.transpose(2, 3)) * scaling
+    q_len, k_len = scores.shape[-2:]
+    if attention_mask is None:
+        if q_len > 1:  # the queries are the last q_len of k_len positions
+            future = torch.ones(q_len, k_len, dtype=torch.bool, device=scores.device)
+            scores = scores.masked_fill(future.triu(k_len - q_len + 1), float("-inf"))
+    else:
+        mask = attention_mask[..., -q_len:, -k_len:]
+        if mask.dtype == torch.bool:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        else:
+            scores = scores + mask
+    return torch.softmax(scores, dim=-1, dtype=torch.float32)
+
+
+def capture_attention_forward(
+    module: torch.nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    **kwargs,
+):
+    """SDPA for the output; exact softmax weights for the recorder's rows on the side."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    recorder: AttentionRecorder | None = kwargs.pop(RECORDER_KWARG, None)
+    if recorder is not None:
+        q = query[:, :, -1:, :] if recorder.mode == "last_row" else query
+        recorder.record(attention_probs(q, key, attention_mask, scaling))
+    return sdpa_attention_forward(
+        module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
+    )
+
+
+def ensure_registered() -> None:
+    """Register the capture attention (and SDPA's mask builder for it) with transformers."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    AttentionInterface.register(CAPTURE_IMPL, capture_attention_forward)
+    AttentionMaskInterface.register(CAPTURE_IMPL, sdpa_mask)

