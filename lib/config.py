@@ -47,7 +47,9 @@ class Limits:
         return cls(
             max_prompt_tokens=_env_int("TAV_MAX_PROMPT_TOKENS", d.max_prompt_tokens),
             max_prompt_chars=_env_int("TAV_MAX_PROMPT_CHARS", d.max_prompt_chars),
-            max_new_tokens=min(_env_int("TAV_MAX_NEW_TOKENS", d.max_new_tokens), MAX_NEW_TOKENS_CAP),
+            max_new_tokens=min(
+                _env_int("TAV_MAX_NEW_TOKENS", d.max_new_tokens), MAX_NEW_TOKENS_CAP
+            ),
             max_model_params=_env_int("TAV_MAX_MODEL_PARAMS", d.max_model_params),
             result_cache_entries=_env_int("TAV_RESULT_CACHE_ENTRIES", d.result_cache_entries),
         )

@@ -93,7 +93,9 @@ def bundled_gguf_path() -> Path:
     try:
         files = importlib.metadata.files(BUNDLED_PACKAGE) or []
     except importlib.metadata.PackageNotFoundError as e:
-        raise ModelLoadError(f"The bundled model package {BUNDLED_PACKAGE} is not installed.") from e
+        raise ModelLoadError(
+            f"The bundled model package {BUNDLED_PACKAGE} is not installed."
+        ) from e
     for f in files:
         if str(f).endswith(".gguf"):
             return Path(f.locate())
@@ -168,6 +170,7 @@ def _count_params(config) -> int:
 
     with init_empty_weights():
         empty = AutoModelForCausalLM.from_config(config, trust_remote_code=False)
+    empty.tie_weights()  # tied input/output embeddings are one tensor, counted once
     return sum(p.numel() for p in empty.parameters())
 
 
@@ -176,7 +179,7 @@ def _friendly(spec: str, err: Exception) -> str:
     low = text.lower()
     if isinstance(err, (torch.OutOfMemoryError, MemoryError)):
         return f"Out of memory while loading {spec}. Try a smaller model."
-    if "unrecognized configuration class" in low or "does not appear to have" in low and "causal" in low:
+    if "unrecognized configuration class" in low:
         return f"{spec} is not a causal (text-generating) language model."
     if "couldn't connect" in low or "offline" in low or "connection" in low:
         return (

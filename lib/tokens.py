@@ -17,9 +17,3 @@ def clean_label(token) -> str:
     label = label.replace("<|end_of_text|>", "[EOS]")
     label = re.sub(r"<0x[0-9A-Fa-f]{2}>", "", label)
     return label.strip() if label.strip() else "[EMPTY]"
-
-
-def token_labels(tokenizer, token_ids: list[int], eos_ids: set[int]) -> list[str]:
-    """Cleaned labels for ids; any end-of-sequence id shows as [EOS] whatever its text."""
-    pieces = tokenizer.convert_ids_to_tokens(list(token_ids))
-    return ["[EOS]" if i in eos_ids else clean_label(p) for i, p in zip(token_ids, pieces, strict=True)]

@@ -1,0 +1,46 @@
+"""Shared fixtures: the real bundled model (converted once per run) and a tiny random Llama."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# Convert the bundled GGUF once per test run into a private cache, unless the developer
+# points TAV_CACHE_DIR at a cache to reuse. Set before any lib import reads it.
+if not os.environ.get("TAV_CACHE_DIR"):
+    os.environ["TAV_CACHE_DIR"] = tempfile.mkdtemp(prefix="tav-test-cache-")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach the hub
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    """The bundled SmolLM2-135M-Instruct, loaded once for the whole run."""
+    from lib.models import load_model
+
+    return load_model()
+
+
+@pytest.fixture(scope="session")
+def smollm2_eager(smollm2):
+    """An independent copy of the same weights with transformers' eager attention."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from lib.models import converted_bundled_dir
+
+    model = AutoModelForCausalLM.from_pretrained(
+        converted_bundled_dir(), attn_implementation="eager", dtype=torch.float32
+    )
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
