@@ -40,7 +40,7 @@ class StepAttention:
     input_raw   (P_vis,) raw weight on each visible prompt token (BOS hidden if added)
     output_raw  (step,)  raw weight on generated tokens 0 .. step-1 (empty at step 0)
     input_norm, output_norm: the same, each divided by its own sum + 1e-8
-    sink_raw    raw weight on the hidden BOS token (0.0 when none is hidden)
+    sink_raw    raw weight on position 0 when it is hidden (BOS, or `hide_first`), else 0.0
     """
 
     step: int
@@ -59,13 +59,23 @@ class StepAttention:
             raise ValueError("output_norm must match output_raw")
 
 
-def split_step(result: GenerationResult, rows: np.ndarray, step: int) -> StepAttention:
-    """Split one aggregated row (from `aggregate`) into prompt and output attention."""
+def split_step(
+    result: GenerationResult, rows: np.ndarray, step: int, hide_first: bool = False
+) -> StepAttention:
+    """Split one aggregated row (from `aggregate`) into prompt and output attention.
+
+    Position 0 (a BOS the tokenizer added, else the first prompt token) is where most
+    models park attention (the "sink"). A hidden BOS is never drawn; `hide_first` also
+    zeroes a first prompt token, so the normalisation spreads over the other tokens.
+    """
     if not 0 <= step < result.n_steps:
         raise IndexError(f"step {step} out of range 0..{result.n_steps - 1}")
     P, b = result.prompt_len, result.bos_offset
     row = rows[step]
     inp = row[b:P]
+    if hide_first and b == 0:
+        inp = inp.copy()
+        inp[0] = 0.0
     # The query of step s sits at position P-1+s and sees generated tokens 0..s-1 at P..P+s-1.
     out = row[P : P + step]
     return StepAttention(
@@ -74,12 +84,15 @@ def split_step(result: GenerationResult, rows: np.ndarray, step: int) -> StepAtt
         output_raw=out.astype(np.float32),
         input_norm=normalise(inp),
         output_norm=normalise(out),
-        sink_raw=float(row[0]) if b else 0.0,
+        sink_raw=float(row[0]) if b or hide_first else 0.0,
     )
 
 
 def all_steps(
-    result: GenerationResult, layer: int | None = None, head: int | None = None
+    result: GenerationResult,
+    layer: int | None = None,
+    head: int | None = None,
+    hide_first: bool = False,
 ) -> list[StepAttention]:
     rows = aggregate(result, layer, head)
-    return [split_step(result, rows, s) for s in range(result.n_steps)]
+    return [split_step(result, rows, s, hide_first) for s in range(result.n_steps)]

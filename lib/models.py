@@ -113,6 +113,16 @@ def _folder_is_complete(folder: Path) -> bool:
         return False
 
 
+def _bundled_folder(gguf: Path) -> Path:
+    version = importlib.metadata.version(BUNDLED_PACKAGE)
+    return cache_root() / f"smollm2-135m-instruct-{version}-{gguf.stat().st_size}-f32"
+
+
+def bundled_is_converted() -> bool:
+    """True when the bundled model's converted cache is complete (a start takes ~1 s)."""
+    return _folder_is_complete(_bundled_folder(bundled_gguf_path()))
+
+
 def converted_bundled_dir(progress: Progress | None = None) -> Path:
     """Convert the bundled GGUF once into a normal HF folder and return its path.
 
@@ -121,11 +131,10 @@ def converted_bundled_dir(progress: Progress | None = None) -> Path:
     never leaves a half-written cache; an incomplete or corrupt one is rebuilt.
     """
     gguf = bundled_gguf_path()
-    version = importlib.metadata.version(BUNDLED_PACKAGE)
-    root = cache_root()
-    final = root / f"smollm2-135m-instruct-{version}-{gguf.stat().st_size}-f32"
+    final = _bundled_folder(gguf)
     if _folder_is_complete(final):
         return final
+    root = final.parent
     report = progress or (lambda _f, _m: None)
     root.mkdir(parents=True, exist_ok=True)
     if final.exists():
@@ -179,6 +188,8 @@ def _friendly(spec: str, err: Exception) -> str:
     low = text.lower()
     if isinstance(err, (torch.OutOfMemoryError, MemoryError)):
         return f"Out of memory while loading {spec}. Try a smaller model."
+    if "unrecognized model in" in low or "model_type" in low:
+        return f"{spec} is not a model folder (no config.json naming a model type)."
     if "unrecognized configuration class" in low:
         return f"{spec} is not a causal (text-generating) language model."
     if "couldn't connect" in low or "offline" in low or "connection" in low:

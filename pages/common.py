@@ -1,0 +1,228 @@
+"""Streamlit glue shared by the pages: session state, the cached model, cached runs.
+
+Everything heavy lives in lib/; this module decides what is cached and where state lives.
+The model is an `st.cache_resource` (one per process); a run's result is an `st.cache_data`
+entry keyed by a hash of its inputs, and the current run sits in `st.session_state["run"]`
+so every page shows the same one and switching pages never recomputes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+
+import streamlit as st
+
+from lib.config import (
+    BUNDLED_MODEL,
+    DEFAULT_MAX_TOKENS,
+    DEFAULT_PROMPT,
+    DEFAULT_THRESHOLD,
+    Limits,
+)
+from lib.generation import PromptError, generate, normalise_prompt
+from lib.models import LoadedModel, ModelLoadError, bundled_is_converted, converted_bundled_dir
+from lib.result import GenerationResult, SamplingSettings
+
+LIMITS = Limits.from_env()
+
+# Values that outlive the page whose widget set them (Streamlit drops widget state when a
+# page that does not render the widget runs; main.py re-assigns these every run).
+DEFAULTS: dict[str, object] = {
+    "prompt": DEFAULT_PROMPT,
+    "max_tokens": DEFAULT_MAX_TOKENS,
+    "threshold": DEFAULT_THRESHOLD,
+    "decoding": "Greedy",
+    "temperature": 1.0,
+    "top_k": 0,
+    "top_p": 1.0,
+    "min_p": 0.0,
+    "seed": 0,
+    "chat_template": False,
+    "layer": "All layers (mean)",
+    "head": "All heads (mean)",
+    "show_all": False,
+    "hide_sink": False,
+}
+
+
+def init_state() -> None:
+    """Give every shared key its default, and keep widget-set values across pages."""
+    ss = st.session_state
+    for key, value in DEFAULTS.items():
+        ss[key] = ss.get(key, value)  # re-assigning keeps a widget's value
+    ss.setdefault("model_spec", BUNDLED_MODEL)
+    ss.setdefault("model_error", None)
+    ss.setdefault("run", None)
+    ss.setdefault("selected_token", None)
+    ss.setdefault("graph_nonce", 0)
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _cached_model(spec: str) -> LoadedModel:
+    from lib.models import load_model
+
+    return load_model(spec)
+
+
+def get_model(spec: str) -> LoadedModel:
+    """The loaded model for `spec`; the first start converts the bundled GGUF with progress."""
+    if spec == BUNDLED_MODEL and not bundled_is_converted():
+        with st.status("First start: preparing the bundled model (once)", expanded=True) as box:
+            bar = st.progress(0.0)
+            converted_bundled_dir(progress=lambda f, msg: bar.progress(f, text=msg))
+            box.update(label="Bundled model ready", state="complete", expanded=False)
+    with st.spinner(f"Loading {spec} ..."):
+        return _cached_model(spec)
+
+
+def current_model() -> LoadedModel | None:
+    """The model in use, or None (with the reason in session state) when it cannot load."""
+    ss = st.session_state
+    try:
+        lm = get_model(ss["model_spec"])
+    except ModelLoadError as err:
+        ss["model_error"] = str(err)
+        return None
+    return lm
+
+
+def switch_model(spec: str) -> str | None:
+    """Try to load `spec`; on success it becomes the model in use. Returns an error or None.
+
+    On failure the previous model stays in use, and the current run is kept.
+    """
+    try:
+        get_model(spec)
+    except ModelLoadError as err:
+        return str(err)
+    st.session_state["model_spec"] = spec
+    st.session_state["model_error"] = None
+    return None
+
+
+def sampling_from_state() -> SamplingSettings:
+    ss = st.session_state
+    if ss["decoding"] == "Greedy":
+        return SamplingSettings()
+    return SamplingSettings(
+        do_sample=True,
+        temperature=float(ss["temperature"]),
+        top_k=int(ss["top_k"]),
+        top_p=float(ss["top_p"]),
+        min_p=float(ss["min_p"]),
+        seed=int(ss["seed"]),
+    )
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """The inputs that determine a run; its hash keys the result cache."""
+
+    model_spec: str
+    prompt: str
+    max_new_tokens: int
+    sampling: SamplingSettings
+    chat_template: bool
+
+    @property
+    def key(self) -> str:
+        blob = json.dumps(asdict(self), sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@st.cache_data(max_entries=LIMITS.result_cache_entries, show_spinner=False)
+def _cached_run(key: str, _request: RunRequest, _lm: LoadedModel) -> GenerationResult:
+    request = _request  # hashed through `key`, which covers every field
+    # Elements made here are replayed on a cache hit: a finished progress bar, which is true.
+    bar = st.progress(0.0, text="Generating ...")
+    live = st.empty()
+    pieces: list[str] = []
+
+    def on_token(step: int, total: int, label: str) -> None:
+        pieces.append(label)
+        bar.progress((step + 1) / total, text=f"Generated token {step + 1} of at most {total}")
+        live.text(" ".join(pieces))
+
+    result = generate(
+        _lm,
+        request.prompt,
+        request.max_new_tokens,
+        sampling=request.sampling,
+        chat_template=request.chat_template,
+        on_token=on_token,
+        limits=LIMITS,
+    )
+    live.empty()
+    return result
+
+
+def run_generation(lm: LoadedModel) -> str | None:
+    """Generate from the prompt in session state; store the run. Returns an error or None."""
+    ss = st.session_state
+    request = RunRequest(
+        model_spec=ss["model_spec"],
+        prompt=normalise_prompt(str(ss["prompt"])),
+        max_new_tokens=int(ss["max_tokens"]),
+        sampling=sampling_from_state(),
+        chat_template=bool(ss["chat_template"]) and lm.has_chat_template,
+    )
+    try:
+        result = _cached_run(request.key, request, lm)
+    except PromptError as err:
+        return str(err)
+    ss["run"] = {"key": request.key, "request": request, "result": result}
+    ss["selected_token"] = None
+    ss["graph_nonce"] += 1
+    return None
+
+
+def current_run() -> tuple[str, GenerationResult] | None:
+    run = st.session_state.get("run")
+    return (run["key"], run["result"]) if run else None
+
+
+def need_run() -> tuple[str, GenerationResult] | None:
+    """The current run, or a note pointing to the Generate page (then the page stops)."""
+    run = current_run()
+    if run is None:
+        st.info("Nothing generated yet. Write a prompt on the Generate page first.")
+        st.page_link("pages/generate.py", label="Go to Generate", icon=":material/edit:")
+    return run
+
+
+def layer_head_choice(result: GenerationResult) -> tuple[int | None, int | None]:
+    """Sidebar-free layer/head pickers shared by the attention pages (None = mean)."""
+    layer_opts = ["All layers (mean)"] + [f"Layer {i}" for i in range(result.n_layers)]
+    head_opts = ["All heads (mean)"] + [f"Head {i}" for i in range(result.n_heads)]
+    ss = st.session_state
+    if ss["layer"] not in layer_opts:
+        ss["layer"] = layer_opts[0]
+    if ss["head"] not in head_opts:
+        ss["head"] = head_opts[0]
+    c1, c2 = st.columns(2)
+    layer = c1.selectbox("Layer", layer_opts, key="layer")
+    head = c2.selectbox("Head", head_opts, key="head")
+    li = None if layer == layer_opts[0] else layer_opts.index(layer) - 1
+    hi = None if head == head_opts[0] else head_opts.index(head) - 1
+    return li, hi
+
+
+_MD_SPECIAL = set("\\`*_{}[]()#+-.!|<>$~:=")
+
+
+def md_escape(text: str) -> str:
+    """Text made literal for st.markdown-style elements (captions, errors, labels).
+
+    Every Markdown-active ASCII punctuation is backslash-escaped, so `**x**`, `[a](b)`,
+    `$x$` and `:red[x]` show as typed; raw HTML is never enabled anywhere in the app.
+    """
+    return "".join("\\" + c if c in _MD_SPECIAL else c for c in str(text))
+
+
+def describe_aggregation(result: GenerationResult, layer: int | None, head: int | None) -> str:
+    what_layer = f"all {result.n_layers} layers" if layer is None else f"layer {layer}"
+    what_head = f"all {result.n_heads} heads" if head is None else f"head {head}"
+    verb = "averaged over" if layer is None or head is None else "from"
+    return f"{verb} {what_head} of {what_layer}"

@@ -1,0 +1,107 @@
+"""Page 1: the prompt, the settings, generation with progress, and the token sequence."""
+
+import pandas as pd
+import streamlit as st
+
+from pages.common import LIMITS, current_model, current_run, md_escape, run_generation
+
+st.title("Generate")
+st.caption(
+    "Type a prompt; the model continues it one token at a time. Every step's attention is "
+    "captured exactly as the model computed it, for the other pages to show."
+)
+lm = current_model()
+
+st.text_area("Prompt", key="prompt", height=110)
+c1, c2, c3 = st.columns([2, 2, 1])
+c1.slider(
+    "Max new tokens",
+    1,
+    LIMITS.max_new_tokens,
+    key="max_tokens",
+    help="Generation stops earlier if the model writes its end-of-sequence token.",
+)
+c2.slider(
+    "Attention threshold",
+    0.0,
+    0.2,
+    step=0.001,
+    format="%.3f",
+    key="threshold",
+    help="The graph hides connections whose normalised weight is below this.",
+)
+c3.toggle(
+    "Chat template",
+    key="chat_template",
+    disabled=lm is None or not lm.has_chat_template,
+    help="Wrap the prompt in the model's chat format (instruct models). Off: the text "
+    "is continued as typed, and special tokens you type are plain text.",
+)
+
+with st.expander("How the next token is chosen", expanded=st.session_state["decoding"] != "Greedy"):
+    st.radio(
+        "Decoding",
+        ["Greedy", "Sample"],
+        key="decoding",
+        horizontal=True,
+        help="Greedy always takes the most likely token; Sample draws from the distribution.",
+    )
+    sampling = st.session_state["decoding"] == "Sample"
+    s1, s2, s3, s4, s5 = st.columns(5)
+    s1.slider("Temperature", 0.05, 2.0, step=0.05, key="temperature", disabled=not sampling)
+    s2.number_input("Top-k (0 = off)", 0, 500, key="top_k", disabled=not sampling)
+    s3.slider("Top-p", 0.05, 1.0, step=0.01, key="top_p", disabled=not sampling)
+    s4.slider("Min-p", 0.0, 0.5, step=0.01, key="min_p", disabled=not sampling)
+    s5.number_input("Seed", 0, 2**31 - 1, key="seed", disabled=not sampling)
+
+if st.button("Generate", type="primary", disabled=lm is None, icon=":material/play_arrow:"):
+    if not str(st.session_state["prompt"]).strip():
+        st.warning("The prompt is empty. Type some text for the model to continue.")
+    else:
+        error = run_generation(lm)
+        if error:
+            st.error(md_escape(error), icon=":material/error:")
+
+run = current_run()
+if run is not None:
+    _, r = run
+    st.subheader("Output")
+    st.caption(
+        md_escape(
+            f"{r.model_name} · {r.settings['sampling']['description']} · {r.n_steps} tokens, "
+            + ("stopped at end-of-sequence" if r.stop_reason == "eos" else "stopped at max tokens")
+        )
+    )
+    tok = lm.tokenizer if lm is not None else None
+    if tok is not None:
+        st.code(r.prompt + tok.decode(r.generated_ids.tolist()), language=None, wrap_lines=True)
+    rows = []
+    for i, (tid, label) in enumerate(zip(r.token_ids.tolist(), r.labels, strict=True)):
+        if i < r.prompt_len:
+            part = "prompt (hidden BOS)" if i < r.bos_offset else "prompt"
+            prob = float("nan")  # the model did not choose prompt tokens
+        else:
+            part, prob = "generated", float(r.chosen_prob[i - r.prompt_len])
+        rows.append(
+            {
+                "position": i,
+                "part": part,
+                "token": label,
+                "id": tid,
+                "probability": prob,
+            }
+        )
+    st.dataframe(
+        pd.DataFrame(rows),
+        hide_index=True,
+        width="stretch",
+        height=300,
+        column_config={
+            "probability": st.column_config.NumberColumn(
+                "probability", help="The model's probability for the token it chose", format="%.4f"
+            )
+        },
+    )
+    st.page_link(
+        "pages/attention_graph.py", label="See what each token attends to", icon=":material/hub:"
+    )
