@@ -6,7 +6,7 @@ import streamlit as st
 from lib.attention import StepAttention, all_steps
 from lib.graph import attention_graph, select_edges
 from lib.result import GenerationResult
-from pages.common import describe_aggregation, layer_head_choice, md_escape, need_run
+from pages.common import bound, describe_aggregation, layer_head_choice, md_escape, need_run
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -53,7 +53,7 @@ if n > 1:
         "Generation step",
         1,
         n,
-        key="step",
+        **bound("step"),
         help="Which generated token's attention to show (its query row).",
     )
 else:
@@ -64,25 +64,25 @@ c2.slider(
     0.2,
     step=0.001,
     format="%.3f",
-    key="threshold",
+    **bound("threshold"),
     help="Connections whose normalised weight is below this are hidden.",
 )
 b1, b2, b3 = st.columns([3, 4, 2])
 b1.toggle(
     "Show all connections",
-    key="show_all",
+    **bound("show_all"),
     help="Draw the connections of every step up to the current one, not just this step.",
 )
 b2.toggle(
     "Hide the first-token sink and renormalise",
-    key="hide_sink",
+    **bound("hide_sink"),
     help="Most models park much of their attention on the first token. Hiding it spreads "
     "the normalised weights over the other prompt tokens.",
 )
 b3.button("Reset selection", on_click=reset_selection, icon=":material/restart_alt:")
 
 current = int(ss["step"]) - 1
-chart_key = f"graph_{run_key}_{ss['graph_nonce']}"
+chart_key = ss["graph_chart_key"] = f"graph_{run_key}_{ss['graph_nonce']}"
 selected = parse_selection(ss.get(chart_key))
 if selected is not None:
     side, idx = selected

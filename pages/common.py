@@ -27,8 +27,9 @@ from lib.result import GenerationResult, SamplingSettings
 
 LIMITS = Limits.from_env()
 
-# Values that outlive the page whose widget set them (Streamlit drops widget state when a
-# page that does not render the widget runs; main.py re-assigns these every run).
+# Values that outlive the page whose widget set them. Streamlit drops a widget's state when
+# a run does not render it (another page), so each lives under its own name and its widget
+# under `widget_key(name)`, copied in before the widget is drawn and back on change.
 DEFAULTS: dict[str, object] = {
     "prompt": DEFAULT_PROMPT,
     "max_tokens": DEFAULT_MAX_TOKENS,
@@ -48,15 +49,29 @@ DEFAULTS: dict[str, object] = {
 
 
 def init_state() -> None:
-    """Give every shared key its default, and keep widget-set values across pages."""
+    """Give every shared key its default."""
     ss = st.session_state
     for key, value in DEFAULTS.items():
-        ss[key] = ss.get(key, value)  # re-assigning keeps a widget's value
+        ss.setdefault(key, value)
     ss.setdefault("model_spec", BUNDLED_MODEL)
     ss.setdefault("model_error", None)
     ss.setdefault("run", None)
     ss.setdefault("selected_token", None)
     ss.setdefault("graph_nonce", 0)
+
+
+def widget_key(name: str) -> str:
+    return f"{name}__w"
+
+
+def _store(name: str) -> None:
+    st.session_state[name] = st.session_state[widget_key(name)]
+
+
+def bound(name: str) -> dict:
+    """Keyword arguments that tie a widget to the shared value `name` (see DEFAULTS)."""
+    st.session_state[widget_key(name)] = st.session_state[name]
+    return {"key": widget_key(name), "on_change": _store, "args": (name,)}
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
@@ -202,8 +217,8 @@ def layer_head_choice(result: GenerationResult) -> tuple[int | None, int | None]
     if ss["head"] not in head_opts:
         ss["head"] = head_opts[0]
     c1, c2 = st.columns(2)
-    layer = c1.selectbox("Layer", layer_opts, key="layer")
-    head = c2.selectbox("Head", head_opts, key="head")
+    layer = c1.selectbox("Layer", layer_opts, **bound("layer"))
+    head = c2.selectbox("Head", head_opts, **bound("head"))
     li = None if layer == layer_opts[0] else layer_opts.index(layer) - 1
     hi = None if head == head_opts[0] else head_opts.index(head) - 1
     return li, hi

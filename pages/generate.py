@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from pages.common import LIMITS, current_model, current_run, md_escape, run_generation
+from pages.common import LIMITS, bound, current_model, current_run, md_escape, run_generation
 
 st.title("Generate")
 st.caption(
@@ -12,13 +12,13 @@ st.caption(
 )
 lm = current_model()
 
-st.text_area("Prompt", key="prompt", height=110)
+st.text_area("Prompt", **bound("prompt"), height=110)
 c1, c2, c3 = st.columns([2, 2, 1])
 c1.slider(
     "Max new tokens",
     1,
     LIMITS.max_new_tokens,
-    key="max_tokens",
+    **bound("max_tokens"),
     help="Generation stops earlier if the model writes its end-of-sequence token.",
 )
 c2.slider(
@@ -27,12 +27,12 @@ c2.slider(
     0.2,
     step=0.001,
     format="%.3f",
-    key="threshold",
+    **bound("threshold"),
     help="The graph hides connections whose normalised weight is below this.",
 )
 c3.toggle(
     "Chat template",
-    key="chat_template",
+    **bound("chat_template"),
     disabled=lm is None or not lm.has_chat_template,
     help="Wrap the prompt in the model's chat format (instruct models). Off: the text "
     "is continued as typed, and special tokens you type are plain text.",
@@ -42,17 +42,17 @@ with st.expander("How the next token is chosen", expanded=st.session_state["deco
     st.radio(
         "Decoding",
         ["Greedy", "Sample"],
-        key="decoding",
+        **bound("decoding"),
         horizontal=True,
         help="Greedy always takes the most likely token; Sample draws from the distribution.",
     )
     sampling = st.session_state["decoding"] == "Sample"
     s1, s2, s3, s4, s5 = st.columns(5)
-    s1.slider("Temperature", 0.05, 2.0, step=0.05, key="temperature", disabled=not sampling)
-    s2.number_input("Top-k (0 = off)", 0, 500, key="top_k", disabled=not sampling)
-    s3.slider("Top-p", 0.05, 1.0, step=0.01, key="top_p", disabled=not sampling)
-    s4.slider("Min-p", 0.0, 0.5, step=0.01, key="min_p", disabled=not sampling)
-    s5.number_input("Seed", 0, 2**31 - 1, key="seed", disabled=not sampling)
+    s1.slider("Temperature", 0.05, 2.0, step=0.05, **bound("temperature"), disabled=not sampling)
+    s2.number_input("Top-k (0 = off)", 0, 500, **bound("top_k"), disabled=not sampling)
+    s3.slider("Top-p", 0.05, 1.0, step=0.01, **bound("top_p"), disabled=not sampling)
+    s4.slider("Min-p", 0.0, 0.5, step=0.01, **bound("min_p"), disabled=not sampling)
+    s5.number_input("Seed", 0, 2**31 - 1, **bound("seed"), disabled=not sampling)
 
 if st.button("Generate", type="primary", disabled=lm is None, icon=":material/play_arrow:"):
     if not str(st.session_state["prompt"]).strip():

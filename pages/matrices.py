@@ -8,7 +8,7 @@ from lib.heatmap import MAX_AXIS, head_grid, heatmap, view
 from lib.matrices import FullAttention, full_attention
 from lib.models import LoadedModel
 from lib.result import GenerationResult
-from pages.common import current_model, describe_aggregation, layer_head_choice, need_run
+from pages.common import bound, current_model, describe_aggregation, layer_head_choice, need_run
 
 CAPTURED = "Generated tokens (captured while generating)"
 WHOLE = "Whole sequence (one extra forward pass)"
@@ -60,7 +60,7 @@ source = st.radio(
 )
 hide = st.toggle(
     "Hide the first-token attention sink and renormalise",
-    key="hide_sink",
+    **bound("hide_sink"),
     help="Most models park a large share of attention on the first token. Hiding "
     "it and renormalising each row makes the rest visible.",
 )

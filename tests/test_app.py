@@ -1,0 +1,179 @@
+"""The Streamlit app, driven headless with AppTest on the real bundled model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+pytestmark = pytest.mark.slow
+
+TIMEOUT = 180
+
+
+@pytest.fixture
+def app(smollm2) -> AppTest:  # smollm2: the bundled model is converted before the app starts
+    at = AppTest.from_file("../main.py", default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def button(at: AppTest, label: str):
+    return next(b for b in at.button if b.label == label)
+
+
+def generate(at: AppTest, prompt: str | None = None, max_tokens: int | None = None) -> AppTest:
+    if prompt is not None:
+        at.text_area(key="prompt__w").input(prompt)
+    if max_tokens is not None:
+        at.slider(key="max_tokens__w").set_value(max_tokens)
+    button(at, "Generate").click().run()
+    assert not at.exception
+    return at
+
+
+def figure(at: AppTest) -> dict:
+    charts = at.get("plotly_chart")
+    assert len(charts) == 1
+    return json.loads(charts[0].proto.spec)
+
+
+def edge_count(fig: dict) -> int:
+    for trace in fig["data"]:
+        data = trace.get("customdata") or []
+        if data and data[0][0] == "edge":
+            return len(data)
+    return 0
+
+
+def marker_colours(fig: dict, side: str) -> list[str]:
+    trace = next(t for t in fig["data"] if t.get("name") == side)
+    return trace["marker"]["color"]
+
+
+def test_generate_page_shows_text_and_tokens(app):
+    generate(app, max_tokens=8)
+    run = app.session_state["run"]
+    result = run["result"]
+    assert result.n_steps == 8
+    text = app.code[0].value
+    assert text.startswith("The old wizard walked through the forest, his eyes")
+    table = app.dataframe[0].value
+    assert list(table["token"]) == list(result.labels)
+    assert list(table["id"]) == result.token_ids.tolist()
+
+
+def test_every_page_renders_and_switching_keeps_the_run(app):
+    generate(app, max_tokens=6)
+    key = app.session_state["run"]["key"]
+    for page in ("pages/attention_graph.py", "pages/matrices.py", "pages/generate.py"):
+        app.switch_page(page).run()
+        assert not app.exception, page
+        assert app.session_state["run"]["key"] == key  # same run, nothing recomputed
+    assert app.code[0].value.startswith("The old wizard")  # still shown after the round trip
+    app.switch_page("pages/matrices.py").run()
+    assert len(app.get("vega_lite_chart")) >= 1
+
+
+def test_pages_without_a_run_point_to_generate(app):
+    for page in ("pages/attention_graph.py", "pages/matrices.py"):
+        app.switch_page(page).run()
+        assert not app.exception
+        assert any("Nothing generated yet" in i.value for i in app.info)
+
+
+def test_step_and_threshold_change_the_graph(app):
+    generate(app, max_tokens=6)
+    result = app.session_state["run"]["result"]
+    visible_prompt = len(result.prompt_labels)
+    app.switch_page("pages/attention_graph.py").run()
+    app.slider(key="threshold__w").set_value(0.0).run()
+    # Softmax weights are all positive, so at threshold 0 step 1 draws one line per prompt token.
+    assert edge_count(figure(app)) == visible_prompt
+    app.slider(key="step__w").set_value(5).run()
+    assert edge_count(figure(app)) == visible_prompt + 4  # plus the 4 earlier outputs
+    assert marker_colours(figure(app), "output")[4] == "coral"
+    assert marker_colours(figure(app), "output")[:4] == ["pink"] * 4
+    app.slider(key="threshold__w").set_value(0.2).run()
+    fewer = edge_count(figure(app))
+    assert fewer < visible_prompt + 4
+    app.toggle(key="show_all__w").set_value(True).run()
+    assert edge_count(figure(app)) >= fewer
+
+
+def test_layer_and_head_choice_changes_the_graph(app):
+    generate(app, max_tokens=4)
+    app.switch_page("pages/attention_graph.py").run()
+    app.slider(key="threshold__w").set_value(0.1).run()
+    before = figure(app)["data"]
+    app.selectbox(key="layer__w").set_value("Layer 3").run()
+    app.selectbox(key="head__w").set_value("Head 2").run()
+    assert not app.exception
+    assert figure(app)["data"] != before
+
+
+def test_click_filters_and_reset_clears(app):
+    generate(app, max_tokens=6)
+    app.switch_page("pages/attention_graph.py").run()
+    app.slider(key="threshold__w").set_value(0.0).run()
+    app.toggle(key="show_all__w").set_value(True).run()
+    app.slider(key="step__w").set_value(6).run()
+    all_edges = edge_count(figure(app))
+    chart_key = app.session_state["graph_chart_key"]
+    selection = {
+        "points": [{"customdata": ["input", 2]}],
+        "point_indices": [2],
+        "box": [],
+        "lasso": [],
+    }
+    app.session_state[chart_key] = {"selection": selection}
+    app.run()
+    assert app.session_state["selected_token"] == ("input", 2)
+    fig = figure(app)
+    assert edge_count(fig) == 6  # prompt token 2 -> each of the 6 generated tokens
+    assert marker_colours(fig, "input")[2] == "yellow"
+    assert edge_count(fig) < all_edges
+
+    button(app, "Reset selection").click().run()
+    assert app.session_state["selected_token"] is None
+    assert edge_count(figure(app)) == all_edges
+    assert "yellow" not in marker_colours(figure(app), "input")
+
+
+def test_click_on_generated_token_shows_its_incoming_edges(app):
+    generate(app, max_tokens=6)
+    result = app.session_state["run"]["result"]
+    app.switch_page("pages/attention_graph.py").run()
+    app.slider(key="threshold__w").set_value(0.0).run()
+    app.slider(key="step__w").set_value(6).run()
+    chart_key = app.session_state["graph_chart_key"]
+    app.session_state[chart_key] = {"selection": {"points": [{"customdata": ["output", 3]}]}}
+    app.run()
+    assert edge_count(figure(app)) == len(result.prompt_labels) + 3
+    assert marker_colours(figure(app), "output")[3] == "yellow"
+
+
+def test_empty_prompt_shows_a_message_and_runs_nothing(app):
+    generate(app, prompt="   \n  ")
+    assert app.session_state["run"] is None
+    assert any("empty" in w.value for w in app.warning)
+
+
+def test_matrices_page_views(app):
+    generate(app, max_tokens=5)
+    app.switch_page("pages/matrices.py").run()
+    specs = [c.proto.spec for c in app.get("vega_lite_chart")]
+    assert specs and "query: the token doing the attending" in specs[0]
+    app.toggle(key="hide_sink__w").set_value(True).run()
+    assert not app.exception
+    app.radio(key="matrix_source").set_value("Whole sequence (one extra forward pass)").run()
+    assert not app.exception
+    app.selectbox(key="layer__w").set_value("Layer 2").run()
+    assert not app.exception
+    assert len(app.get("vega_lite_chart")) == 2  # the matrix and the grid of heads
+    assert [d.label for d in app.get("download_button")] == [
+        "Download this matrix (CSV)",
+        "Download the whole run (NPZ)",
+    ]
