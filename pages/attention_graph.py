@@ -121,6 +121,8 @@ st.plotly_chart(
     config={"displayModeBar": False},
 )
 st.caption(
+    "Each step shows the attention computed while producing the coral token: its query is "
+    "the token just before it (the last prompt token at step 1). "
     f"Weights are {describe_aggregation(r, layer, head)}. Blue lines: attention to prompt "
     "tokens; orange curves: attention to earlier generated tokens. Each colour is normalised "
     "separately (divided by its own sum) so both are visible; hover a line for the "

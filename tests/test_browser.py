@@ -1,0 +1,102 @@
+"""The app in a real browser: Debian's Chromium driven by Playwright against `streamlit run`."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.browser import CHROMIUM_ARGS, chromium_path, streamlit_server, wait_idle
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+PROMPT = "The little robot opened the door"
+
+
+@pytest.fixture(scope="module")
+def server(smollm2, artifacts_dir):  # smollm2: the model cache is converted before the server
+    with streamlit_server(artifacts_dir / "streamlit-server.log") as url:
+        yield url
+
+
+@pytest.fixture
+def page(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1400, "height": 1300})
+        pg = context.new_page()
+        errors: list[str] = []
+        pg.on("pageerror", lambda e: errors.append(str(e)))
+        pg.goto(server)
+        wait_idle(pg)
+        yield pg
+        context.close()
+        browser.close()
+        assert not errors, f"JavaScript errors in the page: {errors}"
+
+
+def open_page(pg, title: str) -> None:
+    pg.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
+    wait_idle(pg)
+
+
+def test_generate_graph_click_and_matrices(page, artifacts_dir):
+    pg = page
+    box = pg.get_by_label("Prompt")
+    box.fill(PROMPT)
+    box.press("Tab")  # Streamlit commits a text area on blur
+    wait_idle(pg)
+    pg.get_by_role("button", name="Generate").click()
+    wait_idle(pg)
+    code = pg.get_by_test_id("stCode").first
+    assert code.inner_text().startswith(PROMPT)
+    assert len(code.inner_text()) > len(PROMPT) + 10  # the model wrote something
+    pg.screenshot(path=str(artifacts_dir / "1-generate.png"))
+
+    open_page(pg, "Attention graph")
+    plot = pg.locator(".js-plotly-plot").first
+    plot.wait_for()
+    pg.get_by_text("Step 1 of 20").wait_for()
+    slider = pg.get_by_role("slider").first  # the generation step
+    slider.focus()
+    slider.press("End")
+    wait_idle(pg)
+    pg.get_by_text("Step 20 of 20").wait_for()
+    pg.screenshot(path=str(artifacts_dir / "2-graph.png"))
+
+    # Click the third prompt token ("robot"): the second-to-last trace holds the prompt markers.
+    inputs = plot.locator(".scatterlayer .trace").nth(-2).locator(".point")
+    assert inputs.count() >= 5
+    inputs.nth(2).click(force=True)
+    wait_idle(pg)
+    caption = pg.get_by_text("Filtered on prompt token 2")
+    caption.wait_for()
+    assert "robot" in caption.inner_text()
+    fill = (
+        plot.locator(".scatterlayer .trace")
+        .nth(-2)
+        .locator(".point")
+        .nth(2)
+        .evaluate("el => getComputedStyle(el).fill")
+    )
+    assert fill == "rgb(255, 255, 0)"  # the selected token turns yellow
+    shown = int(pg.get_by_text("shown)").inner_text().split("(")[-1].split()[0])
+    assert 0 < shown <= 20  # only robot's lines, at most one to each generated token
+    pg.screenshot(path=str(artifacts_dir / "3-graph-filtered.png"))
+
+    pg.get_by_role("button", name="Reset selection").click()
+    wait_idle(pg)
+    assert pg.get_by_text("Filtered on prompt token").count() == 0
+
+    open_page(pg, "Attention matrices")
+    pg.locator("[data-testid=stVegaLiteChart]").first.wait_for()
+    assert (
+        pg.locator(
+            "[data-testid=stVegaLiteChart] svg, [data-testid=stVegaLiteChart] canvas"
+        ).count()
+        >= 1
+    )
+    pg.screenshot(path=str(artifacts_dir / "4-matrices.png"))
+
+    open_page(pg, "Generate")
+    assert pg.get_by_label("Prompt").input_value() == PROMPT  # nothing lost between pages
