@@ -45,6 +45,9 @@ nav = st.navigation(
         st.Page("pages/generate.py", title="Generate", icon=":material/edit_note:", default=True),
         st.Page("pages/attention_graph.py", title="Attention graph", icon=":material/hub:"),
         st.Page("pages/matrices.py", title="Attention matrices", icon=":material/grid_on:"),
+        st.Page("pages/next_token.py", title="Next token", icon=":material/casino:"),
+        st.Page("pages/head_roles.py", title="Head roles", icon=":material/psychology:"),
+        st.Page("pages/lenses.py", title="Logit lens & fingerprints", icon=":material/layers:"),
     ]
 )
 model_sidebar()

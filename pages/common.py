@@ -140,6 +140,7 @@ class RunRequest:
     max_new_tokens: int
     sampling: SamplingSettings
     chat_template: bool
+    forced_tokens: tuple[int, ...] = ()  # first choices fixed ("next token", "what if")
 
     @property
     def key(self) -> str:
@@ -166,6 +167,7 @@ def _cached_run(key: str, _request: RunRequest, _lm: LoadedModel) -> GenerationR
         request.max_new_tokens,
         sampling=request.sampling,
         chat_template=request.chat_template,
+        forced_tokens=request.forced_tokens,
         on_token=on_token,
         limits=LIMITS,
     )
@@ -173,24 +175,36 @@ def _cached_run(key: str, _request: RunRequest, _lm: LoadedModel) -> GenerationR
     return result
 
 
-def run_generation(lm: LoadedModel) -> str | None:
-    """Generate from the prompt in session state; store the run. Returns an error or None."""
+def request_from_state(lm: LoadedModel) -> RunRequest:
+    """The run the Generate page's settings describe."""
     ss = st.session_state
-    request = RunRequest(
+    return RunRequest(
         model_spec=ss["model_spec"],
         prompt=normalise_prompt(str(ss["prompt"])),
         max_new_tokens=int(ss["max_tokens"]),
         sampling=sampling_from_state(),
         chat_template=bool(ss["chat_template"]) and lm.has_chat_template,
     )
+
+
+def run_generation(lm: LoadedModel, request: RunRequest | None = None) -> str | None:
+    """Run `request` (default: the Generate page's settings) through the result cache and
+    make it the current run that every page shows. Returns an error message or None."""
+    request = request or request_from_state(lm)
     try:
         result = _cached_run(request.key, request, lm)
     except PromptError as err:
         return str(err)
+    set_current_run(request, result)
+    return None
+
+
+def set_current_run(request: RunRequest, result: GenerationResult) -> None:
+    """Make `result` the run every page shows (and clear selections tied to the old one)."""
+    ss = st.session_state
     ss["run"] = {"key": request.key, "request": request, "result": result}
     ss["selected_token"] = None
     ss["graph_nonce"] += 1
-    return None
 
 
 def current_run() -> tuple[str, GenerationResult] | None:

@@ -42,8 +42,13 @@ def test_model_that_is_not_a_causal_lm(tmp_path):
 def test_model_over_the_size_limit(tmp_path):
     from transformers import LlamaConfig
 
-    LlamaConfig(vocab_size=1000, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                num_attention_heads=4).save_pretrained(tmp_path)
+    LlamaConfig(
+        vocab_size=1000,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+    ).save_pretrained(tmp_path)
     with pytest.raises(ModelLoadError, match="over this app's limit"):
         load_model(str(tmp_path), limits=Limits(max_model_params=1000))
 
