@@ -1,35 +1,19 @@
 """Token Attention Visualizer: `uv run streamlit run main.py`."""
 
+import logging
+
 import streamlit as st
 
-from lib.config import BUNDLED_MODEL, SUGGESTED_HUB_MODELS
-from pages.common import current_model, init_state, md_escape, switch_model
-
-OTHER = "Other: a Hugging Face id or a local folder"
-BUNDLED_LABEL = "SmolLM2-135M-Instruct (bundled, offline)"
+from pages.common import current_model, init_state, md_escape
 
 
-def model_sidebar() -> None:
-    ss = st.session_state
+def model_status() -> None:
+    """The sidebar names the model in use on every page (the picker is on Generate)."""
     with st.sidebar:
         st.subheader("Model")
-        labels = {BUNDLED_LABEL: BUNDLED_MODEL} | {m: m for m in SUGGESTED_HUB_MODELS}
-        choice = st.selectbox("Choose a model", [*labels, OTHER], key="model_choice")
-        if choice == OTHER:
-            spec = st.text_input(
-                "Model id or folder",
-                key="model_custom",
-                placeholder="e.g. HuggingFaceTB/SmolLM2-360M-Instruct",
-            )
-        else:
-            spec = labels[choice]
-        if st.button("Load model", disabled=not spec.strip() or spec.strip() == ss["model_spec"]):
-            ss["model_error"] = switch_model(spec.strip())
         lm = current_model()
-        if ss.get("model_error"):
-            st.error(md_escape(ss["model_error"]), icon=":material/error:")
         if lm is None:
-            st.warning("No model is loaded.")
+            st.warning("No model is loaded: " + md_escape(st.session_state["model_error"] or ""))
             return
         st.success(md_escape(lm.name), icon=":material/check_circle:")
         st.caption(
@@ -50,5 +34,15 @@ nav = st.navigation(
         st.Page("pages/lenses.py", title="Logit lens & fingerprints", icon=":material/layers:"),
     ]
 )
-model_sidebar()
-nav.run()
+model_status()
+try:
+    nav.run()
+except Exception:  # noqa: BLE001 - the last line of defence; st.stop/rerun are BaseException
+    # Nothing typed into the app may end in a traceback on screen: log it for the developer,
+    # tell the user, keep their prompt and run (both live in session state).
+    logging.getLogger("tav").exception("page failed")
+    st.error(
+        "Something went wrong while drawing this page. Your prompt and your last run are "
+        "kept; try other settings, or report the problem with the server log.",
+        icon=":material/error:",
+    )

@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,6 +143,9 @@ def converted_bundled_dir(progress: Progress | None = None) -> Path:
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    for stale in root.glob(".converting-*"):  # left by a process killed mid-conversion
+        if time.time() - stale.stat().st_mtime > 3600:
+            shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=".converting-", dir=root))
     try:
         report(0.05, "First start: reading the tokenizer from the bundled GGUF file (once)")
@@ -227,15 +231,27 @@ def load_model(
 ) -> LoadedModel:
     """Load a causal LM for capture. Raises ModelLoadError with a message for the user."""
     limits = limits or Limits.from_env()
-    report = progress or (lambda _f, _m: None)
     ensure_registered()
     source, location = resolve_source(spec)
+    if source != "bundled":
+        return _load(spec, source, location, progress, limits)
+    try:
+        return _load(spec, source, str(converted_bundled_dir(progress)), progress, limits)
+    except ModelLoadError:
+        # The cache passed its size check but does not load (damaged bytes, a partial copy):
+        # convert again, once. A second failure is a real error.
+        shutil.rmtree(_bundled_folder(bundled_gguf_path()), ignore_errors=True)
+        return _load(spec, source, str(converted_bundled_dir(progress)), progress, limits)
+
+
+def _load(
+    spec: str, source: str, location: str, progress: Progress | None, limits: Limits
+) -> LoadedModel:
+    report = progress or (lambda _f, _m: None)
     device, dtype = pick_device()
     try:
         from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-        if source == "bundled":
-            location = str(converted_bundled_dir(progress))
         report(0.9 if source == "bundled" else 0.1, f"Loading {spec}")
         config = AutoConfig.from_pretrained(location, trust_remote_code=False)
         if getattr(config, "attn_logit_softcapping", None) or getattr(config, "use_sinks", False):

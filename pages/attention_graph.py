@@ -1,12 +1,15 @@
 """Page 2: the step-by-step attention graph with click-to-filter."""
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
 from lib.attention import StepAttention, all_steps
-from lib.graph import attention_graph, select_edges
+from lib.graph import GraphEdges, attention_graph, select_edges
 from lib.result import GenerationResult
 from pages.common import bound, describe_aggregation, layer_head_choice, md_escape, need_run
+
+MAX_GRAPH_PROMPT = 150  # prompt tokens drawn at once; more would overlap their labels
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -81,13 +84,34 @@ b2.toggle(
 )
 b3.button("Reset selection", on_click=reset_selection, icon=":material/restart_alt:")
 
+# Long prompts: draw a window of prompt tokens so every label stays readable. Weights are
+# still normalised over the whole prompt, so the lines keep their true values.
+n_in = len(r.prompt_labels)
+lo, hi = 0, n_in
+if n_in > MAX_GRAPH_PROMPT:
+    lo, hi = st.slider(
+        "Prompt tokens drawn",
+        0,
+        n_in,
+        (n_in - MAX_GRAPH_PROMPT, n_in),
+        key=f"prompt_window_{run_key}",
+        help=f"At most {MAX_GRAPH_PROMPT} prompt tokens are drawn at once.",
+    )
+    lo, hi = max(0, min(lo, hi - 1)), max(hi, lo + 1)
+    hi = min(hi, lo + MAX_GRAPH_PROMPT)
+    st.caption(
+        f"Drawing prompt tokens {lo} to {hi - 1} of {n_in}; weights are normalised over "
+        "the whole prompt."
+    )
+
 current = int(ss["step"]) - 1
-chart_key = ss["graph_chart_key"] = f"graph_{run_key}_{ss['graph_nonce']}"
+chart_key = ss["graph_chart_key"] = f"graph_{run_key}_{ss['graph_nonce']}_{lo}_{hi}"
 selected = parse_selection(ss.get(chart_key))
 if selected is not None:
     side, idx = selected
-    limit = len(r.prompt_labels) if side == "input" else n
-    selected = selected if 0 <= idx < limit else None
+    idx = idx + lo if side == "input" else idx  # the chart numbers prompt tokens in its window
+    limit = n_in if side == "input" else n
+    selected = (side, idx) if 0 <= idx < limit else None
 ss["selected_token"] = selected
 
 step = steps[current]
@@ -111,7 +135,16 @@ if selected is not None:
     )
 
 edges = select_edges(steps, current, float(ss["threshold"]), bool(ss["show_all"]), selected)
-fig = attention_graph(r.prompt_labels, r.generated_labels, edges, current, selected)
+if (lo, hi) != (0, n_in):
+    keep = (edges.kind == 1) | ((edges.src >= lo) & (edges.src < hi))
+    src = np.where(edges.kind == 0, edges.src - lo, edges.src)
+    edges = GraphEdges(
+        edges.kind[keep], src[keep], edges.dst[keep], edges.weight[keep], edges.raw[keep]
+    )
+shown_selection = (
+    (selected[0], selected[1] - lo) if selected and selected[0] == "input" else selected
+)
+fig = attention_graph(r.prompt_labels[lo:hi], r.generated_labels, edges, current, shown_selection)
 st.plotly_chart(
     fig,
     on_select="rerun",

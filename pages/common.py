@@ -74,7 +74,7 @@ def bound(name: str) -> dict:
     return {"key": widget_key(name), "on_change": _store, "args": (name,)}
 
 
-@st.cache_resource(show_spinner=False, max_entries=2)
+@st.cache_resource(show_spinner="Loading the model ...", max_entries=2)
 def _cached_model(spec: str) -> LoadedModel:
     from lib.models import load_model
 
@@ -88,8 +88,7 @@ def get_model(spec: str) -> LoadedModel:
             bar = st.progress(0.0)
             converted_bundled_dir(progress=lambda f, msg: bar.progress(f, text=msg))
             box.update(label="Bundled model ready", state="complete", expanded=False)
-    with st.spinner(f"Loading {spec} ..."):
-        return _cached_model(spec)
+    return _cached_model(spec)
 
 
 def current_model() -> LoadedModel | None:
@@ -197,6 +196,15 @@ def run_generation(lm: LoadedModel, request: RunRequest | None = None) -> str | 
         return str(err)
     set_current_run(request, result)
     return None
+
+
+def fetch_run(lm: LoadedModel, request: RunRequest) -> tuple[GenerationResult | None, str | None]:
+    """Run `request` through the result cache WITHOUT making it the current run
+    (a "what if" branch shown beside the current one). Returns (result, None) or (None, error)."""
+    try:
+        return _cached_run(request.key, request, lm), None
+    except PromptError as err:
+        return None, str(err)
 
 
 def set_current_run(request: RunRequest, result: GenerationResult) -> None:

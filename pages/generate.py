@@ -3,13 +3,49 @@
 import pandas as pd
 import streamlit as st
 
-from pages.common import LIMITS, bound, current_model, current_run, md_escape, run_generation
+from lib.config import BUNDLED_MODEL, SUGGESTED_HUB_MODELS
+from pages.common import (
+    LIMITS,
+    bound,
+    current_model,
+    current_run,
+    md_escape,
+    run_generation,
+    switch_model,
+)
 
 st.title("Generate")
 st.caption(
     "Type a prompt; the model continues it one token at a time. Every step's attention is "
     "captured exactly as the model computed it, for the other pages to show."
 )
+OTHER = "Other: a Hugging Face id or a local folder"
+BUNDLED_LABEL = "SmolLM2-135M-Instruct (bundled, offline)"
+
+with st.expander("Model", icon=":material/memory:"):
+    choices = {BUNDLED_LABEL: BUNDLED_MODEL} | {m: m for m in SUGGESTED_HUB_MODELS}
+    m1, m2 = st.columns([2, 3])
+    choice = m1.selectbox(
+        "Choose a model",
+        [*choices, OTHER],
+        key="model_choice",
+        help="Hub models need a network connection the first time.",
+    )
+    if choice == OTHER:
+        spec = m2.text_input(
+            "Model id or folder",
+            key="model_custom",
+            placeholder="e.g. HuggingFaceTB/SmolLM2-360M-Instruct",
+        )
+    else:
+        spec = choices[choice]
+    spec = spec.strip()
+    if st.button("Load model", disabled=not spec or spec == st.session_state["model_spec"]):
+        st.session_state["model_error"] = switch_model(spec)
+    if st.session_state["model_error"]:
+        st.error(md_escape(st.session_state["model_error"]), icon=":material/error:")
+        st.caption("The previous model stays in use.")
+
 lm = current_model()
 
 st.text_area("Prompt", **bound("prompt"), height=110)

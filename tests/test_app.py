@@ -7,6 +7,8 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.apphelpers import assert_ok, button
+
 pytestmark = pytest.mark.slow
 
 TIMEOUT = 180
@@ -16,12 +18,8 @@ TIMEOUT = 180
 def app(smollm2) -> AppTest:  # smollm2: the bundled model is converted before the app starts
     at = AppTest.from_file("../main.py", default_timeout=TIMEOUT)
     at.run()
-    assert not at.exception
+    assert_ok(at)
     return at
-
-
-def button(at: AppTest, label: str):
-    return next(b for b in at.button if b.label == label)
 
 
 def generate(at: AppTest, prompt: str | None = None, max_tokens: int | None = None) -> AppTest:
@@ -30,7 +28,7 @@ def generate(at: AppTest, prompt: str | None = None, max_tokens: int | None = No
     if max_tokens is not None:
         at.slider(key="max_tokens__w").set_value(max_tokens)
     button(at, "Generate").click().run()
-    assert not at.exception
+    assert_ok(at)
     return at
 
 
@@ -70,7 +68,7 @@ def test_every_page_renders_and_switching_keeps_the_run(app):
     key = app.session_state["run"]["key"]
     for page in ("pages/attention_graph.py", "pages/matrices.py", "pages/generate.py"):
         app.switch_page(page).run()
-        assert not app.exception, page
+        assert_ok(app)
         assert app.session_state["run"]["key"] == key  # same run, nothing recomputed
     assert app.code[0].value.startswith("The old wizard")  # still shown after the round trip
     app.switch_page("pages/matrices.py").run()
@@ -80,7 +78,7 @@ def test_every_page_renders_and_switching_keeps_the_run(app):
 def test_pages_without_a_run_point_to_generate(app):
     for page in ("pages/attention_graph.py", "pages/matrices.py"):
         app.switch_page(page).run()
-        assert not app.exception
+        assert_ok(app)
         assert any("Nothing generated yet" in i.value for i in app.info)
 
 
@@ -110,7 +108,7 @@ def test_layer_and_head_choice_changes_the_graph(app):
     before = figure(app)["data"]
     app.selectbox(key="layer__w").set_value("Layer 3").run()
     app.selectbox(key="head__w").set_value("Head 2").run()
-    assert not app.exception
+    assert_ok(app)
     assert figure(app)["data"] != before
 
 
@@ -167,11 +165,11 @@ def test_matrices_page_views(app):
     specs = [c.proto.spec for c in app.get("vega_lite_chart")]
     assert specs and "query: the token doing the attending" in specs[0]
     app.toggle(key="hide_sink__w").set_value(True).run()
-    assert not app.exception
+    assert_ok(app)
     app.radio(key="matrix_source").set_value("Whole sequence (one extra forward pass)").run()
-    assert not app.exception
+    assert_ok(app)
     app.selectbox(key="layer__w").set_value("Layer 2").run()
-    assert not app.exception
+    assert_ok(app)
     assert len(app.get("vega_lite_chart")) == 2  # the matrix and the grid of heads
     assert [d.label for d in app.get("download_button")] == [
         "Download this matrix (CSV)",
