@@ -44,3 +44,40 @@ def smollm2_eager(smollm2):
 def artifacts_dir() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def server(smollm2, artifacts_dir):
+    """One `streamlit run main.py` for the browser tests (model converted beforehand)."""
+    from tests.browser import streamlit_server
+
+    with streamlit_server(artifacts_dir / "streamlit-server.log") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser import CHROMIUM_ARGS, chromium_path
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(server, browser):
+    """A fresh browser context (a new Streamlit session) on the app, failing on JS errors."""
+    from tests.browser import wait_idle
+
+    context = browser.new_context(viewport={"width": 1400, "height": 1300}, accept_downloads=True)
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.goto(server)
+    wait_idle(pg)
+    yield pg
+    context.close()
+    assert not errors, f"JavaScript errors in the page: {errors}"

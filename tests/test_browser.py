@@ -4,35 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser import CHROMIUM_ARGS, chromium_path, streamlit_server, wait_idle
+from tests.browser import wait_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 PROMPT = "The little robot opened the door"
-
-
-@pytest.fixture(scope="module")
-def server(smollm2, artifacts_dir):  # smollm2: the model cache is converted before the server
-    with streamlit_server(artifacts_dir / "streamlit-server.log") as url:
-        yield url
-
-
-@pytest.fixture
-def page(server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1400, "height": 1300})
-        pg = context.new_page()
-        errors: list[str] = []
-        pg.on("pageerror", lambda e: errors.append(str(e)))
-        pg.goto(server)
-        wait_idle(pg)
-        yield pg
-        context.close()
-        browser.close()
-        assert not errors, f"JavaScript errors in the page: {errors}"
 
 
 def open_page(pg, title: str) -> None:
