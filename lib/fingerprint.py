@@ -1,0 +1,150 @@
+"""Attention fingerprints: 20 numbers that summarise where one generated token looked.
+
+Seed 004's layout, for the query row that produced each generated token (its attention
+over the K keys it could see; key K-1 is the query itself, distance = K-1-key):
+
+    0      local_mass   mass at distance 0-9 tokens
+    1      mid_mass     mass at distance 10-99
+    2      long_mass    mass at distance 100 or more
+    3      entropy      how spread out each head looks: its row's entropy divided by
+                        log(number of keys) (0 = one key, 1 = uniform), mean over all heads
+    4-11   histogram    mass in 8 equal bins of position, from the start (4) to the query (11)
+    12-19  layer_entropy  the same entropy averaged over the heads of 8 contiguous groups of
+                          layers (first layers in 12, last in 19)
+
+Masses and histogram use the mean row over all layers and heads. With `exclude_first` (the
+"hide the first-token sink" switch) key 0 is dropped from every head's row, which is then
+renormalised, before anything is computed.
+
+Zones, first matching rule wins (written down in the README too):
+
+    syntax_floor      local_mass >= 0.6 and entropy <= 0.6  (focused on the last few tokens)
+    long_range        long_mass >= 0.4                      (mostly 100+ tokens back)
+    semantic_bridge   mid_mass >= 0.4                       (mostly 10-99 tokens back)
+    structure_ripple  histogram has >= 2 separated peaks    (periodic: looks back in beats)
+    diffuse           anything else                         (spread out, no clear target)
+
+A peak is a bin holding >= 0.15 that is larger than both neighbours; peaks are separated
+when at least one bin lies between them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from lib.head_roles import drop_first_key
+from lib.result import GenerationResult
+
+Zone = Literal["syntax_floor", "semantic_bridge", "structure_ripple", "long_range", "diffuse"]
+ZONES: tuple[Zone, ...] = (
+    "syntax_floor",
+    "semantic_bridge",
+    "structure_ripple",
+    "long_range",
+    "diffuse",
+)
+DIMENSIONS: tuple[str, ...] = (
+    "local_mass",
+    "mid_mass",
+    "long_mass",
+    "entropy",
+    *(f"hist_{i}" for i in range(8)),
+    *(f"layer_entropy_{i}" for i in range(8)),
+)
+LOCAL, MID = 10, 100  # distance bands: [0, 10), [10, 100), [100, inf)
+SYNTAX_LOCAL, SYNTAX_ENTROPY = 0.6, 0.6
+LONG_MASS, MID_MASS = 0.4, 0.4
+PEAK_MASS = 0.15
+
+
+def normalised_entropy(p: np.ndarray, n_keys: int) -> np.ndarray:
+    """Entropy of distributions over the last axis divided by log(n_keys); 0 for one key."""
+    if n_keys <= 1:
+        return np.zeros(p.shape[:-1], dtype=np.float32)
+    q = np.where(p > 0, p, 1.0)
+    return (-(p * np.log(q)).sum(axis=-1) / np.log(n_keys)).astype(np.float32)
+
+
+def layer_groups(n_layers: int, n_groups: int = 8) -> list[np.ndarray]:
+    """Contiguous, nearly equal groups of layer indices; a small model repeats layers."""
+    layers = np.arange(n_layers)
+    if n_layers >= n_groups:
+        return [layers[(layers * n_groups) // n_layers == g] for g in range(n_groups)]
+    return [np.array([g * n_layers // n_groups]) for g in range(n_groups)]
+
+
+def fingerprint(rows: np.ndarray, *, exclude_first: bool = False) -> np.ndarray:
+    """One query's attention rows (L, H, K) over its K visible keys -> (20,) float32."""
+    L, _, K = rows.shape
+    rows = drop_first_key(rows) if exclude_first else np.asarray(rows, dtype=np.float32)
+    n_keys = K - 1 if exclude_first else K
+    mean = rows.mean(axis=(0, 1))  # (K,)
+    distance = K - 1 - np.arange(K)
+    bands = [
+        mean[distance < LOCAL].sum(),
+        mean[(distance >= LOCAL) & (distance < MID)].sum(),
+        mean[distance >= MID].sum(),
+    ]
+    # Entropy per head, then averaged: the mean row of 270 heads is blurry by construction.
+    per_layer = normalised_entropy(rows, n_keys).mean(axis=1)  # (L,)
+    entropy = per_layer.mean()
+    hist = np.bincount((np.arange(K) * 8) // K, weights=mean, minlength=8)
+    layer_ent = [per_layer[g].mean() for g in layer_groups(L)]
+    return np.array([*bands, entropy, *hist, *layer_ent], dtype=np.float32)
+
+
+def histogram_peaks(hist: np.ndarray) -> list[int]:
+    """Bins holding >= PEAK_MASS that exceed both neighbours (edges: their one neighbour)."""
+    padded = np.concatenate([[-1.0], hist, [-1.0]])
+    return [
+        i
+        for i in range(len(hist))
+        if hist[i] >= PEAK_MASS and hist[i] > padded[i] and hist[i] > padded[i + 2]
+    ]
+
+
+def zone(fp: np.ndarray) -> Zone:
+    """The zone of one fingerprint, by the rules in this module's docstring."""
+    local, mid, long, entropy = (float(x) for x in fp[:4])
+    if local >= SYNTAX_LOCAL and entropy <= SYNTAX_ENTROPY:
+        return "syntax_floor"
+    if long >= LONG_MASS:
+        return "long_range"
+    if mid >= MID_MASS:
+        return "semantic_bridge"
+    peaks = histogram_peaks(fp[4:12])
+    if any(b - a >= 2 for a, b in zip(peaks, peaks[1:], strict=False)):
+        return "structure_ripple"
+    return "diffuse"
+
+
+@dataclass(frozen=True, eq=False)
+class Fingerprints:
+    """The fingerprint and zone of each of a run's S generated tokens.
+
+    vectors  (S, 20) float32  one row per generated token, columns as in DIMENSIONS
+    zones    S zone names
+    """
+
+    vectors: np.ndarray
+    zones: tuple[Zone, ...]
+    exclude_first: bool
+
+    def __post_init__(self) -> None:
+        if self.vectors.ndim != 2 or self.vectors.shape[1] != len(DIMENSIONS):
+            raise ValueError(f"vectors must be (S, {len(DIMENSIONS)})")
+        if len(self.zones) != self.vectors.shape[0]:
+            raise ValueError("one zone per vector")
+
+
+def run_fingerprints(result: GenerationResult, *, exclude_first: bool = False) -> Fingerprints:
+    """Fingerprints of every generated token from the run's captured query rows."""
+    vectors = []
+    for s in range(result.n_steps):
+        K = result.query_position(s) + 1  # keys 0 .. query position
+        vectors.append(fingerprint(result.attention[s, :, :, :K], exclude_first=exclude_first))
+    v = np.stack(vectors)
+    return Fingerprints(v, tuple(zone(x) for x in v), exclude_first)

@@ -1,0 +1,283 @@
+"""Head roles: which kind of pattern each attention head computes, one score per role.
+
+In the style of TransformerLens's head_detector: each role is a *target mask* over
+(query, key) pairs, built by one small pure function from the tokens alone. A head's score
+for a role is the mean, over the queries that have at least one target, of the attention
+mass the head puts on that query's targets. All weight on the targets scores 1; uniform
+attention over the visible keys scores about (targets per query) / (visible keys).
+
+    previous_token   key = query - 1
+    duplicate_token  earlier keys that hold the same token as the query
+    induction        keys right after an earlier occurrence of the query's token
+                     ("A B ... A" -> attend to B, what followed A last time)
+    sink             key 0, the first token (always the raw share, never renormalised)
+
+`exclude_first=True` (the app's "hide the first-token sink" switch, TransformerLens's
+`exclude_bos`) drops key 0 and renormalises every row before scoring the first three roles.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+
+from lib.capture import RECORDER_KWARG, AttentionRecorder
+from lib.models import LoadedModel
+
+Role = Literal["previous_token", "induction", "duplicate_token", "sink"]
+ROLES: tuple[Role, ...] = ("previous_token", "induction", "duplicate_token", "sink")
+ROLE_TITLES: dict[Role, str] = {
+    "previous_token": "Previous token",
+    "induction": "Induction",
+    "duplicate_token": "Duplicate token (copying)",
+    "sink": "First-token sink share",
+}
+
+
+# ---- target masks: (T, T) bool, row = query, column = key, only keys <= query ----
+
+
+def previous_token_mask(n_tokens: int) -> np.ndarray:
+    return np.eye(n_tokens, k=-1, dtype=bool)
+
+
+def duplicate_token_mask(tokens: np.ndarray) -> np.ndarray:
+    t = np.asarray(tokens)
+    return np.tril(t[:, None] == t[None, :], k=-1)
+
+
+def induction_mask(tokens: np.ndarray) -> np.ndarray:
+    """Key k is a target of query q when token k-1 equals token q and k-1 < q."""
+    dup = duplicate_token_mask(tokens)
+    mask = np.zeros_like(dup)
+    mask[:, 1:] = dup[:, :-1]  # shift the duplicate's position one to the right
+    return mask
+
+
+def sink_mask(n_tokens: int) -> np.ndarray:
+    mask = np.zeros((n_tokens, n_tokens), dtype=bool)
+    mask[1:, 0] = True  # query 0 can only see itself: it tells nothing about a sink
+    return mask
+
+
+def role_masks(tokens: np.ndarray) -> dict[Role, np.ndarray]:
+    T = len(tokens)
+    return {
+        "previous_token": previous_token_mask(T),
+        "induction": induction_mask(tokens),
+        "duplicate_token": duplicate_token_mask(tokens),
+        "sink": sink_mask(T),
+    }
+
+
+# ---- scoring ----
+
+
+def drop_first_key(pattern: np.ndarray) -> np.ndarray:
+    """Key 0 zeroed and each row renormalised over the other keys (all-zero rows stay zero)."""
+    p = np.array(pattern, dtype=np.float32, copy=True)
+    p[..., 0] = 0.0
+    total = p.sum(axis=-1, keepdims=True)
+    return np.divide(p, total, out=np.zeros_like(p), where=total > 0)
+
+
+def mask_score(pattern: np.ndarray, mask: np.ndarray, *, exclude_first: bool = False) -> np.ndarray:
+    """Mean over queries with a target of the mass on the targets: pattern (..., T, T) -> (...).
+
+    NaN when no query has a target (e.g. induction on text without a repeated token).
+    """
+    if exclude_first:
+        pattern = drop_first_key(pattern)
+        mask = mask.copy()
+        mask[:, 0] = False
+    rows = mask.any(axis=-1)
+    if not rows.any():
+        return np.full(pattern.shape[:-2], np.nan, dtype=np.float32)
+    # einsum avoids a second (..., T, T) temporary: long texts have T^2 in the millions.
+    mass = np.einsum("...qk,qk->...q", pattern, mask.astype(pattern.dtype))  # (..., T)
+    return mass[..., rows].mean(axis=-1).astype(np.float32)
+
+
+def score_roles(
+    pattern: np.ndarray,
+    masks: dict[Role, np.ndarray],
+    *,
+    exclude_first: bool = False,
+) -> np.ndarray:
+    """Every role's score for attention patterns (..., T, T): (len(ROLES), ...) float32."""
+    hidden = drop_first_key(pattern) if exclude_first else pattern  # renormalised once
+    out = []
+    for role in ROLES:
+        if exclude_first and role != "sink":
+            mask = masks[role].copy()
+            mask[:, 0] = False
+            out.append(mask_score(hidden, mask))
+        else:
+            out.append(mask_score(pattern, masks[role]))
+    return np.stack(out)
+
+
+def uniform_pattern(n_tokens: int) -> np.ndarray:
+    """Causal attention spread evenly over every visible key: the chance baseline."""
+    p = np.tril(np.ones((n_tokens, n_tokens), dtype=np.float32))
+    return p / p.sum(axis=1, keepdims=True)
+
+
+# ---- the repeated random-token probe ----
+
+
+def repeated_random_tokens(
+    vocab_size: int, n: int, seed: int, first_id: int, prefix: tuple[int, ...] = ()
+) -> np.ndarray:
+    """prefix + r + r for n distinct random ids r drawn from [first_id, vocab_size).
+
+    Distinct ids make each token's "earlier occurrence" unique, so the only copies in the
+    sequence are the planted ones.
+    """
+    rng = np.random.default_rng(seed)
+    r = rng.choice(np.arange(first_id, vocab_size), size=n, replace=False)
+    return np.concatenate([np.asarray(prefix, dtype=np.int64), r, r]).astype(np.int64)
+
+
+@dataclass(frozen=True, eq=False)
+class HeadRoles:
+    """Role scores of every head on one token sequence of length T.
+
+    scores  (len(ROLES), L, H) float32  in ROLES order; NaN where no query has a target
+    chance  (len(ROLES),) float32       the same scores for uniform causal attention
+    tokens  (T,) int64                  the sequence scored
+    loss    (T - 1,) float32            next-token loss in nats (position i predicts token
+                                        i + 1); empty (0,) when not computed
+    n_random  length of each random repeat (0 when the sequence is not the probe)
+    prefix_len  tokens before the first repeat (a BOS, or 0)
+    """
+
+    scores: np.ndarray
+    chance: np.ndarray
+    tokens: np.ndarray
+    loss: np.ndarray
+    exclude_first: bool
+    n_random: int = 0
+    prefix_len: int = 0
+
+    def __post_init__(self) -> None:
+        R, T = len(ROLES), self.tokens.shape[0]
+        if self.scores.ndim != 3 or self.scores.shape[0] != R:
+            raise ValueError(f"scores must be ({R}, L, H), got {self.scores.shape}")
+        if self.chance.shape != (R,):
+            raise ValueError(f"chance must be ({R},)")
+        if self.loss.shape not in ((0,), (T - 1,)):
+            raise ValueError(f"loss must be (0,) or ({T - 1},)")
+        if self.n_random and self.prefix_len + 2 * self.n_random != T:
+            raise ValueError("tokens must be prefix + two repeats")
+
+    @property
+    def n_layers(self) -> int:
+        return self.scores.shape[1]
+
+    @property
+    def n_heads(self) -> int:
+        return self.scores.shape[2]
+
+    def score(self, role: Role) -> np.ndarray:
+        """(L, H) scores for one role."""
+        return self.scores[ROLES.index(role)]
+
+    def repeat_losses(self) -> tuple[float, float]:
+        """Mean loss predicting r[1:] in the first repeat and in the second one.
+
+        r[0] is left out of both: nothing in the context can predict it either time.
+        """
+        if not self.n_random or not self.loss.size:
+            raise ValueError("no repeated-sequence loss was computed")
+        p, n = self.prefix_len, self.n_random
+        first = self.loss[p : p + n - 1]  # predicts tokens p+1 .. p+n-1
+        second = self.loss[p + n : p + 2 * n - 1]  # predicts tokens p+n+1 .. p+2n-1
+        return float(first.mean()), float(second.mean())
+
+
+class RoleScoringRecorder(AttentionRecorder):
+    """Scores each layer's full (H, T, T) attention as it is computed, then drops it.
+
+    Only one layer's matrices are alive at a time, never layers x heads x T^2 numbers.
+    """
+
+    def __init__(self, tokens: np.ndarray, exclude_first: bool) -> None:
+        super().__init__("full")  # "full": the capture passes every query row
+        self.masks = role_masks(tokens)
+        self.exclude_first = exclude_first
+        self.layer_scores: list[np.ndarray] = []  # one (len(ROLES), H) per layer
+
+    def record(self, probs: torch.Tensor) -> None:
+        pattern = probs[0].to("cpu", torch.float32).numpy()
+        self.layer_scores.append(score_roles(pattern, self.masks, exclude_first=self.exclude_first))
+
+
+@torch.inference_mode()
+def head_roles(
+    lm: LoadedModel,
+    token_ids: np.ndarray,
+    *,
+    exclude_first: bool = False,
+    with_loss: bool = False,
+    n_random: int = 0,
+    prefix_len: int = 0,
+) -> HeadRoles:
+    """One forward pass over `token_ids`, scoring every head of every layer."""
+    tokens = np.asarray(token_ids, dtype=np.int64)
+    recorder = RoleScoringRecorder(tokens, exclude_first)
+    ids = torch.as_tensor(tokens, device=lm.device)[None]
+    out = lm.model(
+        input_ids=ids,
+        use_cache=False,
+        logits_to_keep=0 if with_loss else 1,
+        **{RECORDER_KWARG: recorder},
+    )
+    loss = np.zeros(0, dtype=np.float32)
+    if with_loss:
+        logp = torch.log_softmax(out.logits[0, :-1].float(), dim=-1)
+        loss = (-logp.gather(1, ids[0, 1:, None])[:, 0]).cpu().numpy().astype(np.float32)
+    scores = np.stack(recorder.layer_scores, axis=1)  # (R, L, H)
+    masks = recorder.masks
+    chance = score_roles(uniform_pattern(len(tokens)), masks, exclude_first=exclude_first)
+    return HeadRoles(
+        scores=scores,
+        chance=chance,
+        tokens=tokens,
+        loss=loss,
+        exclude_first=exclude_first,
+        n_random=n_random,
+        prefix_len=prefix_len,
+    )
+
+
+def probe_tokens(lm: LoadedModel, n: int = 50, seed: int = 0) -> tuple[np.ndarray, int]:
+    """The induction probe for `lm`: (BOS) + r + r, and the prefix length.
+
+    Random ids come from above the tokenizer's special/added tokens; a BOS, when the
+    tokenizer has one, holds the first-token sink as it does in TransformerLens's setup.
+    """
+    tok = lm.tokenizer
+    added = list(getattr(tok, "added_tokens_decoder", {}) or {})
+    first_id = max([*added, *tok.all_special_ids, -1]) + 1
+    vocab = int(lm.model.config.vocab_size)
+    prefix = (int(tok.bos_token_id),) if tok.bos_token_id is not None else ()
+    return repeated_random_tokens(vocab, n, seed, first_id, prefix), len(prefix)
+
+
+def induction_probe(
+    lm: LoadedModel, n: int = 50, seed: int = 0, *, exclude_first: bool = False
+) -> HeadRoles:
+    """Role scores and per-position loss on (BOS) + r + r with n random tokens r."""
+    tokens, prefix_len = probe_tokens(lm, n, seed)
+    return head_roles(
+        lm,
+        tokens,
+        exclude_first=exclude_first,
+        with_loss=True,
+        n_random=n,
+        prefix_len=prefix_len,
+    )

@@ -1,0 +1,103 @@
+"""The head-roles and lenses pages, driven headless with AppTest on the bundled model."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.apphelpers import assert_ok
+
+pytestmark = pytest.mark.slow
+
+TIMEOUT = 240
+
+
+@pytest.fixture
+def app(smollm2) -> AppTest:  # smollm2: the bundled model is converted before the app starts
+    at = AppTest.from_file("../main.py", default_timeout=TIMEOUT)
+    at.run()
+    assert_ok(at)
+    at.slider(key="max_tokens__w").set_value(6)
+    next(b for b in at.button if b.label == "Generate").click().run()
+    assert_ok(at)
+    return at
+
+
+def chart_specs(at: AppTest) -> list[str]:
+    return [c.proto.spec for c in at.get("vega_lite_chart")]
+
+
+def datasets(at: AppTest) -> list[bytes]:
+    """The data of every Altair chart (specs carry only names; the rows travel apart)."""
+    out = []
+    for c in at.get("vega_lite_chart"):
+        out.append(c.proto.data.data)
+        out.extend(d.data.data for d in c.proto.datasets)
+    return out
+
+
+def test_head_roles_page_renders_and_click_opens_the_head(app):
+    app.switch_page("pages/head_roles.py").run()
+    assert_ok(app)
+    assert app.title[0].value == "Head roles"
+    assert any("head_pick" in s for s in chart_specs(app))
+    assert any(m.label == "Loss, second time" for m in app.metric)
+    chart_key = app.session_state["hr_grid_key"]
+    app.session_state[chart_key] = {"selection": {"head_pick": [{"layer": 18, "head": 6}]}}
+    app.run()
+    assert_ok(app)
+    assert app.title[0].value == "Attention matrices"
+    assert app.session_state["layer"] == "Layer 18"
+    assert app.session_state["head"] == "Head 6"
+    assert app.selectbox(key="layer__w").value == "Layer 18"
+    assert app.selectbox(key="head__w").value == "Head 6"
+    assert app.radio(key="matrix_source").value.startswith("Whole sequence")
+    # Coming back shows the grid again instead of bouncing on the old click.
+    app.switch_page("pages/head_roles.py").run()
+    assert_ok(app)
+    assert app.title[0].value == "Head roles"
+
+
+def test_head_roles_on_the_run_text_and_the_sink_switch(app):
+    app.switch_page("pages/head_roles.py").run()
+    before = datasets(app)
+    app.toggle(key="hide_sink__w").set_value(True).run()
+    assert_ok(app)
+    assert datasets(app) != before
+    app.radio(key="hr_probe__w").set_value("This run's text").run()
+    assert_ok(app)
+    app.selectbox(key="hr_role__w").set_value("previous_token").run()
+    assert_ok(app)
+    assert len(app.get("vega_lite_chart")) == 1
+
+
+def test_lenses_page_renders_every_view(app):
+    app.switch_page("pages/lenses.py").run()
+    assert_ok(app)
+    assert app.title[0].value == "Logit lens & fingerprints"
+    result = app.session_state["run"]["result"]
+    lens_table = app.dataframe[0].value
+    assert len(lens_table) == result.n_layers + 1
+    assert lens_table["after"].iloc[-1] == f"layer {result.n_layers - 1}"
+    # lens table, lens overview, fingerprint strip and heatmap, PCA, OV, eigenvalues
+    assert len(app.get("vega_lite_chart")) >= 6
+    app.slider(key="hr_lens_step__w").set_value(3).run()
+    assert_ok(app)
+    app.selectbox(key="hr_ov_layer__w").set_value(5).run()
+    assert_ok(app)
+    app.selectbox(key="layer__w").set_value("Layer 2").run()
+    app.selectbox(key="head__w").set_value("Head 1").run()
+    assert_ok(app)
+
+
+def test_sink_switch_changes_the_lens_page_attention_views(app):
+    app.switch_page("pages/lenses.py").run()
+    before = datasets(app)
+    app.toggle(key="hide_sink__w").set_value(True).run()
+    assert_ok(app)
+    after = datasets(app)
+    assert after != before
+    assert app.session_state["hide_sink"] is True
+    # The shared switch is the same one the matrices page reads.
+    app.switch_page("pages/matrices.py").run()
+    assert app.toggle(key="hide_sink__w").value is True
