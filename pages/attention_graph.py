@@ -38,10 +38,7 @@ def reset_selection() -> None:
 
 
 st.title("Attention graph")
-run = need_run()
-if run is None:
-    st.stop()
-run_key, r = run
+run_key, r = need_run()
 ss = st.session_state
 
 layer, head = layer_head_choice(r)

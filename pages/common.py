@@ -12,6 +12,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import streamlit as st
 
 from lib.config import (
@@ -22,6 +23,7 @@ from lib.config import (
     Limits,
 )
 from lib.generation import PromptError, generate, normalise_prompt
+from lib.matrices import FullAttention, full_attention
 from lib.models import LoadedModel, ModelLoadError, bundled_is_converted, converted_bundled_dir
 from lib.result import GenerationResult, SamplingSettings
 
@@ -220,13 +222,28 @@ def current_run() -> tuple[str, GenerationResult] | None:
     return (run["key"], run["result"]) if run else None
 
 
-def need_run() -> tuple[str, GenerationResult] | None:
-    """The current run, or a note pointing to the Generate page (then the page stops)."""
+def need_run() -> tuple[str, GenerationResult]:
+    """The current run's key and result; without one, a note pointing to Generate, then stop."""
     run = current_run()
     if run is None:
         st.info("Nothing generated yet. Write a prompt on the Generate page first.")
         st.page_link("pages/generate.py", label="Go to Generate", icon=":material/edit:")
+        st.stop()
     return run
+
+
+@st.cache_data(max_entries=8, show_spinner="Computing the full matrix (one forward pass) ...")
+def cached_full(
+    run_key: str, layer: int | None, _lm: LoadedModel, _ids: np.ndarray
+) -> FullAttention:
+    """Whole-sequence attention of the run `run_key` (mean, and every head of `layer`)."""
+    return full_attention(_lm, _ids, layer)
+
+
+@st.cache_data(max_entries=2, show_spinner=False)
+def cached_npz(run_key: str, _result: GenerationResult) -> bytes:
+    """The run as a .npz download (compressing a long run is worth doing once)."""
+    return _result.to_npz()
 
 
 def layer_head_choice(result: GenerationResult) -> tuple[int | None, int | None]:

@@ -7,6 +7,7 @@ from lib.config import BUNDLED_MODEL, SUGGESTED_HUB_MODELS
 from pages.common import (
     LIMITS,
     bound,
+    cached_npz,
     current_model,
     current_run,
     md_escape,
@@ -137,6 +138,15 @@ if run is not None:
                 "probability", help="The model's probability for the token it chose", format="%.4f"
             )
         },
+    )
+    st.download_button(
+        "Download the whole run (NPZ)",
+        cached_npz(run[0], r),
+        file_name=f"run-{run[0]}.npz",
+        mime="application/octet-stream",
+        icon=":material/download:",
+        help="Token ids, labels, every captured attention row (step x layer x head x key), "
+        "and the next-token probabilities, as a NumPy archive.",
     )
     st.page_link(
         "pages/attention_graph.py", label="See what each token attends to", icon=":material/hub:"

@@ -80,10 +80,7 @@ st.caption(
     "(rows: layers, columns: heads) for four well-known jobs. Click a head to open its "
     "attention pattern on the Attention matrices page."
 )
-run = need_run()
-if run is None:
-    st.stop()
-run_key, r = run
+run_key, r = need_run()
 ss = st.session_state
 lm = current_model()
 if lm is None or lm.name != r.model_name:

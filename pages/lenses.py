@@ -8,7 +8,6 @@ import streamlit as st
 from lib.fingerprint import DIMENSIONS, ZONES, Fingerprints, run_fingerprints
 from lib.head_roles import drop_first_key
 from lib.logit_lens import LogitLens, logit_lens, readout_names
-from lib.matrices import FullAttention, full_attention
 from lib.models import LoadedModel
 from lib.result import GenerationResult
 from lib.tokens import clean_label
@@ -21,6 +20,7 @@ from lib.weights_view import (
 )
 from pages.common import (
     bound,
+    cached_full,
     current_model,
     describe_aggregation,
     layer_head_choice,
@@ -44,13 +44,6 @@ def cached_fingerprints(
     run_key: str, exclude_first: bool, _result: GenerationResult
 ) -> Fingerprints:
     return run_fingerprints(_result, exclude_first=exclude_first)
-
-
-@st.cache_data(max_entries=8, show_spinner="Computing the full matrix ...")
-def cached_full(
-    run_key: str, layer: int | None, _lm: LoadedModel, _ids: np.ndarray
-) -> FullAttention:
-    return full_attention(_lm, _ids, layer)
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
@@ -335,10 +328,7 @@ def weights_section(lm: LoadedModel, r: GenerationResult, run_key: str, hide: bo
 
 
 st.title("Logit lens & fingerprints")
-run = need_run()
-if run is None:
-    st.stop()
-run_key, r = run
+run_key, r = need_run()
 lm = current_model()
 same_model = lm is not None and lm.name == r.model_name
 hide = st.toggle(

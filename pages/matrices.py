@@ -5,25 +5,18 @@ import streamlit as st
 
 from lib.attention import aggregate
 from lib.heatmap import MAX_AXIS, head_grid, heatmap, view
-from lib.matrices import FullAttention, full_attention
-from lib.models import LoadedModel
-from lib.result import GenerationResult
-from pages.common import bound, current_model, describe_aggregation, layer_head_choice, need_run
+from pages.common import (
+    bound,
+    cached_full,
+    cached_npz,
+    current_model,
+    describe_aggregation,
+    layer_head_choice,
+    need_run,
+)
 
 CAPTURED = "Generated tokens (captured while generating)"
 WHOLE = "Whole sequence (one extra forward pass)"
-
-
-@st.cache_data(max_entries=8, show_spinner="Computing the full matrix ...")
-def cached_full(
-    run_key: str, layer: int | None, _lm: LoadedModel, _ids: np.ndarray
-) -> FullAttention:
-    return full_attention(_lm, _ids, layer)
-
-
-@st.cache_data(max_entries=2, show_spinner=False)
-def cached_npz(run_key: str, _result: GenerationResult) -> bytes:
-    return _result.to_npz()
 
 
 def window(label: str, n: int, key: str, default_end: bool) -> tuple[int, int]:
@@ -43,10 +36,7 @@ def window(label: str, n: int, key: str, default_end: bool) -> tuple[int, int]:
 
 
 st.title("Attention matrices")
-run = need_run()
-if run is None:
-    st.stop()
-run_key, r = run
+run_key, r = need_run()
 ss = st.session_state
 
 layer, head = layer_head_choice(r)

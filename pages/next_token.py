@@ -99,10 +99,7 @@ st.caption(
     "one. Here you can see those probabilities, filter them the way samplers do, add tokens "
     "one at a time, and ask what would have happened after another choice."
 )
-run = need_run()
-if run is None:
-    st.stop()
-run_key, r = run
+run_key, r = need_run()
 lm = current_model()
 if lm is None or lm.name != r.model_name:
     st.warning(

@@ -99,7 +99,6 @@ def test_eight_sessions_at_once_each_see_their_own_run(server, browser, smollm2,
             text = pg.get_by_test_id("stCode").first.inner_text()
             want = prompt + smollm2.tokenizer.decode(expected.generated_ids.tolist())
             assert text.strip() == want.strip(), f"session {i} shows another run"
-            open_page(pg, "Attention matrices")
             with pg.expect_download() as info:
                 pg.get_by_role("button", name="Download the whole run (NPZ)").click()
             with np.load(io.BytesIO(Path(info.value.path()).read_bytes())) as z:
