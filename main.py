@@ -34,8 +34,8 @@ nav = st.navigation(
         st.Page("pages/lenses.py", title="Logit lens & fingerprints", icon=":material/layers:"),
     ]
 )
-model_status()
 try:
+    model_status()
     nav.run()
 except Exception:  # noqa: BLE001 - the last line of defence; st.stop/rerun are BaseException
     # Nothing typed into the app may end in a traceback on screen: log it for the developer,

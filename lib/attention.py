@@ -73,16 +73,17 @@ def split_step(
     P, b = result.prompt_len, result.bos_offset
     row = rows[step]
     inp = row[b:P]
-    if hide_first and b == 0:
-        inp = inp.copy()
-        inp[0] = 0.0
+    shown = inp
+    if hide_first and b == 0:  # raw stays what the model computed; the lines skip token 0
+        shown = inp.copy()
+        shown[0] = 0.0
     # The query of step s sits at position P-1+s and sees generated tokens 0..s-1 at P..P+s-1.
     out = row[P : P + step]
     return StepAttention(
         step=step,
         input_raw=inp.astype(np.float32),
         output_raw=out.astype(np.float32),
-        input_norm=normalise(inp),
+        input_norm=normalise(shown),
         output_norm=normalise(out),
         sink_raw=float(row[0]) if b or hide_first else 0.0,
     )

@@ -12,7 +12,7 @@ from lib.capture import RECORDER_KWARG, AttentionRecorder
 from lib.config import Limits
 from lib.models import LoadedModel
 from lib.result import GenerationResult, SamplingSettings
-from lib.tokens import clean_label
+from lib.tokens import token_label
 
 TOP_CANDIDATES = 20
 OnToken = Callable[[int, int, str], None]  # (step, total, label)
@@ -147,7 +147,7 @@ def generate(
         entropy.append(float(torch.special.entr(probs).sum()) / math.log(2))
         chosen.append(token)
         if on_token is not None:
-            on_token(step, max_new_tokens, _label(lm, token, eos_ids))
+            on_token(step, max_new_tokens, token_label(lm.tokenizer, token, eos_ids))
         if token in eos_ids:
             stop_reason = "eos"
             break
@@ -155,8 +155,9 @@ def generate(
     del cache, out
 
     all_ids = ids + chosen
-    pieces = lm.tokenizer.convert_ids_to_tokens(ids)
-    labels = [clean_label(p) for p in pieces] + [_label(lm, t, eos_ids) for t in chosen]
+    # EOS is [EOS] only where the model wrote it; the same id inside a chat prompt is a marker.
+    labels = [token_label(lm.tokenizer, t) for t in ids]
+    labels += [token_label(lm.tokenizer, t, eos_ids) for t in chosen]
     return GenerationResult(
         model_name=lm.name,
         prompt=normalise_prompt(prompt),
@@ -170,6 +171,7 @@ def generate(
         chosen_prob=np.asarray(chosen_p, dtype=np.float32),
         entropy=np.asarray(entropy, dtype=np.float32),
         stop_reason=stop_reason,
+        generated_text=lm.tokenizer.decode(chosen, skip_special_tokens=True),
         settings={
             "max_new_tokens": max_new_tokens,
             "chat_template": chat_template,
@@ -177,12 +179,6 @@ def generate(
             "forced_tokens": [int(t) for t in forced_tokens],
         },
     )
-
-
-def _label(lm: LoadedModel, token: int, eos_ids: frozenset[int]) -> str:
-    if token in eos_ids:
-        return "[EOS]"
-    return clean_label(lm.tokenizer.convert_ids_to_tokens(token))
 
 
 def _pad_rows(rows: list[np.ndarray], width: int) -> np.ndarray:

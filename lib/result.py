@@ -71,6 +71,7 @@ class GenerationResult:
     entropy: np.ndarray
     stop_reason: str  # "eos" or "max_tokens"
     settings: dict = field(default_factory=dict)
+    generated_text: str = ""  # decoded by the run's own tokenizer (special tokens left out)
 
     def __post_init__(self) -> None:
         T, n = self.token_ids.shape[0], self.n_steps

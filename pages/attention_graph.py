@@ -160,7 +160,11 @@ st.caption(
     f"are hidden ({len(edges)} shown). Coral: the token being generated; pink: earlier "
     "generated tokens; grey: not generated yet; yellow: your selection."
     + (" The BOS token the tokenizer added is hidden." if r.bos_offset else "")
-    + (" The first prompt token is hidden (sink) and gets no lines." if ss["hide_sink"] else "")
+    + (
+        " The first prompt token is hidden (sink) and gets no lines."
+        if ss["hide_sink"] and not r.bos_offset
+        else ""
+    )
 )
 
 with st.expander("Strongest connections at this step"):

@@ -28,6 +28,10 @@ from lib.models import LoadedModel, ModelLoadError, bundled_is_converted, conver
 from lib.result import GenerationResult, SamplingSettings
 
 LIMITS = Limits.from_env()
+MATRIX_CAPTURED = "Generated tokens (captured while generating)"
+MATRIX_WHOLE = "Whole sequence (one extra forward pass)"
+BUNDLED_LABEL = "SmolLM2-135M-Instruct (bundled, offline)"
+OTHER_MODEL = "Other: a Hugging Face id or a local folder"
 
 # Values that outlive the page whose widget set them. Streamlit drops a widget's state when
 # a run does not render it (another page), so each lives under its own name and its widget
@@ -47,6 +51,8 @@ DEFAULTS: dict[str, object] = {
     "head": "All heads (mean)",
     "show_all": False,
     "hide_sink": False,
+    "model_choice": BUNDLED_LABEL,
+    "model_custom": "",
 }
 
 
@@ -55,6 +61,8 @@ def init_state() -> None:
     ss = st.session_state
     for key, value in DEFAULTS.items():
         ss.setdefault(key, value)
+    # A deployment may lower the cap below a value this session chose earlier.
+    ss["max_tokens"] = min(max(int(ss["max_tokens"]), 1), LIMITS.max_new_tokens)
     ss.setdefault("model_spec", BUNDLED_MODEL)
     ss.setdefault("model_error", None)
     ss.setdefault("run", None)
@@ -232,7 +240,9 @@ def need_run() -> tuple[str, GenerationResult]:
     return run
 
 
-@st.cache_data(max_entries=8, show_spinner="Computing the full matrix (one forward pass) ...")
+# A resource, not data: read-only arrays of up to heads x T^2 floats are shared, not copied
+# (st.cache_data would unpickle a fresh copy on every rerun of the page showing them).
+@st.cache_resource(max_entries=4, show_spinner="Computing the full matrix (one forward pass) ...")
 def cached_full(
     run_key: str, layer: int | None, _lm: LoadedModel, _ids: np.ndarray
 ) -> FullAttention:
@@ -263,7 +273,7 @@ def layer_head_choice(result: GenerationResult) -> tuple[int | None, int | None]
     return li, hi
 
 
-_MD_SPECIAL = set("\\`*_{}[]()#+-.!|<>$~:=")
+_MD_SPECIAL = set("\\`*_{}[]()#+-.!|<>$~:=&")
 
 
 def md_escape(text: str) -> str:

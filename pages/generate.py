@@ -5,6 +5,7 @@ import streamlit as st
 
 from lib.config import BUNDLED_MODEL, SUGGESTED_HUB_MODELS
 from pages.common import (
+    BUNDLED_LABEL,
     LIMITS,
     bound,
     cached_npz,
@@ -14,14 +15,15 @@ from pages.common import (
     run_generation,
     switch_model,
 )
+from pages.common import (
+    OTHER_MODEL as OTHER,
+)
 
 st.title("Generate")
 st.caption(
     "Type a prompt; the model continues it one token at a time. Every step's attention is "
     "captured exactly as the model computed it, for the other pages to show."
 )
-OTHER = "Other: a Hugging Face id or a local folder"
-BUNDLED_LABEL = "SmolLM2-135M-Instruct (bundled, offline)"
 
 with st.expander("Model", icon=":material/memory:"):
     choices = {BUNDLED_LABEL: BUNDLED_MODEL} | {m: m for m in SUGGESTED_HUB_MODELS}
@@ -29,13 +31,13 @@ with st.expander("Model", icon=":material/memory:"):
     choice = m1.selectbox(
         "Choose a model",
         [*choices, OTHER],
-        key="model_choice",
+        **bound("model_choice"),
         help="Hub models need a network connection the first time.",
     )
     if choice == OTHER:
         spec = m2.text_input(
             "Model id or folder",
-            key="model_custom",
+            **bound("model_custom"),
             placeholder="e.g. HuggingFaceTB/SmolLM2-360M-Instruct",
         )
     else:
@@ -109,9 +111,7 @@ if run is not None:
             + ("stopped at end-of-sequence" if r.stop_reason == "eos" else "stopped at max tokens")
         )
     )
-    tok = lm.tokenizer if lm is not None else None
-    if tok is not None:
-        st.code(r.prompt + tok.decode(r.generated_ids.tolist()), language=None, wrap_lines=True)
+    st.code(r.prompt + r.generated_text, language=None, wrap_lines=True)
     rows = []
     for i, (tid, label) in enumerate(zip(r.token_ids.tolist(), r.labels, strict=True)):
         if i < r.prompt_len:
@@ -141,7 +141,7 @@ if run is not None:
     )
     st.download_button(
         "Download the whole run (NPZ)",
-        cached_npz(run[0], r),
+        lambda: cached_npz(run[0], r),  # compressed only when clicked
         file_name=f"run-{run[0]}.npz",
         mime="application/octet-stream",
         icon=":material/download:",

@@ -7,7 +7,7 @@ import streamlit as st
 
 from lib.head_roles import ROLE_TITLES, ROLES, HeadRoles, head_roles, induction_probe
 from lib.models import LoadedModel
-from pages.common import bound, current_model, md_escape, need_run
+from pages.common import MATRIX_WHOLE, bound, current_model, md_escape, need_run
 
 PROBE = "Repeated random tokens (induction probe)"
 TEXT = "This run's text"
@@ -15,7 +15,6 @@ PROBE_LEN = 50
 PROBE_SEED = 0
 SELECTION = "head_pick"
 # The matrices page's "Rows" choice that shows a head's pattern over the whole sequence.
-MATRICES_WHOLE = "Whole sequence (one extra forward pass)"
 
 
 @st.cache_data(max_entries=4, show_spinner="Scoring every head on repeated random tokens ...")
@@ -84,7 +83,9 @@ run_key, r = need_run()
 ss = st.session_state
 lm = current_model()
 if lm is None or lm.name != r.model_name:
-    st.warning("Scoring heads needs the model that made this run. Load it again in the sidebar.")
+    st.warning(
+        "Scoring heads needs the model that made this run. Load it again on the Generate page."
+    )
     st.stop()
 
 ss.setdefault("hr_probe", PROBE)
@@ -117,7 +118,7 @@ chart_key = ss["hr_grid_key"] = f"hr_grid_{ss['hr_grid_nonce']}"
 picked = parse_pick(ss.get(chart_key))
 if picked is not None and 0 <= picked[0] < roles.n_layers and 0 <= picked[1] < roles.n_heads:
     ss["layer"], ss["head"] = f"Layer {picked[0]}", f"Head {picked[1]}"
-    ss["matrix_source"] = MATRICES_WHOLE
+    ss["matrix_source"] = MATRIX_WHOLE
     ss["hr_grid_nonce"] += 1  # coming back shows a fresh grid, not the same click again
     st.switch_page("pages/matrices.py")
 

@@ -10,7 +10,7 @@ from lib.head_roles import drop_first_key
 from lib.logit_lens import LogitLens, logit_lens, readout_names
 from lib.models import LoadedModel
 from lib.result import GenerationResult
-from lib.tokens import clean_label
+from lib.tokens import token_label
 from lib.weights_view import (
     EmbeddingPCA,
     attention_eigenvalues,
@@ -57,7 +57,7 @@ def cached_ov(model_spec: str, layer: int, _lm: LoadedModel) -> np.ndarray:
 
 
 def token_text(lm: LoadedModel, token_id: int) -> str:
-    return clean_label(lm.tokenizer.convert_ids_to_tokens(int(token_id)))
+    return token_label(lm.tokenizer, token_id)
 
 
 def lens_section(lm: LoadedModel, r: GenerationResult, run_key: str) -> None:
@@ -341,7 +341,7 @@ tab_lens, tab_fp, tab_w = st.tabs(["Logit lens", "Attention fingerprints", "Embe
 with tab_fp:
     fingerprint_section(r, run_key, hide)
 if not same_model:
-    msg = "This view needs the model that made this run. Load it again in the sidebar."
+    msg = "This view needs the model that made this run. Load it again on the Generate page."
     tab_lens.warning(msg)
     tab_w.warning(msg)
     st.stop()

@@ -6,6 +6,12 @@ import streamlit as st
 from lib.attention import aggregate
 from lib.heatmap import MAX_AXIS, head_grid, heatmap, view
 from pages.common import (
+    MATRIX_CAPTURED as CAPTURED,
+)
+from pages.common import (
+    MATRIX_WHOLE as WHOLE,
+)
+from pages.common import (
     bound,
     cached_full,
     cached_npz,
@@ -14,9 +20,6 @@ from pages.common import (
     layer_head_choice,
     need_run,
 )
-
-CAPTURED = "Generated tokens (captured while generating)"
-WHOLE = "Whole sequence (one extra forward pass)"
 
 
 def window(label: str, n: int, key: str, default_end: bool) -> tuple[int, int]:
@@ -32,7 +35,7 @@ def window(label: str, n: int, key: str, default_end: bool) -> tuple[int, int]:
         key=key,
         help=f"At most {MAX_AXIS} positions are drawn at once.",
     )
-    return lo, max(hi, lo + 1)
+    return lo, min(max(hi, lo + 1), lo + MAX_AXIS)
 
 
 st.title("Attention matrices")
@@ -66,7 +69,7 @@ else:
     if lm is None or lm.name != r.model_name:
         st.warning(
             "The whole-sequence matrix needs the model that made this run. Load it "
-            "again in the sidebar, or show the captured rows."
+            "again on the Generate page, or show the captured rows."
         )
         st.stop()
     if layer is None and head is not None:
@@ -99,23 +102,33 @@ st.caption(
 )
 
 c1, c2 = st.columns(2)
+what_file = "-".join(
+    [
+        f"layer{layer}" if layer is not None else "all-layers",
+        f"head{head}" if head is not None else "all-heads",
+        "captured" if source == CAPTURED else "whole",
+    ]
+    + (["sink-hidden"] if hide else [])
+)
 c1.download_button(
     "Download this matrix (CSV)",
-    v.to_csv(),
-    file_name=f"attention-{run_key}.csv",
+    v.to_csv,  # built only when clicked
+    file_name=f"attention-{run_key}-{what_file}.csv",
     mime="text/csv",
     icon=":material/download:",
 )
 c2.download_button(
     "Download the whole run (NPZ)",
-    cached_npz(run_key, r),
+    lambda: cached_npz(run_key, r),  # compressed only when clicked
     file_name=f"run-{run_key}.npz",
     mime="application/octet-stream",
     icon=":material/download:",
 )
 
-if heads is not None:
-    with st.expander(f"All {r.n_heads} heads of layer {layer}", expanded=False):
+if heads is not None and st.toggle(
+    f"Show all {r.n_heads} heads of layer {layer}", key="matrix_head_grid"
+):
+    with st.container():
         views = [
             view(h[q_lo:q_hi], query_pos[q_lo:q_hi], r.labels, hide, k_lo, k_hi) for h in heads
         ]

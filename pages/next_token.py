@@ -104,7 +104,7 @@ lm = current_model()
 if lm is None or lm.name != r.model_name:
     st.warning(
         "This page recomputes the model's predictions, so it needs the model that made the "
-        "current run. Load it again in the sidebar, or generate a new run."
+        "current run. Load it again on the Generate page, or generate a new run."
     )
     st.stop()
 ss = st.session_state

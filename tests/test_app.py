@@ -170,6 +170,9 @@ def test_matrices_page_views(app):
     assert_ok(app)
     app.selectbox(key="layer__w").set_value("Layer 2").run()
     assert_ok(app)
+    assert len(app.get("vega_lite_chart")) == 1  # the grid of heads waits for its switch
+    app.toggle(key="matrix_head_grid").set_value(True).run()
+    assert_ok(app)
     assert len(app.get("vega_lite_chart")) == 2  # the matrix and the grid of heads
     assert [d.label for d in app.get("download_button")] == [
         "Download this matrix (CSV)",

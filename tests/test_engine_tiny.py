@@ -157,3 +157,14 @@ def test_sampling_is_seeded(lm):
     torch.manual_seed(123)  # the global RNG must not matter
     c = generate(lm, PROMPT, max_new_tokens=8, sampling=s)
     np.testing.assert_array_equal(a.token_ids, c.token_ids)
+
+
+def test_hiding_the_first_token_keeps_raw_values_and_renormalises_the_rest():
+    lm = tiny_lm(add_bos=False)
+    r = generate(lm, PROMPT, max_new_tokens=2)
+    rows = aggregate(r)
+    shown, hidden = split_step(r, rows, 1), split_step(r, rows, 1, hide_first=True)
+    np.testing.assert_array_equal(hidden.input_raw, shown.input_raw)  # what the model computed
+    assert hidden.input_norm[0] == 0.0 and hidden.sink_raw == pytest.approx(rows[1, 0])
+    rest = shown.input_raw[1:]
+    np.testing.assert_allclose(hidden.input_norm[1:], rest / (rest.sum() + 1e-8), rtol=1e-6)

@@ -163,3 +163,20 @@ def test_conversion_cache_is_complete_and_detects_damage(smollm2, tmp_path):
     assert not _folder_is_complete(copy)
     (copy / "tav-complete.json").unlink()
     assert not _folder_is_complete(copy)
+
+
+def test_token_labels_are_readable_and_follow_clean_label(smollm2):
+    from lib.tokens import clean_label, token_label
+
+    tok = smollm2.tokenizer
+    for word in (" forest", "The", "\n"):
+        (tid,) = tok(word, add_special_tokens=False)["input_ids"]
+        assert token_label(tok, tid) == clean_label(tok.convert_ids_to_tokens(tid))
+    labels = [
+        token_label(tok, t) for t in tok("東京 café\tend", add_special_tokens=False)["input_ids"]
+    ]
+    joined = "".join(labels)
+    assert "é" in joined and "\\t" in joined  # decoded, not "Ã©" or "ĉ"
+    assert "Ã" not in joined
+    eos = next(iter(smollm2.eos_ids))
+    assert token_label(tok, eos, smollm2.eos_ids) == "[EOS]"

@@ -130,8 +130,8 @@ def test_eos_on_the_first_step_renders_everywhere(app, smollm2):
 
 
 def load_model_in(at: AppTest, spec: str) -> AppTest:
-    at.selectbox(key="model_choice").set_value(OTHER).run()
-    at.text_input(key="model_custom").input(spec).run()
+    at.selectbox(key="model_choice__w").set_value(OTHER).run()
+    at.text_input(key="model_custom__w").input(spec).run()
     button(at, "Load model").click().run()
     assert_ok(at)
     return at
