@@ -1,9 +1,11 @@
 """The step-by-step attention graph (seed 000's layout) as one Plotly figure.
 
-Prompt tokens sit on the left (x = 0.1), generated tokens on the right (x = 0.9). Blue lines
-join a generated token to the prompt tokens it attends to; orange curves to earlier generated
-tokens. Edges are grouped into a few traces by line width (not one trace per edge), so a
-200 x 50 graph with every edge drawn stays small and quick to build.
+Prompt tokens sit on the left (x = 2), generated tokens on the right (x = 18, axis -5..25;
+whole numbers so those x values travel as one byte each). Blue lines join a generated token
+to the prompt tokens it attends to; orange curves to earlier generated tokens. Edges are
+grouped into a few traces by line width (not one trace per edge), coordinates are numpy
+arrays (sent as binary, never validated value by value), so a 200 x 50 graph with every
+edge drawn builds in well under 100 ms and its JSON stays under 1 MB.
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ import plotly.graph_objects as go
 from lib.attention import StepAttention
 from lib.config import MAX_LINE_WIDTH, MIN_LINE_WIDTH, PLOT_HEIGHT, PLOT_WIDTH
 
-X_IN, X_OUT = 0.1, 0.9
+X_IN, X_OUT = 2, 18
 BLUE, ORANGE = (31, 119, 180), (255, 127, 14)
 INPUT_COLOUR, FUTURE_COLOUR = "#c6dbef", "#e6e6e6"
 CURRENT_COLOUR, PAST_COLOUR, SELECTED_COLOUR = "coral", "pink", "yellow"
 WIDTH_BINS = 8
-CURVE_POINTS = 12
+CURVE_DEPTH, CURVE_BULGE = 1.2, 5.0  # the curve control point: X_OUT - depth - bulge*|dy|
 ROW_PX = 18  # vertical pixels per token row when the graph must grow
 KEEP_LOOK = {"marker": {"opacity": 1.0}}  # a click must not fade the rest of the graph
 
@@ -107,23 +109,28 @@ def _ys(n: int) -> np.ndarray:
     return np.linspace(1.0, 0.0, n) if n > 1 else np.array([0.5])
 
 
-def _segments(kind: int, src: np.ndarray, dst: np.ndarray, y_in, y_out) -> tuple[list, list]:
-    """Polyline coordinates for many edges, separated by None (one trace draws them all)."""
+def _segments(
+    kind: int, src: np.ndarray, dst: np.ndarray, y_in: np.ndarray, y_out: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Polyline coordinates for many edges, separated by NaN (one trace draws them all).
+
+    numpy arrays: Plotly sends them as binary typed arrays (float32: 4 bytes a value) without
+    validating each value, and draws a NaN as a gap.
+    """
     if kind == 0:
         n = src.size
-        xs = np.tile([X_IN, X_OUT, np.nan], n)
+        # The NaN in y makes the gap, so x can be int8.
+        xs = np.tile(np.array([X_IN, X_OUT, X_OUT], dtype=np.int8), n)
         ys = np.column_stack([y_in[src], y_out[dst], np.full(n, np.nan)]).ravel()
-    else:
-        # Quadratic Bezier curves between two generated tokens, bulging into the middle.
-        t = np.linspace(0, 1, CURVE_POINTS)[None, :]
-        y0, y1 = y_out[src][:, None], y_out[dst][:, None]
-        cx = X_OUT - 0.06 - 0.25 * np.abs(y1 - y0)
-        bx = (1 - t) ** 2 * X_OUT + 2 * (1 - t) * t * cx + t**2 * X_OUT
-        by = (1 - t) ** 2 * y0 + 2 * (1 - t) * t * (y0 + y1) / 2 + t**2 * y1
-        pad = np.full((src.size, 1), np.nan)
-        xs, ys = np.hstack([bx, pad]).ravel(), np.hstack([by, pad]).ravel()
-    # NaN becomes null in the figure JSON, which Plotly draws as a gap.
-    return np.round(xs, 4).tolist(), np.round(ys, 4).tolist()
+        return xs, ys.astype(np.float32)
+    # Curves between two generated tokens, bulging into the middle: Plotly's spline through
+    # the ends and the apex of a quadratic Bezier (3 points a curve instead of 12 sampled).
+    y0, y1 = y_out[src], y_out[dst]
+    apex_x = X_OUT - 0.5 * (CURVE_DEPTH + CURVE_BULGE * np.abs(y1 - y0))
+    edge = np.full(src.size, float(X_OUT))
+    xs = np.column_stack([edge, apex_x, edge, edge])
+    ys = np.column_stack([y0, (y0 + y1) / 2, y1, np.full(src.size, np.nan)])
+    return xs.ravel().astype(np.float32), ys.ravel().astype(np.float32)
 
 
 def _esc(label: str) -> str:
@@ -163,6 +170,7 @@ def attention_graph(
                         showlegend=False,
                         unselected=KEEP_LOOK,
                         line={
+                            "shape": "spline" if kind else "linear",
                             "width": MIN_LINE_WIDTH + (MAX_LINE_WIDTH - MIN_LINE_WIDTH) * frac,
                             "color": f"rgba({rgb[0]},{rgb[1]},{rgb[2]},{0.25 + 0.65 * frac:.2f})",
                         },
@@ -174,29 +182,28 @@ def attention_graph(
             y_in[np.minimum(edges.src, n_in - 1)],
             y_out[np.minimum(edges.src, n_out - 1)],
         )
-        mid_x = np.where(edges.kind == 0, (X_IN + X_OUT) / 2, X_OUT - 0.05)
+        mid_x = np.where(edges.kind == 0, (X_IN + X_OUT) // 2, X_OUT - 1)
         mid_y = (src_y + y_out[edges.dst]) / 2
-        text = [
-            f"{_esc(prompt_labels[s] if k == 0 else generated_labels[s])} → "
-            f"{_esc(generated_labels[d])}<br>normalised {w:.4f} · raw {r:.5f}"
-            for k, s, d, w, r in zip(
-                edges.kind.tolist(),
-                edges.src.tolist(),
-                edges.dst.tolist(),
-                edges.weight.tolist(),
-                edges.raw.tolist(),
-                strict=True,
-            )
-        ]
+        # Per edge only what differs, in one object array: Plotly keeps it as it is, where
+        # lists of 11,000 strings get validated and copied value by value (~40 ms). The hover
+        # template holds the rest once. The browser gets [["edge", i, w, raw, from, to], ...].
+        names = np.array([_esc(lb) for lb in (*prompt_labels, *generated_labels)], dtype=object)
+        custom = np.empty((len(edges), 6), dtype=object)
+        custom[:, 0] = "edge"
+        custom[:, 1] = list(range(len(edges)))
+        custom[:, 2] = np.round(edges.weight.astype(np.float64), 4)
+        custom[:, 3] = np.round(edges.raw.astype(np.float64), 5)
+        custom[:, 4] = names[np.where(edges.kind == 0, edges.src, n_in + edges.src)]
+        custom[:, 5] = names[n_in + edges.dst]
         traces.append(
             go.Scatter(
-                x=np.round(mid_x, 4).tolist(),
-                y=np.round(mid_y, 4).tolist(),
+                x=mid_x.astype(np.int8),
+                y=mid_y.astype(np.float32),
                 mode="markers",
                 marker={"size": 7, "color": "rgba(0,0,0,0)"},
-                hovertext=text,
-                hoverinfo="text",
-                customdata=[["edge", i] for i in range(len(edges))],
+                hovertemplate="%{customdata[4]} → %{customdata[5]}<br>normalised "
+                "%{customdata[2]:.4f} · raw %{customdata[3]:.5f}<extra></extra>",
+                customdata=custom,
                 showlegend=False,
                 unselected=KEEP_LOOK,
             )
@@ -245,7 +252,7 @@ def attention_graph(
         height=max(PLOT_HEIGHT, ROW_PX * rows + 80),
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
         font={"size": 13, "color": "#1b1f24"},
-        xaxis={"visible": False, "range": [-0.25, 1.25], "fixedrange": True},
+        xaxis={"visible": False, "range": [-5, 25], "fixedrange": True},
         yaxis={"visible": False, "range": [-0.03, 1.03], "fixedrange": True},
         plot_bgcolor="white",
         hovermode="closest",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import math
 import os
 import re
 import shutil
@@ -187,6 +188,23 @@ def _count_params(config) -> int:
     return sum(p.numel() for p in empty.parameters())
 
 
+def _count_saved_params(folder: Path) -> int:
+    """Parameters stored in a folder's safetensors files, from their headers alone.
+
+    Tied weights are saved once, so this equals `_count_params` for the same model.
+    """
+    from safetensors import safe_open
+
+    total = 0
+    for path in sorted(folder.glob("*.safetensors")):
+        with safe_open(str(path), framework="pt") as f:
+            names = list(f.keys())  # noqa: SIM118 - a safetensors file, not a dict
+            total += sum(math.prod(f.get_slice(k).get_shape()) for k in names)
+    if not total:
+        raise ModelLoadError(f"No weights found in {folder}.")
+    return total
+
+
 def _friendly(spec: str, err: Exception) -> str:
     text = str(err)
     low = text.lower()
@@ -259,7 +277,11 @@ def _load(
                 f"{spec} modifies attention scores (soft-capping or sinks); "
                 "exact capture is implemented for plain softmax attention only."
             )
-        n_params = _count_params(config)
+        # The bundled folder is ours: its file headers give the count in ~1 ms, where an
+        # empty model built from the config takes ~0.3 s of a ~1 s warm start.
+        n_params = (
+            _count_saved_params(Path(location)) if source == "bundled" else _count_params(config)
+        )
         if n_params > limits.max_model_params:
             raise ModelLoadError(
                 f"{spec} has {n_params / 1e9:.2f} B parameters, over this app's limit of "

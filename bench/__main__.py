@@ -1,0 +1,270 @@
+"""`uv run python -m bench`: the performance figures of issue 4, each against a baseline.
+
+Every figure is measured in one run against a baseline measured in the same run (cases
+take turns, medians are kept), printed as a table and saved as JSON. `--quick` is a tiny
+version (short prompts, few tokens, one repeat, no 2,000-token or GGUF runs) for the
+smoke test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from bench.common import ROOT, machine
+
+DEFAULT_OUT = ROOT / "bench-results" / "bench.json"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument("--quick", action="store_true", help="tiny sizes, one repeat (smoke test)")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON path ({DEFAULT_OUT})")
+    p.add_argument("--repeats", type=int, default=None, help="timed rounds (default 5; quick 1)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1: on a shared 2-core machine two OpenMP threads make "
+        "every other job's load a slowdown of several times, which no median removes)",
+    )
+    return p.parse_args(argv)
+
+
+def sizes(quick: bool) -> dict:
+    if quick:
+        return {
+            "capture_prompts": [25, 60],
+            "new_tokens": 6,
+            "memory_prompt": 120,
+            "graph_prompt": 40,
+            "rerun_prompt": 25,
+            "gguf_repeats": 0,
+            "seed_rss": False,
+            "bytecode": False,
+        }
+    return {
+        "capture_prompts": [25, 120, 500, 2000],
+        "new_tokens": 50,
+        "memory_prompt": 2000,
+        "graph_prompt": 200,
+        "rerun_prompt": 200,
+        "gguf_repeats": 2,
+        "seed_rss": True,
+        "bytecode": True,
+    }
+
+
+def fmt_s(s: float) -> str:
+    return f"{s * 1000:.0f} ms" if s < 1 else f"{s:.2f} s"
+
+
+def fmt_b(b: float) -> str:
+    return f"{b / 1e9:.2f} GB" if b >= 1e9 else f"{b / 1e6:.1f} MB"
+
+
+def table(items: dict) -> list[dict]:
+    """One row per figure: what, ours, baseline, ratio, target, ok."""
+    rows = []
+
+    def row(item, what, ours, base, ratio, target, ok) -> None:
+        rows.append(
+            {
+                "item": item,
+                "what": what,
+                "ours": ours,
+                "baseline": base,
+                "ratio": ratio,
+                "target": target,
+                "ok": ok,
+            }
+        )
+
+    if "capture" in items:
+        for r in items["capture"]["rows"]:
+            what = f"generate, {r['prompt_tokens']}-token prompt + {r['new_tokens']} (CPU time)"
+            row(
+                "1 capture",
+                what,
+                fmt_s(r["ours_cpu_s"]),
+                f"{fmt_s(r['plain_sdpa_cpu_s'])} plain sdpa",
+                f"{r['ratio_vs_plain']:.3f}",
+                "<= 1.10",
+                r["ratio_vs_plain"] <= 1.10,
+            )
+            row(
+                "1 capture",
+                "  same, vs the seed's eager + output_attentions",
+                fmt_s(r["ours_cpu_s"]),
+                f"{fmt_s(r['seed_eager_cpu_s'])} seed eager",
+                f"{r['ratio_vs_seed']:.3f}",
+                "",
+                None,
+            )
+    if "memory" in items:
+        m = items["memory"]
+        T = f"{m['prompt_tokens']}+{m['new_tokens']} tokens"
+        row(
+            "2 memory",
+            f"stored result, {T}",
+            fmt_b(m["stored_bytes"]),
+            f"{fmt_b(m['naive_bytes'])} naive L*H*T^2",
+            f"1/{1 / m['stored_fraction']:.0f}",
+            "<= 1/20",
+            m["stored_fraction"] <= 1 / 20,
+        )
+        seed = m.get("seed_peak_rss_bytes")
+        row(
+            "2 memory",
+            f"peak RSS of a process doing only that run (model load included), {T}",
+            fmt_b(m["peak_rss_bytes"]),
+            f"{fmt_b(seed)} seed eager" if seed else "-",
+            f"{m['peak_rss_bytes'] / seed:.2f}" if seed else "-",
+            "< 1.5 GB",
+            m["peak_rss_bytes"] < 1.5e9,
+        )
+    if "graph" in items:
+        g = items["graph"]
+        what = f"{g['prompt_tokens']}x{g['generated_tokens']} tokens, threshold 0, all"
+        row(
+            "3 graph",
+            f"build figure, {what} ({g['edges']:,} edges)",
+            fmt_s(g["build_s"]),
+            f"{fmt_s(g['seed_build_s'])} one trace per edge",
+            f"1/{g['speedup_vs_seed']:.0f}",
+            "<= 100 ms, >= 10x",
+            g["build_s"] <= 0.1 and g["speedup_vs_seed"] >= 10,
+        )
+        row(
+            "3 graph",
+            "figure JSON sent to the browser",
+            fmt_b(g["json_bytes"]),
+            f"{fmt_b(g['seed_json_bytes'])} one trace per edge",
+            f"{g['json_bytes'] / g['seed_json_bytes']:.2f}",
+            "< 1 MB",
+            g["json_bytes"] < 1e6,
+        )
+    if "warm_start" in items:
+        w = items["warm_start"]
+        gguf = w.get("gguf_load_s")
+        row(
+            "4 warm start",
+            "load_model() from the converted cache (fresh process, imports done)",
+            fmt_s(w["load_s"]),
+            f"{fmt_s(gguf)} from the GGUF" if gguf else "- (quick: no GGUF run)",
+            f"{w['ratio_vs_gguf']:.3f}" if gguf else "-",
+            "<= 3 s",
+            w["load_s"] <= 3.0,
+        )
+        bytecode = w.get("import_with_bytecode_s")
+        row(
+            "4 warm start",
+            "  Python imports before it (torch, transformers, lib)",
+            fmt_s(w["import_s"]),
+            f"{fmt_s(bytecode)} with a bytecode cache" if bytecode else "-",
+            "",
+            "",
+            None,
+        )
+    if "rerun" in items:
+        r = items["rerun"]
+        for key, label in (("default", "default settings"), ("show_all_threshold_0", "all, 0")):
+            d = r[key]
+            row(
+                "5 rerun",
+                f"graph page, step slider moves ({label}; "
+                f"{r['prompt_tokens']}x{r['generated_tokens']} tokens)",
+                fmt_s(d["graph_page_s"]),
+                f"{fmt_s(d['trivial_script_s'])} trivial script",
+                f"{d['ratio_vs_trivial']:.1f}",
+                "<= 150 ms",
+                d["graph_page_s"] <= 0.150,
+            )
+    return rows
+
+
+def print_table(rows: list[dict]) -> None:
+    cols = ["item", "what", "ours", "baseline", "ratio", "target", "ok"]
+    cells = [
+        [str(r[c]) if c != "ok" else {True: "yes", False: "NO", None: ""}[r[c]] for c in cols]
+        for r in rows
+    ]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    print("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    size = sizes(args.quick)
+    repeats = args.repeats or (1 if args.quick else 5)
+    t_start = time.perf_counter()
+
+    def log(msg: str) -> None:
+        print(f"[{time.perf_counter() - t_start:6.0f} s] {msg}", file=sys.stderr, flush=True)
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from bench import capture, graph, memory, rerun, warm_start
+    from bench.texts import prompt_text
+    from lib.generation import generate
+    from lib.models import load_model
+
+    info = machine()
+    log(f"loading the bundled model ({info['cores']} cores, {args.threads} torch thread(s))")
+    lm = load_model()
+    new = size["new_tokens"]
+    items: dict = {}
+    items["capture"] = capture.run(lm, size["capture_prompts"], new, repeats, log)
+    log("graph: generating the run to draw")
+    result = generate(lm, prompt_text(lm.tokenizer, size["graph_prompt"]), new)
+    items["graph"] = graph.run(result, max(repeats, 5), max(1, repeats // 2), log)
+    rerun_prompt = prompt_text(lm.tokenizer, size["rerun_prompt"])
+    items["rerun"] = rerun.run(rerun_prompt, new, max(3, repeats * 6), log)
+    del lm, result
+
+    def run_memory() -> dict:
+        return memory.run(size["memory_prompt"], new, args.threads, size["seed_rss"], log)
+
+    def run_warm_start() -> dict:
+        return warm_start.run(args.threads, repeats, size["gguf_repeats"], size["bytecode"], log)
+
+    if args.quick:
+        # Smoke run: the two child-process items side by side (their numbers mean nothing).
+        with ThreadPoolExecutor(2) as pool:
+            futures = {"memory": pool.submit(run_memory), "warm_start": pool.submit(run_warm_start)}
+            items |= {name: f.result() for name, f in futures.items()}
+    else:
+        items["memory"] = run_memory()
+        items["warm_start"] = run_warm_start()
+
+    info["load_average_1min_at_end"] = round(os.getloadavg()[0], 2)
+    rows = table(items)
+    report = {
+        "command": "uv run python -m bench" + (" --quick" if args.quick else ""),
+        "quick": args.quick,
+        "repeats": repeats,
+        "threads": args.threads,
+        "machine": info,
+        "elapsed_s": time.perf_counter() - t_start,
+        "table": rows,
+        "items": items,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1))
+    print_table(rows)
+    print(f"\nsaved {args.out} ({report['elapsed_s']:.0f} s)")
+    return report
+
+
+if __name__ == "__main__":
+    main()

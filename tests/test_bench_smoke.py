@@ -1,0 +1,72 @@
+"""The benchmark (`uv run python -m bench`) in its tiny `--quick` form, so it cannot rot."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Per item, the figures that must be measured (positive numbers).
+REQUIRED = {
+    "memory": ["stored_bytes", "naive_bytes", "stored_fraction", "peak_rss_bytes"],
+    "graph": [
+        "edges",
+        "build_s",
+        "seed_build_s",
+        "speedup_vs_seed",
+        "json_bytes",
+        "seed_json_bytes",
+    ],
+    "warm_start": ["load_s", "import_s"],
+}
+CAPTURE_ROW = [
+    "prompt_tokens",
+    "ours_cpu_s",
+    "plain_sdpa_cpu_s",
+    "seed_eager_cpu_s",
+    "ratio_vs_plain",
+    "ratio_vs_seed",
+]
+RERUN = ["graph_page_s", "trivial_script_s", "ratio_vs_trivial"]
+
+
+def positive(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+
+
+def test_quick_benchmark_measures_every_item(tmp_path):
+    from lib.models import converted_bundled_dir
+
+    converted_bundled_dir()  # the children load from the cache this session uses
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--out", str(out)],
+        cwd=ROOT,
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "1 capture" in proc.stdout and "5 rerun" in proc.stdout  # the table was printed
+
+    report = json.loads(out.read_text())
+    items = report["items"]
+    assert set(items) == {"capture", "memory", "graph", "warm_start", "rerun"}
+    for row in items["capture"]["rows"]:
+        assert all(positive(row[k]) for k in CAPTURE_ROW), row
+        assert row["tokens_match_plain"] and row["new_tokens"] > 0
+    for item, keys in REQUIRED.items():
+        assert all(positive(items[item][k]) for k in keys), (item, items[item])
+    for case in ("default", "show_all_threshold_0"):
+        assert all(positive(items["rerun"][case][k]) for k in RERUN), items["rerun"][case]
+    assert {r["item"].split()[0] for r in report["table"]} == {"1", "2", "3", "4", "5"}
+    assert report["machine"]["torch"] and report["machine"]["cores"] >= 1
