@@ -81,3 +81,16 @@ def page(server, browser):
     yield pg
     context.close()
     assert not errors, f"JavaScript errors in the page: {errors}"
+
+
+@pytest.fixture
+def app(smollm2):
+    """The app under AppTest, first page drawn (the bundled model is converted beforehand)."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.apphelpers import assert_ok
+
+    at = AppTest.from_file("../main.py", default_timeout=240)
+    at.run()
+    assert_ok(at)
+    return at

@@ -11,16 +11,6 @@ from tests.apphelpers import assert_ok, button
 
 pytestmark = pytest.mark.slow
 
-TIMEOUT = 180
-
-
-@pytest.fixture
-def app(smollm2) -> AppTest:  # smollm2: the bundled model is converted before the app starts
-    at = AppTest.from_file("../main.py", default_timeout=TIMEOUT)
-    at.run()
-    assert_ok(at)
-    return at
-
 
 def generate(at: AppTest, prompt: str | None = None, max_tokens: int | None = None) -> AppTest:
     if prompt is not None:

@@ -9,14 +9,10 @@ from tests.apphelpers import assert_ok
 
 pytestmark = pytest.mark.slow
 
-TIMEOUT = 240
-
 
 @pytest.fixture
-def app(smollm2) -> AppTest:  # smollm2: the bundled model is converted before the app starts
-    at = AppTest.from_file("../main.py", default_timeout=TIMEOUT)
-    at.run()
-    assert_ok(at)
+def app(app: AppTest) -> AppTest:  # the shared fixture, after one 6-token generation
+    at = app
     at.slider(key="max_tokens__w").set_value(6)
     next(b for b in at.button if b.label == "Generate").click().run()
     assert_ok(at)

@@ -9,24 +9,11 @@ import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.apphelpers import assert_ok
+from tests.apphelpers import assert_ok, button
 
 pytestmark = pytest.mark.slow
 
-TIMEOUT = 300
 PAGE = "pages/next_token.py"
-
-
-@pytest.fixture
-def app(smollm2) -> AppTest:  # smollm2: the bundled model is converted before the app starts
-    at = AppTest.from_file("../main.py", default_timeout=TIMEOUT)
-    at.run()
-    assert_ok(at)
-    return at
-
-
-def button(at: AppTest, label: str):
-    return next(b for b in at.button if b.label == label)
 
 
 def open_page(at: AppTest, max_tokens: int = 5, prompt: str | None = None) -> AppTest:

@@ -18,14 +18,6 @@ PAGES = ("pages/attention_graph.py", "pages/matrices.py", "pages/generate.py")
 OTHER = "Other: a Hugging Face id or a local folder"
 
 
-@pytest.fixture
-def app(smollm2) -> AppTest:
-    at = AppTest.from_file("../main.py", default_timeout=240)
-    at.run()
-    assert_ok(at)
-    return at
-
-
 def generate_in(at: AppTest, prompt: str, max_tokens: int = 3) -> AppTest:
     at.text_area(key="prompt__w").input(prompt)
     at.slider(key="max_tokens__w").set_value(max_tokens)
