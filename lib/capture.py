@@ -72,13 +72,15 @@ def attention_probs(
     The mask is additive (float) or boolean (True = may attend), or None for plain causal.
     Returns (B, H, Q, K) float32.
     """
-    n_rep = query.shape[1] // key.shape[1]
-    if n_rep > 1:
-        key = key.repeat_interleave(n_rep, dim=1)
+    B, H, Q, D = query.shape
+    kv_heads, k_len = key.shape[1], key.shape[2]
     if scaling is None:
-        scaling = query.shape[-1] ** -0.5
-    scores = torch.matmul(query, key.transpose(2, 3)) * scaling
-    q_len, k_len = scores.shape[-2:]
+        scaling = D**-0.5
+    # Query heads h = g * n_rep + r share key head g: group them instead of repeating the
+    # keys (a copy of the whole key cache, per layer and step).
+    grouped = query.reshape(B, kv_heads, (H // kv_heads) * Q, D)
+    scores = torch.matmul(grouped, key.transpose(2, 3)).reshape(B, H, Q, k_len) * scaling
+    q_len = Q
     if attention_mask is None:
         if q_len > 1:  # the queries are the last q_len of k_len positions
             future = torch.ones(q_len, k_len, dtype=torch.bool, device=scores.device)

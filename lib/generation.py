@@ -120,7 +120,10 @@ def generate(
     recorder = AttentionRecorder("last_row")
     cache = DynamicCache(config=model.config)
     step_input = torch.tensor([ids], device=lm.device)
-    rows, chosen, top_ids, top_probs, chosen_p, entropy = [], [], [], [], [], []
+    # Rows go straight into their final array: no list of per-step copies to stack at the end.
+    width = len(ids) + max_new_tokens - 1
+    attention = np.zeros((max_new_tokens, lm.n_layers, lm.n_heads, width), dtype=np.float32)
+    chosen, top_ids, top_probs, chosen_p, entropy = [], [], [], [], []
     stop_reason = "max_tokens"
     for step in range(max_new_tokens):
         out = model(
@@ -130,7 +133,8 @@ def generate(
             logits_to_keep=1,
             **{RECORDER_KWARG: recorder},
         )
-        rows.append(recorder.take_rows())
+        row = recorder.take_rows()
+        attention[step, :, :, : row.shape[-1]] = row
         logits = out.logits[0, -1].float()
         probs = torch.softmax(logits, dim=-1)
         if step < len(forced_tokens):
@@ -165,7 +169,7 @@ def generate(
         labels=tuple(labels),
         prompt_len=len(ids),
         bos_offset=bos_offset,
-        attention=_pad_rows(rows, len(all_ids) - 1),
+        attention=_trim(attention, len(chosen), len(all_ids) - 1),
         top_ids=np.stack(top_ids).astype(np.int64),
         top_probs=np.stack(top_probs).astype(np.float32),
         chosen_prob=np.asarray(chosen_p, dtype=np.float32),
@@ -181,10 +185,8 @@ def generate(
     )
 
 
-def _pad_rows(rows: list[np.ndarray], width: int) -> np.ndarray:
-    """Stack per-step (L, H, K_s) rows into (steps, L, H, width), zero past each row's keys."""
-    L, H = rows[0].shape[:2]
-    out = np.zeros((len(rows), L, H, width), dtype=np.float32)
-    for s, r in enumerate(rows):
-        out[s, :, :, : r.shape[-1]] = r
-    return out
+def _trim(attention: np.ndarray, steps: int, width: int) -> np.ndarray:
+    """The filled part; copied only when generation stopped early (EOS), to free the rest."""
+    if attention.shape[0] == steps and attention.shape[3] == width:
+        return attention
+    return np.ascontiguousarray(attention[:steps, :, :, :width])
