@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -250,10 +251,73 @@ def cached_full(
     return full_attention(_lm, _ids, layer)
 
 
-@st.cache_data(max_entries=2, show_spinner=False)
+# A resource, not data: immutable bytes shared, not unpickled afresh on every rerun.
+@st.cache_resource(max_entries=2, show_spinner="Compressing the run ...")
 def cached_npz(run_key: str, _result: GenerationResult) -> bytes:
     """The run as a .npz download (compressing a long run is worth doing once)."""
     return _result.to_npz()
+
+
+# Up to this many bytes a download is built with the page, so one click downloads it;
+# a larger one (a long prompt's run) waits for a "Prepare" click.
+EAGER_DOWNLOAD_BYTES = 8_000_000
+
+
+def download(
+    where,
+    label: str,
+    build: Callable[[], bytes | str],
+    *,
+    file_name: str,
+    mime: str,
+    size_hint: int = 0,
+    help: str | None = None,
+) -> None:
+    """A download button that keeps working while other sessions rerun.
+
+    Streamlit's lazy download (`data=` a callable) stores the built file with no session
+    referring to it, and the end of any two reruns, of any session, deletes such a file: in
+    a busy class the browser's fetch then gets a 404, or no download starts at all (issue
+    11). Here the bytes are given to `st.download_button`, so the file belongs to this
+    session's page while it shows, and `on_click="ignore"` keeps the click from rerunning
+    the page (a rerun would let go of the file for a moment). Files over
+    EAGER_DOWNLOAD_BYTES are built only after a "Prepare" click, then kept for the session.
+    """
+    prepared: set[str] = st.session_state.setdefault("prepared_downloads", set())
+    slot = where.empty()
+    if size_hint > EAGER_DOWNLOAD_BYTES and file_name not in prepared:
+        if not slot.button(
+            f"Prepare: {label}",
+            key=f"prepare:{file_name}",
+            icon=":material/package_2:",
+            help=f"About {size_hint / 1e6:,.0f} MB before compression: built when you ask.",
+        ):
+            return
+        prepared.add(file_name)
+    slot.download_button(
+        label,
+        build(),
+        file_name=file_name,
+        mime=mime,
+        on_click="ignore",
+        icon=":material/download:",
+        help=help,
+        key=f"download:{file_name}",
+    )
+
+
+def download_run(where, run_key: str, result: GenerationResult) -> None:
+    """The whole run as a NumPy archive (the same button on every page that offers it)."""
+    download(
+        where,
+        "Download the whole run (NPZ)",
+        lambda: cached_npz(run_key, result),
+        file_name=f"run-{run_key}.npz",
+        mime="application/octet-stream",
+        size_hint=result.nbytes(),
+        help="Token ids, labels, every captured attention row (step x layer x head x key), "
+        "and the next-token probabilities, as a NumPy archive.",
+    )
 
 
 def layer_head_choice(result: GenerationResult) -> tuple[int | None, int | None]:

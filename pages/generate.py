@@ -8,9 +8,9 @@ from pages.common import (
     BUNDLED_LABEL,
     LIMITS,
     bound,
-    cached_npz,
     current_model,
     current_run,
+    download_run,
     md_escape,
     run_generation,
     switch_model,
@@ -139,15 +139,7 @@ if run is not None:
             )
         },
     )
-    st.download_button(
-        "Download the whole run (NPZ)",
-        lambda: cached_npz(run[0], r),  # compressed only when clicked
-        file_name=f"run-{run[0]}.npz",
-        mime="application/octet-stream",
-        icon=":material/download:",
-        help="Token ids, labels, every captured attention row (step x layer x head x key), "
-        "and the next-token probabilities, as a NumPy archive.",
-    )
+    download_run(st, *run)
     st.page_link(
         "pages/attention_graph.py", label="See what each token attends to", icon=":material/hub:"
     )

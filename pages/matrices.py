@@ -14,9 +14,10 @@ from pages.common import (
 from pages.common import (
     bound,
     cached_full,
-    cached_npz,
     current_model,
     describe_aggregation,
+    download,
+    download_run,
     layer_head_choice,
     need_run,
 )
@@ -110,20 +111,14 @@ what_file = "-".join(
     ]
     + (["sink-hidden"] if hide else [])
 )
-c1.download_button(
+download(
+    c1,
     "Download this matrix (CSV)",
-    v.to_csv,  # built only when clicked
+    v.to_csv,
     file_name=f"attention-{run_key}-{what_file}.csv",
     mime="text/csv",
-    icon=":material/download:",
 )
-c2.download_button(
-    "Download the whole run (NPZ)",
-    lambda: cached_npz(run_key, r),  # compressed only when clicked
-    file_name=f"run-{run_key}.npz",
-    mime="application/octet-stream",
-    icon=":material/download:",
-)
+download_run(c2, run_key, r)
 
 if heads is not None and st.toggle(
     f"Show all {r.n_heads} heads of layer {layer}", key="matrix_head_grid"

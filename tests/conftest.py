@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -67,20 +68,54 @@ def browser():
         b.close()
 
 
-@pytest.fixture
-def page(server, browser):
-    """A fresh browser context (a new Streamlit session) on the app, failing on JS errors."""
-    from tests.browser import wait_idle
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item, so fixtures can tell a failed test."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
 
-    context = browser.new_context(viewport={"width": 1400, "height": 1300}, accept_downloads=True)
-    pg = context.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    pg.goto(server)
-    wait_idle(pg)
-    yield pg
-    context.close()
+
+@pytest.fixture
+def open_session(request, server, browser, artifacts_dir):
+    """Open browser tabs on the app, each its own Streamlit session (`AppSession`).
+
+    When the test fails, every tab leaves a full-page screenshot and its console log, and
+    the server log is copied beside them, in test-artifacts/failures/. Any JavaScript error
+    in a tab fails the test.
+    """
+    from tests.browser import AppSession
+
+    opened: list[tuple[object, AppSession]] = []
+
+    def open_one(name: str | None = None, width: int = 1400, height: int = 1300) -> AppSession:
+        context = browser.new_context(
+            viewport={"width": width, "height": height}, accept_downloads=True
+        )
+        session = AppSession(context, server, name or f"tab{len(opened)}")
+        opened.append((context, session))
+        return session
+
+    yield open_one
+    report = getattr(request.node, "report_call", None)
+    if report is None or report.failed:
+        folder = artifacts_dir / "failures"
+        stem = request.node.name
+        for _, session in opened:
+            session.save_evidence(folder, stem)
+        log = artifacts_dir / "streamlit-server.log"
+        if log.exists():
+            shutil.copyfile(log, folder / f"{stem}-server.log")
+    errors = [f"{s.name}: {e}" for _, s in opened for e in s.js_errors]
+    for context, _ in opened:
+        context.close()
     assert not errors, f"JavaScript errors in the page: {errors}"
+
+
+@pytest.fixture
+def session(open_session):
+    """One browser tab on the app, first run finished."""
+    return open_session("main")
 
 
 @pytest.fixture

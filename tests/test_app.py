@@ -168,3 +168,19 @@ def test_matrices_page_views(app):
         "Download this matrix (CSV)",
         "Download the whole run (NPZ)",
     ]
+
+
+def test_a_large_run_is_prepared_for_download_on_request(app):
+    from pages.common import EAGER_DOWNLOAD_BYTES
+
+    generate(app, prompt="The quick brown fox jumps over the lazy dog. " * 12, max_tokens=50)
+    assert app.session_state["run"]["result"].nbytes() > EAGER_DOWNLOAD_BYTES
+    assert not app.get("download_button")  # not built with the page: it waits for a click
+    button(app, "Prepare: Download the whole run (NPZ)").click().run()
+    assert_ok(app)
+    assert [d.label for d in app.get("download_button")] == ["Download the whole run (NPZ)"]
+    app.switch_page("pages/matrices.py").run()  # prepared once, for every page of the session
+    assert [d.label for d in app.get("download_button")] == [
+        "Download this matrix (CSV)",
+        "Download the whole run (NPZ)",
+    ]

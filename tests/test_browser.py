@@ -3,48 +3,37 @@
 from __future__ import annotations
 
 import pytest
-
-from tests.browser import wait_idle
+from playwright.sync_api import expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 PROMPT = "The little robot opened the door"
 
 
-def open_page(pg, title: str) -> None:
-    pg.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
-    wait_idle(pg)
-
-
-def test_generate_graph_click_and_matrices(page, artifacts_dir):
-    pg = page
-    box = pg.get_by_label("Prompt")
-    box.fill(PROMPT)
-    box.press("Tab")  # Streamlit commits a text area on blur
-    wait_idle(pg)
-    pg.get_by_role("button", name="Generate").click()
-    wait_idle(pg)
+def test_generate_graph_click_and_matrices(session, artifacts_dir):
+    s, pg = session, session.page
+    s.fill("Prompt", PROMPT)
+    s.click("button", "Generate")
     code = pg.get_by_test_id("stCode").first
+    expect(code).to_contain_text(PROMPT)
     assert code.inner_text().startswith(PROMPT)
     assert len(code.inner_text()) > len(PROMPT) + 10  # the model wrote something
     pg.screenshot(path=str(artifacts_dir / "1-generate.png"))
 
-    open_page(pg, "Attention graph")
+    s.open_page("Attention graph")
     plot = pg.locator(".js-plotly-plot").first
     plot.wait_for()
     pg.get_by_text("Step 1 of 20").wait_for()
     slider = pg.get_by_role("slider").first  # the generation step
     slider.focus()
-    slider.press("End")
-    wait_idle(pg)
+    s.act(lambda: slider.press("End"))
     pg.get_by_text("Step 20 of 20").wait_for()
     pg.screenshot(path=str(artifacts_dir / "2-graph.png"))
 
     # Click the third prompt token ("robot"): the second-to-last trace holds the prompt markers.
     inputs = plot.locator(".scatterlayer .trace").nth(-2).locator(".point")
     assert inputs.count() >= 5
-    inputs.nth(2).click(force=True)
-    wait_idle(pg)
+    s.act(lambda: inputs.nth(2).click(force=True))
     caption = pg.get_by_text("Filtered on prompt token 2")
     caption.wait_for()
     assert "robot" in caption.inner_text()
@@ -60,11 +49,10 @@ def test_generate_graph_click_and_matrices(page, artifacts_dir):
     assert 0 < shown <= 20  # only robot's lines, at most one to each generated token
     pg.screenshot(path=str(artifacts_dir / "3-graph-filtered.png"))
 
-    pg.get_by_role("button", name="Reset selection").click()
-    wait_idle(pg)
-    assert pg.get_by_text("Filtered on prompt token").count() == 0
+    s.click("button", "Reset selection")
+    expect(pg.get_by_text("Filtered on prompt token")).to_have_count(0)
 
-    open_page(pg, "Attention matrices")
+    s.open_page("Attention matrices")
     pg.locator("[data-testid=stVegaLiteChart]").first.wait_for()
     assert (
         pg.locator(
@@ -74,5 +62,5 @@ def test_generate_graph_click_and_matrices(page, artifacts_dir):
     )
     pg.screenshot(path=str(artifacts_dir / "4-matrices.png"))
 
-    open_page(pg, "Generate")
+    s.open_page("Generate")
     assert pg.get_by_label("Prompt").input_value() == PROMPT  # nothing lost between pages

@@ -1,4 +1,4 @@
-"""In a real browser: injected markup stays text, and eight sessions at once stay apart."""
+"""In a real browser: injected markup stays text, and sessions at once stay apart."""
 
 from __future__ import annotations
 
@@ -8,28 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from playwright.sync_api import expect
 
 from lib.generation import generate
-from tests.browser import wait_idle
 from tests.inputs import INJECTION
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-
-def open_page(pg, title: str) -> None:
-    pg.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
-    wait_idle(pg)
-
-
-def type_and_generate(pg, prompt: str, wait: bool = True) -> None:
-    box = pg.get_by_label("Prompt")
-    box.fill(prompt)
-    box.press("Tab")
-    wait_idle(pg)
-    pg.get_by_role("button", name="Generate").click()
-    if wait:
-        wait_idle(pg)
-
+DOWNLOAD_MS = 120_000  # an event wait: it ends when the download starts
 
 DOM_PROBE = """() => ({
   imgs: document.querySelectorAll('img[src="x"], img[onerror]').length,
@@ -39,32 +25,45 @@ DOM_PROBE = """() => ({
 })"""
 
 
-def test_injected_markup_is_shown_as_text_and_never_runs(page, artifacts_dir):
-    pg = page
+def download(pg, label: str) -> bytes:
+    """Click a download button and return the file the browser received."""
+    with pg.expect_download(timeout=DOWNLOAD_MS) as info:
+        pg.get_by_role("button", name=label).click()
+    return Path(info.value.path()).read_bytes()
+
+
+def npz(data: bytes) -> dict[str, np.ndarray]:
+    with np.load(io.BytesIO(data)) as z:
+        return {k: z[k] for k in z.files}
+
+
+def test_injected_markup_is_shown_as_text_and_never_runs(session, artifacts_dir):
+    s, pg = session, session.page
     dialogs: list[str] = []
     pg.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    type_and_generate(pg, INJECTION)
-    assert INJECTION in pg.get_by_test_id("stCode").first.inner_text()
+    s.fill("Prompt", INJECTION)
+    s.click("button", "Generate")
+    expect(pg.get_by_test_id("stCode").first).to_contain_text(INJECTION)
     pg.screenshot(path=str(artifacts_dir / "5-injection-generate.png"))
     for title in ("Attention graph", "Attention matrices", "Generate"):
-        open_page(pg, title)
+        s.open_page(title)
         probe = pg.evaluate(DOM_PROBE)
         assert probe == {"imgs": 0, "scripts": 0, "links": 0, "bold": 0}, (title, probe)
         if title == "Attention graph":
+            pg.locator(".js-plotly-plot .textpoint").first.wait_for()
             labels = pg.locator(".js-plotly-plot .textpoint").evaluate_all(
                 "els => els.map(e => e.textContent)"
             )
             assert any("<" in t for t in labels) and any("script" in t for t in labels)
             pg.screenshot(path=str(artifacts_dir / "6-injection-graph.png"))
         if title == "Attention matrices":
-            with pg.expect_download() as info:
-                pg.get_by_role("button", name="Download this matrix (CSV)").click()
-            header = Path(info.value.path()).read_text(encoding="utf-8").splitlines()[0]
+            csv = download(pg, "Download this matrix (CSV)").decode("utf-8")
+            header = csv.splitlines()[0]
             assert all(f": {piece}," in header for piece in ("<", "img", "script", "error"))
     assert not dialogs, f"a script ran: {dialogs}"
 
 
-def test_eight_sessions_at_once_each_see_their_own_run(server, browser, smollm2, artifacts_dir):
+def test_eight_sessions_at_once_each_see_their_own_run(open_session, smollm2, artifacts_dir):
     prompts = [
         "The old wizard walked through the forest",
         "My favourite fruit is",
@@ -75,37 +74,45 @@ def test_eight_sessions_at_once_each_see_their_own_run(server, browser, smollm2,
         "Once upon a time, a dragon",
         "The football match ended with",
     ]
-    contexts, pages = [], []
-    for _ in prompts:
-        ctx = browser.new_context(viewport={"width": 1300, "height": 1000}, accept_downloads=True)
-        pg = ctx.new_page()
-        pg.goto(server)
-        contexts.append(ctx)
-        pages.append(pg)
-    try:
-        for pg, prompt in zip(pages, prompts, strict=True):
-            wait_idle(pg)
-            box = pg.get_by_label("Prompt")
-            box.fill(prompt)
-            box.press("Tab")
-            wait_idle(pg)
-            pg.get_by_label("Max new tokens")  # present
-        for pg in pages:  # start all eight generations before waiting for any
-            pg.get_by_role("button", name="Generate").click()
-        for pg in pages:
-            wait_idle(pg)
-        for i, (pg, prompt) in enumerate(zip(pages, prompts, strict=True)):
-            expected = generate(smollm2, prompt, 20)  # the same run, alone, in this process
-            text = pg.get_by_test_id("stCode").first.inner_text()
-            want = prompt + expected.generated_text
-            assert text.strip() == want.strip(), f"session {i} shows another run"
-            with pg.expect_download() as info:
-                pg.get_by_role("button", name="Download the whole run (NPZ)").click()
-            with np.load(io.BytesIO(Path(info.value.path()).read_bytes())) as z:
-                assert json.loads(str(z["meta"]))["prompt"] == prompt
-                np.testing.assert_array_equal(z["token_ids"], expected.token_ids)
-                np.testing.assert_allclose(z["attention"], expected.attention, atol=1e-5)
-        pages[0].screenshot(path=str(artifacts_dir / "7-concurrent-session.png"))
-    finally:
-        for ctx in contexts:
-            ctx.close()
+    tabs = [open_session(f"tab{i}", 1300, 1000) for i in range(len(prompts))]
+    for tab, prompt in zip(tabs, prompts, strict=True):
+        tab.fill("Prompt", prompt)
+    generate_button = [tab.page.get_by_role("button", name="Generate") for tab in tabs]
+    marks = [tab.start(b.click) for tab, b in zip(tabs, generate_button, strict=True)]
+    for tab, mark in zip(tabs, marks, strict=True):  # all eight were started before any wait
+        tab.wait_run(mark)
+    for tab, prompt in zip(tabs, prompts, strict=True):
+        expected = generate(smollm2, prompt, 20)  # the same run, alone, in this process
+        text = tab.page.get_by_test_id("stCode").first.inner_text()
+        want = prompt + expected.generated_text
+        assert text.strip() == want.strip(), f"{tab.name} shows another run"
+        z = npz(download(tab.page, "Download the whole run (NPZ)"))
+        assert json.loads(str(z["meta"]))["prompt"] == prompt
+        np.testing.assert_array_equal(z["token_ids"], expected.token_ids)
+        np.testing.assert_allclose(z["attention"], expected.attention, atol=1e-5)
+    tabs[0].page.screenshot(path=str(artifacts_dir / "7-concurrent-session.png"))
+
+
+def test_downloads_arrive_while_other_sessions_rerun(open_session):
+    """Issue 11: Streamlit's lazy download lost its file when two other sessions finished a
+    rerun between the click and the fetch (a 404, or no download at all). Three tabs keep
+    rerunning while a fourth downloads its run and a matrix five times each."""
+    others = [open_session(f"other{i}", 900, 700) for i in range(3)]
+    me = open_session("downloader", 1300, 1000)
+    me.click("button", "Generate")
+    first = npz(download(me.page, "Download the whole run (NPZ)"))
+    for tab in others:
+        tab.click("button", "Generate")  # the same request: served from the result cache
+    for round_ in range(5):
+        marks = [tab.start(tab.page.get_by_role("button", name="Generate").click) for tab in others]
+        again = npz(download(me.page, "Download the whole run (NPZ)"))
+        np.testing.assert_array_equal(again["attention"], first["attention"], err_msg=f"{round_}")
+        for tab, mark in zip(others, marks, strict=True):
+            tab.wait_run(mark)
+    me.open_page("Attention matrices")
+    for _ in range(3):
+        marks = [tab.start(tab.page.get_by_role("button", name="Generate").click) for tab in others]
+        csv = download(me.page, "Download this matrix (CSV)").decode("utf-8")
+        assert csv.count("\n") >= 20  # one line per generated token, plus the header
+        for tab, mark in zip(others, marks, strict=True):
+            tab.wait_run(mark)
