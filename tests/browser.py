@@ -18,6 +18,9 @@ from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 # A run that was interrupted by a newer rerun (FINISHED_EARLY_FOR_RERUN) is not the end.
 _COMPLETED = (ForwardMsg.FINISHED_SUCCESSFULLY, ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY)
 
+# A Vega-Lite chart is drawn once it has its SVG or canvas (Altair renders after the run).
+VEGA_DRAWN = "[data-testid=stVegaLiteChart] svg, [data-testid=stVegaLiteChart] canvas"
+
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM_ARGS = [
     "--headless",

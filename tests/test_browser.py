@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser import VEGA_DRAWN
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 PROMPT = "The little robot opened the door"
@@ -32,19 +34,13 @@ def test_generate_graph_click_and_matrices(session, artifacts_dir):
 
     # Click the third prompt token ("robot"): the second-to-last trace holds the prompt markers.
     inputs = plot.locator(".scatterlayer .trace").nth(-2).locator(".point")
-    assert inputs.count() >= 5
+    expect(inputs.nth(4)).to_be_attached()  # Plotly draws after the run: wait for it
     s.act(lambda: inputs.nth(2).click(force=True))
     caption = pg.get_by_text("Filtered on prompt token 2")
     caption.wait_for()
     assert "robot" in caption.inner_text()
-    fill = (
-        plot.locator(".scatterlayer .trace")
-        .nth(-2)
-        .locator(".point")
-        .nth(2)
-        .evaluate("el => getComputedStyle(el).fill")
-    )
-    assert fill == "rgb(255, 255, 0)"  # the selected token turns yellow
+    robot = plot.locator(".scatterlayer .trace").nth(-2).locator(".point").nth(2)
+    expect(robot).to_have_css("fill", "rgb(255, 255, 0)")  # the selected token turns yellow
     shown = int(pg.get_by_text("shown)").inner_text().split("(")[-1].split()[0])
     assert 0 < shown <= 20  # only robot's lines, at most one to each generated token
     pg.screenshot(path=str(artifacts_dir / "3-graph-filtered.png"))
@@ -53,14 +49,8 @@ def test_generate_graph_click_and_matrices(session, artifacts_dir):
     expect(pg.get_by_text("Filtered on prompt token")).to_have_count(0)
 
     s.open_page("Attention matrices")
-    pg.locator("[data-testid=stVegaLiteChart]").first.wait_for()
-    assert (
-        pg.locator(
-            "[data-testid=stVegaLiteChart] svg, [data-testid=stVegaLiteChart] canvas"
-        ).count()
-        >= 1
-    )
+    expect(pg.locator(VEGA_DRAWN).first).to_be_visible()
     pg.screenshot(path=str(artifacts_dir / "4-matrices.png"))
 
     s.open_page("Generate")
-    assert pg.get_by_label("Prompt").input_value() == PROMPT  # nothing lost between pages
+    expect(pg.get_by_label("Prompt")).to_have_value(PROMPT)  # nothing lost between pages

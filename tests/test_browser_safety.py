@@ -11,6 +11,7 @@ import pytest
 from playwright.sync_api import expect
 
 from lib.generation import generate
+from tests.browser import VEGA_DRAWN
 from tests.inputs import INJECTION
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -45,12 +46,17 @@ def test_injected_markup_is_shown_as_text_and_never_runs(session, artifacts_dir)
     s.click("button", "Generate")
     expect(pg.get_by_test_id("stCode").first).to_contain_text(INJECTION)
     pg.screenshot(path=str(artifacts_dir / "5-injection-generate.png"))
-    for title in ("Attention graph", "Attention matrices", "Generate"):
+    drawn = {  # what each page shows once drawn: probe the DOM only after that
+        "Attention graph": ".js-plotly-plot .textpoint",
+        "Attention matrices": VEGA_DRAWN,
+        "Generate": "[data-testid=stCode]",
+    }
+    for title, ready in drawn.items():
         s.open_page(title)
+        expect(pg.locator(ready).first).to_be_visible()
         probe = pg.evaluate(DOM_PROBE)
         assert probe == {"imgs": 0, "scripts": 0, "links": 0, "bold": 0}, (title, probe)
         if title == "Attention graph":
-            pg.locator(".js-plotly-plot .textpoint").first.wait_for()
             labels = pg.locator(".js-plotly-plot .textpoint").evaluate_all(
                 "els => els.map(e => e.textContent)"
             )
@@ -83,7 +89,9 @@ def test_eight_sessions_at_once_each_see_their_own_run(open_session, smollm2, ar
         tab.wait_run(mark)
     for tab, prompt in zip(tabs, prompts, strict=True):
         expected = generate(smollm2, prompt, 20)  # the same run, alone, in this process
-        text = tab.page.get_by_test_id("stCode").first.inner_text()
+        code = tab.page.get_by_test_id("stCode").first
+        expect(code).to_contain_text(prompt)
+        text = code.inner_text()
         want = prompt + expected.generated_text
         assert text.strip() == want.strip(), f"{tab.name} shows another run"
         z = npz(download(tab.page, "Download the whole run (NPZ)"))
