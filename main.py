@@ -4,35 +4,32 @@ import logging
 
 import streamlit as st
 
-from pages.common import current_model, init_state, md_escape
-
-
-def model_status() -> None:
-    """The sidebar names the model in use on every page (the picker is on Generate)."""
-    with st.sidebar:
-        st.subheader("Model")
-        lm = current_model()
-        if lm is None:
-            st.warning("No model is loaded: " + md_escape(st.session_state["model_error"] or ""))
-            return
-        st.success(md_escape(lm.name), icon=":material/check_circle:")
-        st.caption(
-            f"{lm.n_params / 1e6:,.0f} M parameters · {lm.n_layers} layers × {lm.n_heads} heads"
-            f" · {lm.device.type} · {str(lm.dtype).removeprefix('torch.')}"
-        )
-
+from app.runs import LIMITS
+from app.state import state
+from app.widgets import model_status
 
 st.set_page_config(page_title="Token Attention Visualizer", page_icon="🔍", layout="wide")
-init_state()
+# A deployment may lower the cap below a value this session chose earlier.
+state.max_tokens = min(max(int(state.max_tokens), 1), LIMITS.max_new_tokens)
 nav = st.navigation(
-    [
-        st.Page("pages/generate.py", title="Generate", icon=":material/edit_note:", default=True),
-        st.Page("pages/attention_graph.py", title="Attention graph", icon=":material/hub:"),
-        st.Page("pages/matrices.py", title="Attention matrices", icon=":material/grid_on:"),
-        st.Page("pages/next_token.py", title="Next token", icon=":material/casino:"),
-        st.Page("pages/head_roles.py", title="Head roles", icon=":material/psychology:"),
-        st.Page("pages/lenses.py", title="Logit lens & fingerprints", icon=":material/layers:"),
-    ]
+    {
+        "Write": [
+            st.Page(
+                "pages/generate.py", title="Generate", icon=":material/edit_note:", default=True
+            ),
+            st.Page("pages/next_token.py", title="Next token", icon=":material/casino:"),
+            st.Page("pages/step_by_step.py", title="Step by step", icon=":material/call_split:"),
+        ],
+        "Attention": [
+            st.Page("pages/attention_graph.py", title="Attention graph", icon=":material/hub:"),
+            st.Page("pages/matrices.py", title="Attention matrices", icon=":material/grid_on:"),
+        ],
+        "Inside the model": [
+            st.Page("pages/predictions.py", title="Tokens & predictions", icon=":material/token:"),
+            st.Page("pages/head_roles.py", title="Head roles", icon=":material/psychology:"),
+            st.Page("pages/lenses.py", title="Logit lens & fingerprints", icon=":material/layers:"),
+        ],
+    }
 )
 try:
     model_status()

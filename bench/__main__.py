@@ -216,8 +216,8 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)
     from bench import capture, graph, memory, rerun, warm_start
     from bench.texts import prompt_text
-    from lib.generation import generate
-    from lib.models import load_model
+    from lib.model.generation import generate
+    from lib.model.loading import load_model
 
     info = machine()
     log(f"loading the bundled model ({info['cores']} cores, {args.threads} torch thread(s))")

@@ -1,7 +1,8 @@
 """Item 1: the cost of capturing attention during generation.
 
 Three ways to produce the same greedy tokens from the same model object:
-- ours: `lib.generation.generate` (SDPA for the output, the last query row captured beside it);
+- ours: `lib.model.generation.generate` (SDPA for the output, the last query row captured
+  beside it);
 - plain: transformers' `model.generate` with SDPA and no attention output (the floor);
 - seed: `model.generate(output_attentions=True, return_dict_in_generate=True)` with eager
   attention, how the seed app captured attention.
@@ -17,9 +18,9 @@ import torch
 
 from bench.common import interleaved, median
 from bench.texts import prompt_text
-from lib.capture import CAPTURE_IMPL
-from lib.generation import encode_prompt, generate
-from lib.models import LoadedModel
+from lib.model.capture import CAPTURE_IMPL
+from lib.model.generation import encode_prompt, generate
+from lib.model.loading import LoadedModel
 
 TARGET = 1.10
 

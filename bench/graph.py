@@ -1,8 +1,9 @@
 """Item 3: building the attention-graph figure with every edge drawn.
 
-Ours: `lib.graph.select_edges` + `lib.graph.attention_graph` (edges grouped into a few traces
-by width). Baseline: one Plotly trace per edge, as the seed's original implementation drew
-it, written here only for the comparison. Both draw the same edges at the same coordinates.
+Ours: `lib.viz.graph.select_edges` + `lib.viz.graph.attention_graph` (edges grouped into a
+few traces by width). Baseline: one Plotly trace per edge, as the seed's original
+implementation drew it, written here only for the comparison. Both draw the same edges at
+the same coordinates.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 from bench.common import interleaved, median
-from lib.attention import StepAttention, all_steps
+from lib.analysis.attention import StepAttention, all_steps
 from lib.config import MAX_LINE_WIDTH, MIN_LINE_WIDTH
-from lib.graph import (
+from lib.model.result import GenerationResult
+from lib.viz.graph import (
     CURVE_BULGE,
     CURVE_DEPTH,
     X_IN,
@@ -25,7 +27,6 @@ from lib.graph import (
     attention_graph,
     select_edges,
 )
-from lib.result import GenerationResult
 
 CURVE_POINTS = 12  # the seed sampled each curve as a 12-point Bezier polyline
 TIME_TARGET_S = 0.100

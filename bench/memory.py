@@ -21,8 +21,8 @@ RSS_TARGET = 1.5e9
 def child(n_tokens: int, new_tokens: int, seed_way: bool = False) -> dict:
     set_threads_from_env()
     from bench.texts import prompt_text
-    from lib.generation import encode_prompt, generate
-    from lib.models import load_model
+    from lib.model.generation import encode_prompt, generate
+    from lib.model.loading import load_model
 
     lm = load_model()
     text = prompt_text(lm.tokenizer, n_tokens)

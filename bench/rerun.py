@@ -41,7 +41,7 @@ def run(prompt: str, new_tokens: int, repeats: int, log) -> dict:
     at.slider(key="max_tokens__w").set_value(new_tokens)
     next(b for b in at.button if b.label == "Generate").click().run()
     _check(at)
-    result = at.session_state["run"]["result"]
+    result = at.session_state["run"].result
     at.switch_page("pages/attention_graph.py").run()
     _check(at)
 

@@ -29,7 +29,7 @@ def child() -> dict:
     import transformers.modeling_utils  # noqa: F401 - the lazy module load_model pulls in
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer  # noqa: F401
 
-    from lib.models import load_model
+    from lib.model.loading import load_model
 
     w1, c1 = time.perf_counter(), time.process_time()
     lm = load_model()

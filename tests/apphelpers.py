@@ -5,6 +5,17 @@ from __future__ import annotations
 from streamlit.testing.v1 import AppTest
 
 FAILURE_TEXT = "Something went wrong while drawing this page"
+# Every page of main.py's navigation, the Generate page last (where the tests type).
+ALL_PAGES = (
+    "pages/next_token.py",
+    "pages/step_by_step.py",
+    "pages/attention_graph.py",
+    "pages/matrices.py",
+    "pages/predictions.py",
+    "pages/head_roles.py",
+    "pages/lenses.py",
+    "pages/generate.py",
+)
 
 
 def assert_ok(at: AppTest) -> None:

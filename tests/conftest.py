@@ -22,7 +22,7 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 @pytest.fixture(scope="session")
 def smollm2():
     """The bundled SmolLM2-135M-Instruct, loaded once for the whole run."""
-    from lib.models import load_model
+    from lib.model.loading import load_model
 
     return load_model()
 
@@ -33,7 +33,7 @@ def smollm2_eager(smollm2):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from lib.models import converted_bundled_dir
+    from lib.model.loading import converted_bundled_dir
 
     model = AutoModelForCausalLM.from_pretrained(
         converted_bundled_dir(), attn_implementation="eager", dtype=torch.float32

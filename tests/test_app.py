@@ -7,7 +7,7 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.apphelpers import assert_ok, button
+from tests.apphelpers import ALL_PAGES, assert_ok, button
 
 pytestmark = pytest.mark.slow
 
@@ -44,37 +44,38 @@ def marker_colours(fig: dict, side: str) -> list[str]:
 def test_generate_page_shows_text_and_tokens(app):
     generate(app, max_tokens=8)
     run = app.session_state["run"]
-    result = run["result"]
+    result = run.result
     assert result.n_steps == 8
     text = app.code[0].value
     assert text.startswith("The old wizard walked through the forest, his eyes")
     table = app.dataframe[0].value
-    assert list(table["token"]) == list(result.labels)
+    assert list(table["token"]) == list(result.texts)  # display mode: · for a space
+    assert table["token"].iloc[1] == "·old"
     assert list(table["id"]) == result.token_ids.tolist()
 
 
 def test_every_page_renders_and_switching_keeps_the_run(app):
     generate(app, max_tokens=6)
-    key = app.session_state["run"]["key"]
+    key = app.session_state["run"].key
     for page in ("pages/attention_graph.py", "pages/matrices.py", "pages/generate.py"):
         app.switch_page(page).run()
         assert_ok(app)
-        assert app.session_state["run"]["key"] == key  # same run, nothing recomputed
+        assert app.session_state["run"].key == key  # same run, nothing recomputed
     assert app.code[0].value.startswith("The old wizard")  # still shown after the round trip
     app.switch_page("pages/matrices.py").run()
     assert len(app.get("vega_lite_chart")) >= 1
 
 
 def test_pages_without_a_run_point_to_generate(app):
-    for page in ("pages/attention_graph.py", "pages/matrices.py"):
+    for page in ALL_PAGES[:-1]:  # every page but Generate itself
         app.switch_page(page).run()
         assert_ok(app)
-        assert any("Nothing generated yet" in i.value for i in app.info)
+        assert any("Nothing generated yet" in i.value for i in app.info), page
 
 
 def test_step_and_threshold_change_the_graph(app):
     generate(app, max_tokens=6)
-    result = app.session_state["run"]["result"]
+    result = app.session_state["run"].result
     visible_prompt = len(result.prompt_labels)
     app.switch_page("pages/attention_graph.py").run()
     app.slider(key="threshold__w").set_value(0.0).run()
@@ -96,8 +97,8 @@ def test_layer_and_head_choice_changes_the_graph(app):
     app.switch_page("pages/attention_graph.py").run()
     app.slider(key="threshold__w").set_value(0.1).run()
     before = figure(app)["data"]
-    app.selectbox(key="layer__w").set_value("Layer 3").run()
-    app.selectbox(key="head__w").set_value("Head 2").run()
+    app.selectbox(key="layer__w").set_value(3).run()
+    app.selectbox(key="head__w").set_value(2).run()
     assert_ok(app)
     assert figure(app)["data"] != before
 
@@ -132,7 +133,7 @@ def test_click_filters_and_reset_clears(app):
 
 def test_click_on_generated_token_shows_its_incoming_edges(app):
     generate(app, max_tokens=6)
-    result = app.session_state["run"]["result"]
+    result = app.session_state["run"].result
     app.switch_page("pages/attention_graph.py").run()
     app.slider(key="threshold__w").set_value(0.0).run()
     app.slider(key="step__w").set_value(6).run()
@@ -156,9 +157,9 @@ def test_matrices_page_views(app):
     assert specs and "query: the token doing the attending" in specs[0]
     app.toggle(key="hide_sink__w").set_value(True).run()
     assert_ok(app)
-    app.radio(key="matrix_source").set_value("Whole sequence (one extra forward pass)").run()
+    app.radio(key="matrix_source__w").set_value("Whole sequence (one extra forward pass)").run()
     assert_ok(app)
-    app.selectbox(key="layer__w").set_value("Layer 2").run()
+    app.selectbox(key="layer__w").set_value(2).run()
     assert_ok(app)
     assert len(app.get("vega_lite_chart")) == 1  # the grid of heads waits for its switch
     app.toggle(key="matrix_head_grid").set_value(True).run()
@@ -171,10 +172,10 @@ def test_matrices_page_views(app):
 
 
 def test_a_large_run_is_prepared_for_download_on_request(app):
-    from pages.common import EAGER_DOWNLOAD_BYTES
+    from app.widgets import EAGER_DOWNLOAD_BYTES
 
     generate(app, prompt="The quick brown fox jumps over the lazy dog. " * 12, max_tokens=50)
-    assert app.session_state["run"]["result"].nbytes() > EAGER_DOWNLOAD_BYTES
+    assert app.session_state["run"].result.nbytes() > EAGER_DOWNLOAD_BYTES
     assert not app.get("download_button")  # not built with the page: it waits for a click
     button(app, "Prepare: Download the whole run (NPZ)").click().run()
     assert_ok(app)

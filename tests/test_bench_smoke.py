@@ -43,7 +43,7 @@ def positive(value) -> bool:
 
 
 def test_quick_benchmark_measures_every_item(tmp_path):
-    from lib.models import converted_bundled_dir
+    from lib.model.loading import converted_bundled_dir
 
     converted_bundled_dir()  # the children load from the cache this session uses
     out = tmp_path / "bench.json"

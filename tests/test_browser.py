@@ -23,6 +23,9 @@ def test_generate_graph_click_and_matrices(session, artifacts_dir):
     pg.screenshot(path=str(artifacts_dir / "1-generate.png"))
 
     s.open_page("Attention graph")
+    pickers = pg.get_by_test_id("stSelectbox").get_by_role("combobox")
+    expect(pickers.nth(0)).to_have_value("All layers (mean)")  # not an empty placeholder
+    expect(pickers.nth(1)).to_have_value("All heads (mean)")
     plot = pg.locator(".js-plotly-plot").first
     plot.wait_for()
     pg.get_by_text("Step 1 of 20").wait_for()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from playwright.sync_api import expect
 
-from lib.generation import generate
+from lib.model.generation import generate
 from tests.browser import VEGA_DRAWN
 from tests.inputs import INJECTION
 

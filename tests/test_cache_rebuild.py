@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 
-from lib.generation import generate
-from lib.models import _folder_is_complete, converted_bundled_dir, load_model
+from lib.model.generation import generate
+from lib.model.loading import _folder_is_complete, converted_bundled_dir, load_model
 
 pytestmark = pytest.mark.slow
 

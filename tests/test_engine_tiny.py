@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from lib.attention import aggregate, all_steps, normalise, split_step
-from lib.generation import PromptError, encode_prompt, generate
-from lib.matrices import full_attention
+from lib.analysis.attention import aggregate, all_steps, split_step
+from lib.measures import normalise
+from lib.model.full_attention import full_attention
+from lib.model.generation import PromptError, encode_prompt, generate
 from tests.tiny import eager_attentions, tiny_lm
 
 PROMPT = "the old wizard walked through the forest"
@@ -148,7 +149,7 @@ def test_gqa_and_plain_multihead_agree_with_eager():
 
 
 def test_sampling_is_seeded(lm):
-    from lib.result import SamplingSettings
+    from lib.model.result import SamplingSettings
 
     s = SamplingSettings(do_sample=True, temperature=1.5, seed=7)
     a = generate(lm, PROMPT, max_new_tokens=8, sampling=s)

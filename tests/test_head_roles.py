@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lib.head_roles import (
+from lib.analysis.head_roles import (
     ROLES,
     HeadRoles,
-    drop_first_key,
     duplicate_token_mask,
     induction_mask,
     induction_probe,
@@ -18,6 +17,7 @@ from lib.head_roles import (
     score_roles,
     uniform_pattern,
 )
+from lib.measures import hide_sink
 
 N = 10  # length of each random repeat in the hand-built sequences
 
@@ -96,7 +96,7 @@ def test_hiding_the_sink_renormalises_the_rest():
     tokens = np.arange(T)
     assert scores(p, tokens)["previous_token"] == pytest.approx(0.5 + 0.5 / (T - 1))
     assert scores(p, tokens, exclude_first=True)["previous_token"] == pytest.approx(1.0)
-    d = drop_first_key(p)
+    d = hide_sink(p)
     assert np.allclose(d[1:, 0], 0) and np.allclose(d[2:].sum(1), 1)
 
 

@@ -43,11 +43,11 @@ def test_head_roles_page_renders_and_click_opens_the_head(app):
     app.run()
     assert_ok(app)
     assert app.title[0].value == "Attention matrices"
-    assert app.session_state["layer"] == "Layer 18"
-    assert app.session_state["head"] == "Head 6"
-    assert app.selectbox(key="layer__w").value == "Layer 18"
-    assert app.selectbox(key="head__w").value == "Head 6"
-    assert app.radio(key="matrix_source").value.startswith("Whole sequence")
+    assert app.session_state["layer"] == 18  # handed over as typed values
+    assert app.session_state["head"] == 6
+    assert app.selectbox(key="layer__w").value == 18
+    assert app.selectbox(key="head__w").value == 6
+    assert app.radio(key="matrix_source__w").value.startswith("Whole sequence")
     # Coming back shows the grid again instead of bouncing on the old click.
     app.switch_page("pages/head_roles.py").run()
     assert_ok(app)
@@ -67,27 +67,39 @@ def test_head_roles_on_the_run_text_and_the_sink_switch(app):
     assert len(app.get("vega_lite_chart")) == 1
 
 
-def test_lenses_page_renders_every_view(app):
+def open_tab(at: AppTest, label: str) -> AppTest:
+    at.session_state["lens_tab"] = label  # what a click on the tab does
+    at.run()
+    assert_ok(at)
+    return at
+
+
+def test_lenses_page_renders_every_view_and_only_the_open_one(app):
     app.switch_page("pages/lenses.py").run()
     assert_ok(app)
     assert app.title[0].value == "Logit lens & fingerprints"
-    result = app.session_state["run"]["result"]
+    result = app.session_state["run"].result
     lens_table = app.dataframe[0].value
     assert len(lens_table) == result.n_layers + 1
     assert lens_table["after"].iloc[-1] == f"layer {result.n_layers - 1}"
-    # lens table, lens overview, fingerprint strip and heatmap, PCA, OV, eigenvalues
-    assert len(app.get("vega_lite_chart")) >= 6
+    assert len(app.get("vega_lite_chart")) == 1  # the lens overview; no other tab computed
     app.slider(key="hr_lens_step__w").set_value(3).run()
     assert_ok(app)
+    open_tab(app, "Attention fingerprints")
+    assert len(app.get("vega_lite_chart")) == 2  # the zone strip and the 20 numbers
+    assert not any(m.key == "hr_lens_step__w" for m in app.slider)  # the lens is not drawn
+    open_tab(app, "Embeddings & weights")
+    assert len(app.get("vega_lite_chart")) == 3  # PCA, OV spectra, eigenvalues
     app.selectbox(key="hr_ov_layer__w").set_value(5).run()
     assert_ok(app)
-    app.selectbox(key="layer__w").set_value("Layer 2").run()
-    app.selectbox(key="head__w").set_value("Head 1").run()
+    app.selectbox(key="layer__w").set_value(2).run()
+    app.selectbox(key="head__w").set_value(1).run()
     assert_ok(app)
 
 
 def test_sink_switch_changes_the_lens_page_attention_views(app):
     app.switch_page("pages/lenses.py").run()
+    open_tab(app, "Attention fingerprints")
     before = datasets(app)
     app.toggle(key="hide_sink__w").set_value(True).run()
     assert_ok(app)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lib.config import Limits
-from lib.models import ModelLoadError, load_model, resolve_source
+from lib.model.loading import ModelLoadError, load_model, resolve_source
 
 
 def test_hub_id_offline_is_a_clear_message(monkeypatch):

@@ -7,10 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from lib import next_token as nt
-from lib import next_token_charts as ch
-from lib import tokenizer_view as tv
-from lib.result import SamplingSettings
+from lib import labels as tv
+from lib.analysis import next_token as nt
+from lib.measures import entropy_bits, rank, softmax
+from lib.model.generation import draw
+from lib.model.result import SamplingSettings
+from lib.viz import next_token as ch
 
 # A hand-made distribution with a tie: tokens 1 and 2 both have 0.2.
 P = np.array([0.5, 0.2, 0.2, 0.06, 0.04])
@@ -40,7 +42,7 @@ def test_temperature_divides_logits_and_cuts_nothing():
         np.testing.assert_allclose(f.probs, expected, atol=1e-6)
         assert f.kept.all() and f.n_kept == 5
     sharp, flat = nt.apply_temperature(logits, 0.5), nt.apply_temperature(logits, 2.0)
-    assert nt.entropy_bits(sharp.probs) < nt.entropy_bits(flat.probs)
+    assert entropy_bits(sharp.probs) < entropy_bits(flat.probs)
     with pytest.raises(ValueError):
         nt.apply_temperature(logits, 0.0)
 
@@ -125,7 +127,7 @@ def test_all_filters_in_generates_order_by_hand():
 
 def test_filters_agree_with_transformers_warpers():
     """The lens shows what `generate` samples from: same kept tokens, same probabilities."""
-    from lib.generation import build_warpers
+    from lib.model.generation import build_warpers
 
     rng = np.random.default_rng(0)
     cases = [rng.normal(0, 2, 64).astype(np.float32) for _ in range(8)] + [LOGITS]
@@ -155,12 +157,12 @@ def test_filtered_checks_shapes():
 
 
 def test_entropy_rank_and_top():
-    assert nt.entropy_bits(np.array([0.5, 0.5])) == pytest.approx(1.0)
-    assert nt.entropy_bits(np.array([1.0, 0.0])) == 0.0
-    assert nt.entropy_bits(np.full(8, 1 / 8)) == pytest.approx(3.0)
-    assert nt.rank_of(P, 0) == 1 and nt.rank_of(P, 1) == 2 and nt.rank_of(P, 2) == 2
-    assert nt.rank_of(P, 4) == 5
-    d = nt.StepDistribution(0, LOGITS, nt.softmax(LOGITS), chosen=3)
+    assert entropy_bits(np.array([0.5, 0.5])) == pytest.approx(1.0)
+    assert entropy_bits(np.array([1.0, 0.0])) == 0.0
+    assert entropy_bits(np.full(8, 1 / 8)) == pytest.approx(3.0)
+    assert rank(P, 0) == 1 and rank(P, 1) == 2 and rank(P, 2) == 2
+    assert rank(P, 4) == 5
+    d = nt.StepDistribution(0, LOGITS, softmax(LOGITS), chosen=3)
     assert d.top(3).tolist()[0] == 0 and set(d.top(3).tolist()[1:]) == {1, 2}
     np.testing.assert_allclose(d.probs, P, atol=1e-6)
     with pytest.raises(ValueError):
@@ -173,24 +175,24 @@ def test_entropy_rank_and_top():
 def test_same_seed_same_draw_and_seeds_differ():
     logits = np.zeros(20, np.float32)  # uniform: every seed may draw a different token
     s = SamplingSettings(do_sample=True, seed=7)
-    assert len({nt.draw(logits, s) for _ in range(5)}) == 1
-    draws = {nt.draw(logits, SamplingSettings(do_sample=True, seed=i)) for i in range(30)}
+    assert len({draw(logits, s) for _ in range(5)}) == 1
+    draws = {draw(logits, SamplingSettings(do_sample=True, seed=i)) for i in range(30)}
     assert len(draws) > 5
 
 
 def test_draw_respects_filters_and_greedy():
-    assert nt.draw(LOGITS, SamplingSettings()) == 0
+    assert draw(LOGITS, SamplingSettings()) == 0
     for seed in range(40):
         s = SamplingSettings(do_sample=True, top_k=3, top_p=0.7, temperature=2.0, seed=seed)
-        assert nt.apply_all(LOGITS, s).kept[nt.draw(LOGITS, s)]
-        assert nt.draw(LOGITS, SamplingSettings(do_sample=True, top_k=1, seed=seed)) == 0
+        assert nt.apply_all(LOGITS, s).kept[draw(LOGITS, s)]
+        assert draw(LOGITS, SamplingSettings(do_sample=True, top_k=1, seed=seed)) == 0
 
 
 # --- tables for the charts ----------------------------------------------------------------
 
 
 def test_chart_frames():
-    d = nt.StepDistribution(0, LOGITS, nt.softmax(LOGITS), chosen=4)
+    d = nt.StepDistribution(0, LOGITS, softmax(LOGITS), chosen=4)
     text = str
     df = ch.candidates_frame(d, 2, text)
     assert df["id"].tolist()[0] == 0 and df["id"].tolist()[-1] == 4  # chosen appended
@@ -233,7 +235,7 @@ PROMPT = "The old wizard walked through the forest"
 
 @pytest.fixture(scope="module")
 def run(smollm2):
-    from lib.generation import generate
+    from lib.model.generation import generate
 
     return generate(smollm2, PROMPT, 8)
 
@@ -246,7 +248,7 @@ def test_lens_distribution_equals_the_runs_stored_probabilities(smollm2, run):
         np.testing.assert_allclose(d.probs[run.top_ids[s]], run.top_probs[s], atol=1e-4)
         assert d.probs[d.chosen] == pytest.approx(float(run.chosen_prob[s]), abs=1e-4)
         assert d.entropy == pytest.approx(float(run.entropy[s]), abs=1e-3)
-        assert nt.rank_of(d.probs, d.chosen) == 1  # the run is greedy
+        assert rank(d.probs, d.chosen) == 1  # the run is greedy
     after = nt.step_distribution(smollm2, run, run.n_steps)
     assert after.chosen is None and after.probs.shape == (49152,)
     with pytest.raises(IndexError):
@@ -269,7 +271,7 @@ def test_sequence_lens_matches_the_run(smollm2, run):
 
 @slow
 def test_next_token_adds_the_previewed_token_and_keeps_the_rest(smollm2, run):
-    from lib.generation import generate
+    from lib.model.generation import generate
 
     after = nt.step_distribution(smollm2, run, run.n_steps)
     for seed in (0, 1, 2):
@@ -278,7 +280,7 @@ def test_next_token_adds_the_previewed_token_and_keeps_the_rest(smollm2, run):
             smollm2, PROMPT, run.n_steps + 1, s, forced_tokens=nt.next_token_forced(run)
         )
         np.testing.assert_array_equal(longer.token_ids[:-1], run.token_ids)
-        assert int(longer.token_ids[-1]) == nt.draw(after.logits, s)  # what the page previews
+        assert int(longer.token_ids[-1]) == draw(after.logits, s)  # what the page previews
         again = generate(
             smollm2, PROMPT, run.n_steps + 1, s, forced_tokens=nt.next_token_forced(run)
         )
@@ -287,7 +289,7 @@ def test_next_token_adds_the_previewed_token_and_keeps_the_rest(smollm2, run):
 
 @slow
 def test_branching_keeps_both_branches_intact(smollm2, run):
-    from lib.generation import generate
+    from lib.model.generation import generate
 
     before = {k: getattr(run, k).copy() for k in ("token_ids", "attention", "top_probs")}
     step = 3

@@ -14,23 +14,27 @@ from tests.apphelpers import assert_ok, button
 pytestmark = pytest.mark.slow
 
 PAGE = "pages/next_token.py"
+STEPS = "pages/step_by_step.py"
+PREDICTIONS = "pages/predictions.py"
 
 
-def open_page(at: AppTest, max_tokens: int = 5, prompt: str | None = None) -> AppTest:
-    """Generate on the Generate page, then show the Next token page."""
+def open_page(
+    at: AppTest, max_tokens: int = 5, prompt: str | None = None, page: str = PAGE
+) -> AppTest:
+    """Generate on the Generate page, then show `page` (the Next token page)."""
     if not any(w.key == "max_tokens__w" for w in at.slider):
         at.switch_page("pages/generate.py").run()
     if prompt is not None:
         at.text_area(key="prompt__w").input(prompt)
     at.slider(key="max_tokens__w").set_value(max_tokens)
     button(at, "Generate").click().run()
-    at.switch_page(PAGE).run()
+    at.switch_page(page).run()
     assert_ok(at)
     return at
 
 
 def result(at: AppTest):
-    return at.session_state["run"]["result"]
+    return at.session_state["run"].result
 
 
 def specs(at: AppTest) -> list[dict]:
@@ -62,11 +66,10 @@ def test_step_slider_candidates_and_source(app):
     open_page(app, 5)
     r = result(app)
     assert app.session_state["nt_step"] == 1
-    assert [t.label for t in app.tabs] == [
-        "Candidates and filters",
-        "Step by step and what if",
-        "Heatmap over positions",
-        "Tokenizer",
+    assert [h.value for h in app.header] == [
+        "1. The candidates",
+        "2. Sampling filters, each alone on this distribution",
+        "3. Sampling with a seed",
     ]
     assert all(not e.proto.expanded for e in app.expander if e.label.startswith("Source"))
     app.slider(key="nt_step__w").set_value(3).run()
@@ -138,9 +141,9 @@ def preview(at: AppTest) -> str:
 
 
 def test_step_by_step_next_token_and_start_over(app, smollm2):
-    from lib.tokenizer_view import token_text
+    from lib.labels import display_text
 
-    open_page(app, 3)
+    open_page(app, 3, page=STEPS)
     before = result(app)
     app.radio(key="nt_decoding__w").set_value("Greedy").run()
     button(app, "Next token").click().run()
@@ -150,29 +153,31 @@ def test_step_by_step_next_token_and_start_over(app, smollm2):
     np.testing.assert_array_equal(r.token_ids[:-1], before.token_ids)
     assert r.chosen_prob[-1] == pytest.approx(r.top_probs[-1, 0])  # greedy: the top token
     app.radio(key="nt_decoding__w").set_value("Sample").run()
+    app.switch_page(PAGE).run()  # the lesson's filters live on the Next token page
     app.slider(key="nt_temperature__w").set_value(1.5).run()
     app.number_input(key="nt_top_k__w").set_value(50).run()
     app.slider(key="nt_min_p__w").set_value(0.0).run()
+    app.switch_page(STEPS).run()
     promised = preview(app)
     button(app, "Next token").click().run()
     r5 = result(app)
     assert r5.n_steps == 5
     np.testing.assert_array_equal(r5.token_ids[:-1], r.token_ids)
-    assert token_text(smollm2.tokenizer, int(r5.token_ids[-1])) == promised
-    assert r5.settings["sampling"]["do_sample"]
-    assert r5.settings["forced_tokens"] == r.generated_ids.tolist()
+    assert display_text(smollm2.tokenizer, int(r5.token_ids[-1])) == promised
+    assert r5.settings.sampling.do_sample
+    assert r5.settings.forced_tokens == tuple(r.generated_ids.tolist())
     # Every page follows: the graph walks through the 5 steps of the longer run.
     app.switch_page("pages/attention_graph.py").run()
     assert not app.exception and app.slider(key="step__w").max == 5
-    app.switch_page(PAGE).run()
+    app.switch_page(STEPS).run()
     button(app, "Start over from the prompt").click().run()
     assert result(app).n_steps == 1 and app.session_state["nt_step"] == 1
 
 
 def test_what_if_branches_side_by_side(app, smollm2):
-    open_page(app, 6)
+    open_page(app, 6, page=STEPS)
     a = result(app)
-    a_key = app.session_state["run"]["key"]
+    a_key = app.session_state["run"].key
     a_ids = a.token_ids.copy()
     app.slider(key="nt_step__w").set_value(2).run()
     options = app.selectbox(key="nt_alt__w").options
@@ -182,41 +187,42 @@ def test_what_if_branches_side_by_side(app, smollm2):
     button(app, "Continue from here").click().run()
     assert_ok(app)
     branches = app.session_state["nt_branches"]
-    assert branches["step"] == 1
-    base, b = (x["result"] for x in branches["runs"])
-    assert base is a and app.session_state["run"]["key"] == a_key  # the run is unchanged
+    assert branches.step == 1
+    base, b = (x.result for x in branches.runs)
+    assert base is a and app.session_state["run"].key == a_key  # the run is unchanged
     np.testing.assert_array_equal(a.token_ids, a_ids)
     assert b.generated_ids[0] == a.generated_ids[0] and b.generated_ids[1] == alt
     assert b.n_steps == 6
     shown = [c.value for c in app.code]
     for res in (a, b):  # both texts, side by side
-        assert res.prompt + smollm2.tokenizer.decode(res.generated_ids.tolist()) in shown
+        decoded = smollm2.tokenizer.decode(res.generated_ids.tolist(), skip_special_tokens=True)
+        assert res.prompt + decoded in shown
     assert titles(app).count("Step 3: where the new token looks") == 2
     app.slider(key="nt_cmp_step__w").set_value(5).run()
     assert titles(app).count("Step 5: where the new token looks") == 2
     button(app, "Make B the current run").click().run()
-    assert app.session_state["run"]["key"] == branches["runs"][1]["key"]
+    assert app.session_state["run"].key == branches.runs[1].key
     assert "nt_branches" in app.session_state  # both branches are still there
     np.testing.assert_array_equal(a.token_ids, a_ids)
     assert titles(app).count("Step 5: where the new token looks") == 2
     button(app, "Make A the current run").click().run()
-    assert app.session_state["run"]["key"] == a_key
+    assert app.session_state["run"].key == a_key
     assert result(app) is a
 
 
 def test_heatmap_normalisation_and_window(app):
-    open_page(app, 3)
+    open_page(app, 3, page=PREDICTIONS)
     heat = next(s for s in specs(app) if "candidate rank" in json.dumps(s))
     assert "p / top p" in json.dumps(heat)
     app.toggle(key="nt_norm__w").set_value(False).run()
     heat = next(s for s in specs(app) if "candidate rank" in json.dumps(s))
     assert '"probability"' in json.dumps(heat) and "p / top p" not in json.dumps(heat)
     long_prompt = " ".join(["The old wizard walked through the forest."] * 20)
-    open_page(app, 1, prompt=long_prompt)
+    open_page(app, 1, prompt=long_prompt, page=PREDICTIONS)
     T = len(result(app).token_ids)
     assert T > 120
-    assert app.slider(key="nt_window__w").value == (T - 120, T)
-    app.slider(key="nt_window__w").set_range(10, 60).run()
+    assert app.slider(key="nt_window").value == (T - 120, T)
+    app.slider(key="nt_window").set_range(10, 60).run()
     assert_ok(app)
     heat = next(s for s in specs(app) if "candidate rank" in json.dumps(s))
     columns = heat["layer"][0]["encoding"]["x"]["sort"]
@@ -225,7 +231,7 @@ def test_heatmap_normalisation_and_window(app):
 
 def test_tokenizer_pane_with_chat_template(app):
     app.toggle(key="chat_template__w").set_value(True).run()
-    open_page(app, 2)
+    open_page(app, 2, page=PREDICTIONS)
     r = result(app)
     table = next(d.value for d in app.dataframe if "piece" in d.value.columns)
     assert table["id"].tolist() == r.token_ids.tolist()

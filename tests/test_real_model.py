@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from lib.attention import all_steps
-from lib.generation import PromptError, encode_prompt, generate
-from lib.matrices import full_attention
-from lib.models import _folder_is_complete, converted_bundled_dir
-from lib.result import SamplingSettings
+from lib.analysis.attention import all_steps
+from lib.model.full_attention import full_attention
+from lib.model.generation import PromptError, encode_prompt, generate
+from lib.model.loading import _folder_is_complete, converted_bundled_dir
+from lib.model.result import SamplingSettings
 
 pytestmark = pytest.mark.slow
 
@@ -166,17 +166,17 @@ def test_conversion_cache_is_complete_and_detects_damage(smollm2, tmp_path):
 
 
 def test_token_labels_are_readable_and_follow_clean_label(smollm2):
-    from lib.tokens import clean_label, token_label
+    from lib.labels import clean_label, graph_label
 
     tok = smollm2.tokenizer
     for word in (" forest", "The", "\n"):
         (tid,) = tok(word, add_special_tokens=False)["input_ids"]
-        assert token_label(tok, tid) == clean_label(tok.convert_ids_to_tokens(tid))
+        assert graph_label(tok, tid) == clean_label(tok.convert_ids_to_tokens(tid))
     labels = [
-        token_label(tok, t) for t in tok("東京 café\tend", add_special_tokens=False)["input_ids"]
+        graph_label(tok, t) for t in tok("東京 café\tend", add_special_tokens=False)["input_ids"]
     ]
     joined = "".join(labels)
     assert "é" in joined and "\\t" in joined  # decoded, not "Ã©" or "ĉ"
     assert "Ã" not in joined
     eos = next(iter(smollm2.eos_ids))
-    assert token_label(tok, eos, smollm2.eos_ids) == "[EOS]"
+    assert graph_label(tok, eos, smollm2.eos_ids) == "[EOS]"

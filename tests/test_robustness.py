@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lib.attention import all_steps
-from lib.generation import PromptError, encode_prompt, generate, normalise_prompt
-from lib.graph import attention_graph, select_edges
+from lib.analysis.attention import all_steps
+from lib.model.generation import PromptError, encode_prompt, generate, normalise_prompt
+from lib.viz.graph import attention_graph, select_edges
 from tests.inputs import WEIRD_PROMPTS
 
 pytestmark = pytest.mark.slow

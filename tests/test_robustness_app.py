@@ -7,14 +7,14 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from lib.generation import generate, normalise_prompt
-from pages.common import md_escape
-from tests.apphelpers import assert_ok, button
+from app.runs import Run, RunRequest
+from app.widgets import md_escape
+from lib.model.generation import generate, normalise_prompt
+from tests.apphelpers import ALL_PAGES, assert_ok, button
 from tests.inputs import INJECTION, WEIRD_PROMPTS
 
 pytestmark = pytest.mark.slow
 
-PAGES = ("pages/attention_graph.py", "pages/matrices.py", "pages/generate.py")
 OTHER = "Other: a Hugging Face id or a local folder"
 
 
@@ -27,7 +27,7 @@ def generate_in(at: AppTest, prompt: str, max_tokens: int = 3) -> AppTest:
 
 
 def visit_all_pages(at: AppTest) -> None:
-    for page in PAGES:
+    for page in ALL_PAGES:
         at.switch_page(page).run()
         assert_ok(at)
 
@@ -36,14 +36,14 @@ def visit_all_pages(at: AppTest) -> None:
 def test_awkward_prompt_through_every_page(app, name):
     prompt = WEIRD_PROMPTS[name]
     generate_in(app, prompt)
-    assert app.session_state["run"]["result"].prompt == normalise_prompt(prompt)
+    assert app.session_state["run"].result.prompt == normalise_prompt(prompt)
     assert app.code[0].value.startswith(normalise_prompt(prompt))  # shown literally
     visit_all_pages(app)
 
 
 def test_injection_stays_literal_in_every_element(app):
     generate_in(app, INJECTION)
-    result = app.session_state["run"]["result"]
+    result = app.session_state["run"].result
     app.switch_page("pages/attention_graph.py").run()
     app.slider(key="threshold__w").set_value(0.0).run()
     fig = json.loads(app.get("plotly_chart")[0].proto.spec)
@@ -57,10 +57,10 @@ def test_injection_stays_literal_in_every_element(app):
     assert_ok(app)
     spec = app.get("vega_lite_chart")[0].proto.spec
     assert "<script>" not in spec  # tokens are split, and carried as data, never markup
-    assert any(lb in spec for lb in result.labels if "<" in lb or "*" in lb)
+    assert any(t in spec for t in result.texts if "<" in t or "*" in t)
     app.switch_page("pages/generate.py").run()
     table = app.dataframe[0].value
-    assert list(table["token"]) == list(result.labels)  # the table holds the raw labels
+    assert list(table["token"]) == list(result.texts)  # the table holds the texts as data
 
 
 def test_md_escape_makes_markdown_literal():
@@ -87,9 +87,9 @@ def test_prompt_past_the_cap_is_refused_and_kept(app):
 
 def test_previous_run_survives_a_refused_prompt(app):
     generate_in(app, "The old wizard walked through the forest")
-    key = app.session_state["run"]["key"]
+    key = app.session_state["run"].key
     generate_in(app, "x" * 30_000)
-    assert app.session_state["run"]["key"] == key
+    assert app.session_state["run"].key == key
     visit_all_pages(app)
 
 
@@ -106,19 +106,21 @@ def test_long_prompt_draws_a_window_of_prompt_tokens(app):
 
 def test_max_tokens_at_the_cap_and_at_one(app):
     generate_in(app, "Once upon a time, in a small village by the sea,", max_tokens=50)
-    assert app.session_state["run"]["result"].n_steps in range(1, 51)
+    assert app.session_state["run"].result.n_steps in range(1, 51)
     generate_in(app, "Once upon a time", max_tokens=1)
-    assert app.session_state["run"]["result"].n_steps == 1
+    assert app.session_state["run"].result.n_steps == 1
     visit_all_pages(app)
 
 
 def test_eos_on_the_first_step_renders_everywhere(app, smollm2):
     eos = next(iter(smollm2.eos_ids))
     result = generate(smollm2, "The end.", 5, forced_tokens=[eos])
-    app.session_state["run"] = {"key": "eos-first", "request": None, "result": result}
+    request = RunRequest(result.model_spec, result.prompt, result.settings)
+    app.session_state["run"] = Run(request, result)
     app.run()
     visit_all_pages(app)
-    assert "[EOS]" in list(app.dataframe[0].value["token"])
+    eos_name = smollm2.tokenizer.convert_ids_to_tokens(eos)  # a special token keeps its name
+    assert list(app.dataframe[0].value["token"])[-1] == eos_name
 
 
 def load_model_in(at: AppTest, spec: str) -> AppTest:
@@ -149,7 +151,7 @@ def test_bad_model_choice_keeps_the_previous_model(app, spec, message):
     )
     assert app.session_state["model_spec"].startswith("bundled:")
     generate_in(app, "Then the wizard")  # the previous model still works
-    assert app.session_state["run"]["result"].prompt == "Then the wizard"
+    assert app.session_state["run"].result.prompt == "Then the wizard"
 
 
 def test_folder_that_is_not_a_model_and_a_model_too_big(app, tmp_path):

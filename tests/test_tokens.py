@@ -2,7 +2,7 @@
 
 import pytest
 
-from lib.tokens import clean_label
+from lib.labels import clean_label
 
 
 @pytest.mark.parametrize(

@@ -30,8 +30,8 @@ def tiny_lm(add_bos: bool = True, n_kv_heads: int = 2, seed: int = 0):
     """A LoadedModel around a 3-layer, 4-head (GQA) random Llama."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from lib.capture import CAPTURE_IMPL, ensure_registered
-    from lib.models import LoadedModel
+    from lib.model.capture import CAPTURE_IMPL, ensure_registered
+    from lib.model.loading import LoadedModel
 
     ensure_registered()
     torch.manual_seed(seed)
@@ -52,7 +52,7 @@ def tiny_lm(add_bos: bool = True, n_kv_heads: int = 2, seed: int = 0):
     model = LlamaForCausalLM(config).eval()
     n = sum(p.numel() for p in model.parameters())
     return LoadedModel(
-        "tiny-llama", "local", model, tokenizer, torch.device("cpu"), torch.float32, n
+        "tiny-llama", "tiny-llama", "local", model, tokenizer, torch.device("cpu"), torch.float32, n
     )
 
 
@@ -64,7 +64,7 @@ def eager_attentions(lm, token_ids) -> torch.Tensor:
         with torch.no_grad():
             out = model(torch.tensor([list(token_ids)]), output_attentions=True)
     finally:
-        from lib.capture import CAPTURE_IMPL
+        from lib.model.capture import CAPTURE_IMPL
 
         model.set_attn_implementation(CAPTURE_IMPL)
     return torch.stack(out.attentions)[:, 0]

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 
-from lib.capture import RECORDER_KWARG, AttentionRecorder
 from lib.config import Limits
-from lib.models import LoadedModel
-from lib.result import GenerationResult, SamplingSettings
-from lib.tokens import token_label
+from lib.labels import display_text, graph_label
+from lib.measures import entropy_bits
+from lib.model.capture import RECORDER_KWARG, AttentionRecorder
+from lib.model.loading import LoadedModel
+from lib.model.result import GenerationResult, RunSettings, SamplingSettings
 
 TOP_CANDIDATES = 20
 OnToken = Callable[[int, int, str], None]  # (step, total, label)
@@ -87,6 +87,25 @@ def build_warpers(sampling: SamplingSettings):
     return warpers
 
 
+def choose_token(
+    logits: torch.Tensor, sampling: SamplingSettings, warpers, rng: torch.Generator
+) -> int:
+    """The next token from one step's logits (V,): the argmax, or a seeded draw after the
+    warpers. Generation and the next-token page's preview both choose through here."""
+    if not sampling.do_sample:
+        return int(torch.argmax(logits))
+    warped = warpers(None, logits[None])[0]
+    return int(torch.multinomial(torch.softmax(warped, -1).cpu(), 1, generator=rng))
+
+
+def draw(logits: np.ndarray, sampling: SamplingSettings) -> int:
+    """The token `generate` would pick from these logits as its first free choice (the
+    same seed always gives the same token)."""
+    scores = torch.as_tensor(np.asarray(logits, dtype=np.float32))
+    rng = torch.Generator().manual_seed(sampling.seed)
+    return choose_token(scores, sampling, build_warpers(sampling), rng)
+
+
 @torch.inference_mode()
 def generate(
     lm: LoadedModel,
@@ -139,19 +158,16 @@ def generate(
         probs = torch.softmax(logits, dim=-1)
         if step < len(forced_tokens):
             token = int(forced_tokens[step])
-        elif sampling.do_sample:
-            warped = warpers(None, logits[None])[0]
-            token = int(torch.multinomial(torch.softmax(warped, -1).cpu(), 1, generator=rng))
         else:
-            token = int(torch.argmax(logits))
+            token = choose_token(logits, sampling, warpers, rng)
         top = torch.topk(probs, min(TOP_CANDIDATES, probs.shape[-1]))
         top_ids.append(top.indices.cpu().numpy())
         top_probs.append(top.values.cpu().numpy())
         chosen_p.append(float(probs[token]))
-        entropy.append(float(torch.special.entr(probs).sum()) / math.log(2))
+        entropy.append(entropy_bits(probs.cpu().numpy()))
         chosen.append(token)
         if on_token is not None:
-            on_token(step, max_new_tokens, token_label(lm.tokenizer, token, eos_ids))
+            on_token(step, max_new_tokens, display_text(lm.tokenizer, token))
         if token in eos_ids:
             stop_reason = "eos"
             break
@@ -160,13 +176,15 @@ def generate(
 
     all_ids = ids + chosen
     # EOS is [EOS] only where the model wrote it; the same id inside a chat prompt is a marker.
-    labels = [token_label(lm.tokenizer, t) for t in ids]
-    labels += [token_label(lm.tokenizer, t, eos_ids) for t in chosen]
+    labels = [graph_label(lm.tokenizer, t) for t in ids]
+    labels += [graph_label(lm.tokenizer, t, eos_ids) for t in chosen]
     return GenerationResult(
+        model_spec=lm.spec,
         model_name=lm.name,
         prompt=normalise_prompt(prompt),
         token_ids=np.asarray(all_ids, dtype=np.int64),
         labels=tuple(labels),
+        texts=tuple(display_text(lm.tokenizer, t) for t in all_ids),
         prompt_len=len(ids),
         bos_offset=bos_offset,
         attention=_trim(attention, len(chosen), len(all_ids) - 1),
@@ -176,12 +194,12 @@ def generate(
         entropy=np.asarray(entropy, dtype=np.float32),
         stop_reason=stop_reason,
         generated_text=lm.tokenizer.decode(chosen, skip_special_tokens=True),
-        settings={
-            "max_new_tokens": max_new_tokens,
-            "chat_template": chat_template,
-            "sampling": sampling.__dict__ | {"description": sampling.describe()},
-            "forced_tokens": [int(t) for t in forced_tokens],
-        },
+        settings=RunSettings(
+            max_new_tokens=max_new_tokens,
+            chat_template=chat_template,
+            sampling=sampling,
+            forced_tokens=tuple(int(t) for t in forced_tokens),
+        ),
     )
 
 

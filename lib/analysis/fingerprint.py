@@ -12,9 +12,10 @@ over the K keys it could see; key K-1 is the query itself, distance = K-1-key):
     12-19  layer_entropy  the same entropy averaged over the heads of 8 contiguous groups of
                           layers (first layers in 12, last in 19)
 
-Masses and histogram use the mean row over all layers and heads. With `exclude_first` (the
-"hide the first-token sink" switch) key 0 is dropped from every head's row, which is then
-renormalised, before anything is computed.
+Masses and histogram use the mean row over all layers and heads; entropies use each head's
+row. With `exclude_first` (the "hide the first-token sink" switch) `lib.measures.hide_sink`
+is applied to the rows each number is read from: the mean row for masses and histogram (the
+same row the matrices page shows), each head's row for entropies.
 
 Zones, first matching rule wins (written down in the README too):
 
@@ -35,8 +36,8 @@ from typing import Literal
 
 import numpy as np
 
-from lib.head_roles import drop_first_key
-from lib.result import GenerationResult
+from lib.measures import hide_sink
+from lib.model.result import GenerationResult
 
 Zone = Literal["syntax_floor", "semantic_bridge", "structure_ripple", "long_range", "diffuse"]
 ZONES: tuple[Zone, ...] = (
@@ -79,9 +80,11 @@ def layer_groups(n_layers: int, n_groups: int = 8) -> list[np.ndarray]:
 def fingerprint(rows: np.ndarray, *, exclude_first: bool = False) -> np.ndarray:
     """One query's attention rows (L, H, K) over its K visible keys -> (20,) float32."""
     L, _, K = rows.shape
-    rows = drop_first_key(rows) if exclude_first else np.asarray(rows, dtype=np.float32)
-    n_keys = K - 1 if exclude_first else K
+    rows = np.asarray(rows, dtype=np.float32)
     mean = rows.mean(axis=(0, 1))  # (K,)
+    if exclude_first:
+        rows, mean = hide_sink(rows), hide_sink(mean)
+    n_keys = K - 1 if exclude_first else K
     distance = K - 1 - np.arange(K)
     bands = [
         mean[distance < LOCAL].sum(),

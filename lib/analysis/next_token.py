@@ -2,43 +2,21 @@
 
 Every filter here works on one distribution over the vocabulary and returns which tokens it
 keeps and the renormalised probabilities, so a page can show each filter alone. The rules
-are those of transformers' warpers that `lib.generation` samples with (the tests check that
+are those of transformers' warpers that `lib.model.generation` samples with (the tests check that
 they agree), written in plain numpy so their source can be shown to students.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from lib.models import LoadedModel
-from lib.result import GenerationResult, SamplingSettings
-
-LN2 = math.log(2)
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Probabilities from logits; subtracting the max keeps exp() from overflowing."""
-    z = np.asarray(logits, dtype=np.float64)
-    e = np.exp(z - z.max())
-    return (e / e.sum()).astype(np.float32)
-
-
-def entropy_bits(probs: np.ndarray) -> float:
-    """Shannon entropy in bits; zero-probability tokens add nothing."""
-    p = np.asarray(probs, dtype=np.float64)
-    p = p[p > 0]
-    return float(-(p * np.log2(p)).sum())
-
-
-def rank_of(probs: np.ndarray, token: int) -> int:
-    """1-based rank of `token`: 1 + how many tokens are strictly more likely."""
-    return int((probs > probs[token]).sum()) + 1
-
+from lib.measures import entropy_bits, ranks, softmax
+from lib.model.loading import LoadedModel
+from lib.model.result import GenerationResult, SamplingSettings
 
 # --- the filters, each on its own --------------------------------------------------------
 
@@ -134,22 +112,6 @@ def apply_all(logits: np.ndarray, sampling: SamplingSettings) -> Filtered:
     return Filtered("all filters", _renormalise(f.probs, kept), kept)
 
 
-def draw(logits: np.ndarray, sampling: SamplingSettings) -> int:
-    """The token `generate` would pick from these logits as its first free choice.
-
-    Same code path as generation: transformers' warpers, softmax, and a generator seeded
-    with `sampling.seed`, so the same seed always gives the same token.
-    """
-    from lib.generation import build_warpers
-
-    scores = torch.as_tensor(np.asarray(logits, dtype=np.float32))
-    if not sampling.do_sample:
-        return int(torch.argmax(scores))
-    warped = build_warpers(sampling)(None, scores[None])[0]
-    rng = torch.Generator().manual_seed(sampling.seed)
-    return int(torch.multinomial(torch.softmax(warped, -1), 1, generator=rng))
-
-
 # --- the model's distributions -----------------------------------------------------------
 
 
@@ -198,7 +160,7 @@ def step_distribution(lm: LoadedModel, result: GenerationResult, step: int) -> S
     if not 0 <= step <= result.n_steps:
         raise IndexError(f"step {step} out of range 0..{result.n_steps}")
     end = result.prompt_len + step
-    ids = torch.as_tensor(result.token_ids[:end], device=lm.device)[None]
+    ids = lm.batch(result.token_ids[:end])
     logits = lm.model(input_ids=ids, use_cache=False, logits_to_keep=1).logits[0, -1]
     logits = logits.float().cpu().numpy()
     chosen = int(result.token_ids[end]) if step < result.n_steps else None
@@ -238,30 +200,31 @@ def sequence_lens(
 ) -> SequenceLens:
     """One forward pass; the LM head runs over `chunk` positions at a time, so memory
     stays at chunk x vocabulary floats instead of T x vocabulary."""
-    ids = torch.as_tensor(np.asarray(token_ids, dtype=np.int64), device=lm.device)[None]
+    ids = lm.batch(token_ids)
     hidden = lm.model.base_model(input_ids=ids, use_cache=False).last_hidden_state[0]
     T = hidden.shape[0]
     k = min(k, int(lm.model.get_output_embeddings().weight.shape[0]))
     top_ids, top_probs, ent, nxt_p, nxt_r = [], [], [], [], []
+    token_ids = np.asarray(token_ids, dtype=np.int64)
     for start in range(0, T, chunk):
-        probs = torch.softmax(_final_logits(lm, hidden[start : start + chunk]), dim=-1)
-        top = torch.topk(probs, k, dim=-1)
-        top_ids.append(top.indices.cpu())
-        top_probs.append(top.values.cpu())
-        ent.append(torch.special.entr(probs).sum(-1).cpu() / LN2)
+        probs_t = torch.softmax(_final_logits(lm, hidden[start : start + chunk]), dim=-1)
+        top = torch.topk(probs_t, k, dim=-1)
+        top_ids.append(top.indices.cpu().numpy())
+        top_probs.append(top.values.cpu().numpy())
+        probs = probs_t.cpu().numpy()
+        ent.append(entropy_bits(probs, axis=-1))
         # The actual next token of position i is token i + 1 (none after the last one).
-        rows = torch.arange(start, min(start + chunk, T - 1), device=probs.device)
-        if rows.numel():
-            p = probs[rows - start, ids[0, rows + 1]]
-            nxt_p.append(p.cpu())
-            nxt_r.append(((probs[rows - start] > p[:, None]).sum(-1) + 1).cpu())
-    empty = torch.zeros(0)
+        n = min(start + chunk, T - 1) - start
+        if n > 0:
+            nxt = token_ids[start + 1 : start + 1 + n]
+            nxt_p.append(probs[np.arange(n), nxt])
+            nxt_r.append(ranks(probs[:n], nxt))
     return SequenceLens(
-        top_ids=torch.cat(top_ids).numpy().astype(np.int64),
-        top_probs=torch.cat(top_probs).numpy().astype(np.float32),
-        entropy=torch.cat(ent).numpy().astype(np.float32),
-        next_prob=torch.cat(nxt_p or [empty]).numpy().astype(np.float32),
-        next_rank=torch.cat(nxt_r or [empty]).numpy().astype(np.int64),
+        top_ids=np.concatenate(top_ids).astype(np.int64),
+        top_probs=np.concatenate(top_probs).astype(np.float32),
+        entropy=np.concatenate(ent).astype(np.float32),
+        next_prob=np.concatenate(nxt_p or [np.zeros(0)]).astype(np.float32),
+        next_rank=np.concatenate(nxt_r or [np.zeros(0)]).astype(np.int64),
     )
 
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lib.capture import RECORDER_KWARG, AttentionRecorder
-from lib.models import LoadedModel
+from lib.model.capture import RECORDER_KWARG, AttentionRecorder
+from lib.model.loading import LoadedModel
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ def full_attention(lm: LoadedModel, token_ids, layer: int | None = None) -> Full
     if layer is not None and not 0 <= layer < lm.n_layers:
         raise IndexError(f"layer {layer} out of range 0..{lm.n_layers - 1}")
     recorder = AttentionRecorder("full", layers=() if layer is None else (layer,))
-    ids = torch.as_tensor(np.asarray(token_ids, dtype=np.int64), device=lm.device)[None]
+    ids = lm.batch(token_ids)
     lm.model(input_ids=ids, use_cache=False, logits_to_keep=1, **{RECORDER_KWARG: recorder})
     heads = recorder.per_layer.get(layer) if layer is not None else None
     return FullAttention(mean=recorder.mean_matrix(), layer=layer, heads=heads)

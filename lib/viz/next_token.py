@@ -6,15 +6,14 @@ always data (axis labels, tooltips), never markup.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import altair as alt
 import numpy as np
 import pandas as pd
 
-from lib.next_token import Filtered, SequenceLens, StepDistribution
-
-TokenText = Callable[[int], str]  # token id -> text with visible whitespace
+from lib.analysis.next_token import Filtered, SequenceLens, StepDistribution
+from lib.labels import TokenText
 
 CHOSEN = "#ff7f50"  # coral, as the token being written on the graph page
 KEPT = "#1f77b4"

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lib.models import LoadedModel
-from lib.result import GenerationResult
+from lib.measures import ranks
+from lib.model.loading import LoadedModel
+from lib.model.result import GenerationResult
 
 TOP_K = 5
 
@@ -32,7 +33,7 @@ class LogitLens:
     top_probs   (S, L + 1, K) float32  their probabilities
     final_ids   (S,) int64             the final readout's top-1 token (the model's own)
     final_prob  (S, L + 1) float32     probability of final_ids[s] at each readout
-    final_rank  (S, L + 1) int64       its rank there (0 = top prediction)
+    final_rank  (S, L + 1) int64       its rank there (1 = top prediction, lib.measures)
     settles_at  (S,) int64             first readout from which final_ids[s] stays top-1
     """
 
@@ -73,8 +74,8 @@ def final_norm(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def settles_at(rank: np.ndarray) -> np.ndarray:
-    """(S, R) ranks -> (S,) first readout index from which every later rank is 0."""
-    not_top = rank != 0
+    """(S, R) ranks -> (S,) first readout index from which every later rank is 1 (top)."""
+    not_top = rank != 1
     # Index of the last readout that is not top-1, plus one (0 when top-1 everywhere).
     last_bad = np.where(not_top.any(axis=1), rank.shape[1] - 1 - np.argmax(not_top[:, ::-1], 1), -1)
     return (last_bad + 1).astype(np.int64)
@@ -85,7 +86,7 @@ def logit_lens(lm: LoadedModel, result: GenerationResult, top_k: int = TOP_K) ->
     """The logit lens at every step's query position, from one forward pass."""
     P, S = result.prompt_len, result.n_steps
     # The last generated token is never a query for a step, so it is not fed.
-    ids = torch.as_tensor(result.token_ids[: P + S - 1], device=lm.device)[None]
+    ids = lm.batch(result.token_ids[: P + S - 1])
     out = lm.model(input_ids=ids, use_cache=False, output_hidden_states=True, logits_to_keep=1)
     hidden = out.hidden_states  # L + 1 tensors (1, T, d)
     norm = final_norm(lm.model)
@@ -97,24 +98,24 @@ def logit_lens(lm: LoadedModel, result: GenerationResult, top_k: int = TOP_K) ->
         h = hidden[i][0, P - 1 :]  # (S, d): the query positions of the steps
         if i < len(hidden) - 1:
             h = norm(h)
-        probs = torch.softmax(unembed(h).float(), dim=-1)  # (S, V)
+        probs_t = torch.softmax(unembed(h).float(), dim=-1)  # (S, V)
+        top = torch.topk(probs_t, top_k, dim=-1)
+        top_ids.append(top.indices.cpu().numpy())
+        top_probs.append(top.values.cpu().numpy())
+        probs = probs_t.cpu().numpy()
         if final_ids is None:
-            final_ids = probs.argmax(dim=-1)
-        p_final = probs.gather(1, final_ids[:, None])  # (S, 1)
-        final_prob.append(p_final[:, 0])
-        final_rank.append((probs > p_final).sum(dim=-1))
-        top = torch.topk(probs, top_k, dim=-1)
-        top_ids.append(top.indices)
-        top_probs.append(top.values)
+            final_ids = probs.argmax(axis=-1)
+        final_prob.append(probs[np.arange(len(final_ids)), final_ids])
+        final_rank.append(ranks(probs, final_ids))
 
-    def stack(xs: list[torch.Tensor]) -> np.ndarray:
-        return torch.stack(xs[::-1], dim=1).cpu().numpy()  # back to readout order
+    def stack(xs: list[np.ndarray]) -> np.ndarray:
+        return np.stack(xs[::-1], axis=1)  # back to readout order
 
     rank = stack(final_rank).astype(np.int64)
     return LogitLens(
         top_ids=stack(top_ids).astype(np.int64),
         top_probs=stack(top_probs).astype(np.float32),
-        final_ids=final_ids.cpu().numpy().astype(np.int64),
+        final_ids=final_ids.astype(np.int64),
         final_prob=stack(final_prob).astype(np.float32),
         final_rank=rank,
         settles_at=settles_at(rank),

@@ -8,6 +8,10 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+from lib.measures import hide_sink
+from lib.model.result import GenerationResult
+from lib.viz.text import describe_aggregation
+
 MAX_AXIS = 120  # most rows or columns drawn at once; larger matrices are shown in windows
 
 
@@ -74,16 +78,11 @@ def view(
 ) -> MatrixView:
     """Cut a window of keys out of `matrix` (rows = queries at `query_pos`, columns = keys 0..).
 
-    With `hide_first`, key 0 (the first-token attention sink) is dropped and each row is
-    renormalised to sum to 1 over the keys the query can see.
+    With `hide_first`, the sink rule (`lib.measures.hide_sink`) is applied to every row and
+    key 0 is left out of the columns.
     """
-    m = np.asarray(matrix, dtype=np.float32)
+    m = hide_sink(matrix) if hide_first else np.asarray(matrix, dtype=np.float32)
     first = 1 if hide_first else 0
-    if hide_first:
-        rest = m[:, first:]
-        m = np.concatenate(
-            [np.zeros_like(m[:, :1]), rest / (rest.sum(1, keepdims=True) + 1e-12)], axis=1
-        )
     key_stop = m.shape[1] if key_stop is None else min(key_stop, m.shape[1])
     key_start = max(key_start, first)
     keys = np.arange(key_start, key_stop)
@@ -131,3 +130,36 @@ def head_grid(views: list[MatrixView], columns: int = 3) -> alt.ConcatChart:
     """Small heatmaps, one per head, sharing one colour scale."""
     charts = [heatmap(v, title=f"head {h}", cell=6, axes=False) for h, v in enumerate(views)]
     return alt.concat(*charts, columns=columns).resolve_scale(color="shared")
+
+
+def matrix_caption(r: GenerationResult, layer: int | None, head: int | None, hide: bool) -> str:
+    """What the heatmap shows, said under it."""
+    return (
+        f"Attention weights {describe_aggregation(r.n_layers, r.n_heads, layer, head)}. Each "
+        "row is one query (the token doing the attending; in the captured view, the position "
+        "whose output produced the next generated token) and each column a key (the token "
+        "attended to). Hover a cell for both tokens and the exact value. · is a space, ↵ a "
+        "newline. "
+        + (
+            "The first token is hidden and every row renormalised to sum to 1."
+            if hide
+            else "Raw softmax weights: each full row sums to 1."
+        )
+        + (
+            " The BOS token the tokenizer added is included here (position 0)."
+            if r.bos_offset
+            else ""
+        )
+    )
+
+
+def matrix_file_name(
+    run_key: str, layer: int | None, head: int | None, captured: bool, hide: bool
+) -> str:
+    """A CSV name that says what the matrix is: attention-<run>-layer3-all-heads-captured."""
+    parts = [
+        f"layer{layer}" if layer is not None else "all-layers",
+        f"head{head}" if head is not None else "all-heads",
+        "captured" if captured else "whole",
+    ] + (["sink-hidden"] if hide else [])
+    return f"attention-{run_key}-{'-'.join(parts)}.csv"

@@ -3,6 +3,7 @@
 Each generated token's query row is split into input attention (over the visible prompt
 tokens) and output attention (over earlier generated tokens); each part is divided by its
 own sum + 1e-8 ("separate normalisation"). Raw values are kept beside the normalised ones.
+Hiding the first-token sink is `lib.measures.hide_sink`, applied to the aggregated row.
 """
 
 from __future__ import annotations
@@ -11,13 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lib.config import NORM_EPS
-from lib.result import GenerationResult
-
-
-def normalise(x: np.ndarray) -> np.ndarray:
-    """x / (sum(x) + 1e-8): seed 000's normalisation, safe for an all-zero vector."""
-    return (x / (x.sum() + NORM_EPS)).astype(np.float32)
+from lib.measures import hide_sink, normalise
+from lib.model.result import GenerationResult
 
 
 def aggregate(
@@ -65,26 +61,22 @@ def split_step(
     """Split one aggregated row (from `aggregate`) into prompt and output attention.
 
     Position 0 (a BOS the tokenizer added, else the first prompt token) is where most
-    models park attention (the "sink"). A hidden BOS is never drawn; `hide_first` also
-    zeroes a first prompt token, so the normalisation spreads over the other tokens.
+    models park attention (the "sink"). A hidden BOS is never drawn; `hide_first` applies
+    the sink rule to the row first, so key 0 gets no line and the normalised weights spread
+    over the other tokens. The raw weights stay what the model computed.
     """
     if not 0 <= step < result.n_steps:
         raise IndexError(f"step {step} out of range 0..{result.n_steps - 1}")
     P, b = result.prompt_len, result.bos_offset
     row = rows[step]
-    inp = row[b:P]
-    shown = inp
-    if hide_first and b == 0:  # raw stays what the model computed; the lines skip token 0
-        shown = inp.copy()
-        shown[0] = 0.0
+    shown = hide_sink(row) if hide_first else row
     # The query of step s sits at position P-1+s and sees generated tokens 0..s-1 at P..P+s-1.
-    out = row[P : P + step]
     return StepAttention(
         step=step,
-        input_raw=inp.astype(np.float32),
-        output_raw=out.astype(np.float32),
-        input_norm=normalise(shown),
-        output_norm=normalise(out),
+        input_raw=row[b:P].astype(np.float32),
+        output_raw=row[P : P + step].astype(np.float32),
+        input_norm=normalise(shown[b:P]),
+        output_norm=normalise(shown[P : P + step]),
         sink_raw=float(row[0]) if b or hide_first else 0.0,
     )
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lib.models import LoadedModel
+from lib.model.loading import LoadedModel
 
 
 @dataclass(frozen=True, eq=False)

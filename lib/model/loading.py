@@ -18,10 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from lib.capture import CAPTURE_IMPL, ensure_registered
 from lib.config import BUNDLED_MODEL, Limits
+from lib.model.capture import CAPTURE_IMPL, ensure_registered
 
 Progress = Callable[[float, str], None]
 
@@ -36,8 +37,13 @@ class ModelLoadError(Exception):
 
 @dataclass(eq=False)
 class LoadedModel:
-    """A model ready for capture, with what the pages need to describe it."""
+    """A model ready for capture, with what the pages need to describe it.
 
+    `spec` is its identity (what `load_model` was given; results carry it too); `name` is
+    for display only.
+    """
+
+    spec: str
     name: str
     source: str  # "bundled", "hub" or "local"
     model: torch.nn.Module
@@ -65,6 +71,13 @@ class LoadedModel:
     @property
     def has_chat_template(self) -> bool:
         return bool(getattr(self.tokenizer, "chat_template", None))
+
+    def batch(self, token_ids) -> torch.Tensor:
+        """Token ids as a (1, T) int64 tensor on the model's device.
+
+        Always a copy: results' arrays are read-only, and torch cannot wrap those.
+        """
+        return torch.tensor(np.asarray(token_ids, dtype=np.int64), device=self.device)[None]
 
 
 def pick_device() -> tuple[torch.device, torch.dtype]:
@@ -205,26 +218,77 @@ def _count_saved_params(folder: Path) -> int:
     return total
 
 
-def _friendly(spec: str, err: Exception) -> str:
-    text = str(err)
-    low = text.lower()
-    if isinstance(err, (torch.OutOfMemoryError, MemoryError)):
+def _causes(err: BaseException) -> list[BaseException]:
+    """`err` and every exception it was raised from, outermost first."""
+    chain: list[BaseException] = []
+    while err is not None and err not in chain:
+        chain.append(err)
+        err = err.__cause__ or err.__context__
+    return chain
+
+
+def _explain(spec: str, err: Exception) -> str:
+    """A message for the user, from the types in the exception's cause chain.
+
+    transformers wraps hub failures in OSError; the hub's own exception underneath says
+    what happened (no network, no such repository, a gated one).
+    """
+    from huggingface_hub import errors as hub
+
+    causes = _causes(err)
+
+    def has(*types: type) -> bool:
+        return any(isinstance(c, types) for c in causes)
+
+    if has(torch.OutOfMemoryError, MemoryError):
         return f"Out of memory while loading {spec}. Try a smaller model."
-    if "unrecognized model in" in low or "model_type" in low:
-        return f"{spec} is not a model folder (no config.json naming a model type)."
-    if "unrecognized configuration class" in low:
-        return f"{spec} is not a causal (text-generating) language model."
-    if "couldn't connect" in low or "offline" in low or "connection" in low:
+    if has(hub.GatedRepoError):
+        return f"{spec} is gated on the Hugging Face hub: it needs an access token."
+    if has(hub.RepositoryNotFoundError, hub.RevisionNotFoundError):
+        return f"{spec} was not found on the Hugging Face hub, and is not a local folder."
+    # LocalEntryNotFoundError (offline, not cached) is a kind of EntryNotFoundError: first.
+    if has(hub.LocalEntryNotFoundError, hub.OfflineModeIsEnabled, ConnectionError, TimeoutError):
         return (
             f"Could not download {spec}: no network connection to the Hugging Face hub "
             "(or it is not in the local cache)."
         )
-    if "not a valid model identifier" in low or "repository not found" in low or "404" in low:
-        return f"{spec} was not found on the Hugging Face hub, and is not a local folder."
-    if "trust_remote_code" in low or "custom code" in low:
-        return f"{spec} needs custom code from its repository, which this app never runs."
-    first = text.strip().splitlines()[0] if text.strip() else type(err).__name__
+    if has(hub.EntryNotFoundError):
+        return f"{spec} has no config.json: it is not a transformers model."
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     return f"Could not load {spec}: {first[:300]}"
+
+
+def _check_config(spec: str, config) -> None:
+    """Refuse, before any weight is read, what this app cannot show exactly or never runs."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    if getattr(config, "auto_map", None):
+        raise ModelLoadError(
+            f"{spec} needs custom code from its repository, which this app never runs."
+        )
+    if config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        raise ModelLoadError(f"{spec} is not a causal (text-generating) language model.")
+    if getattr(config, "attn_logit_softcapping", None) or getattr(config, "use_sinks", False):
+        raise ModelLoadError(
+            f"{spec} modifies attention scores (soft-capping or sinks); "
+            "exact capture is implemented for plain softmax attention only."
+        )
+
+
+def _check_folder(spec: str, folder: Path) -> None:
+    """A local folder must hold a config.json naming a model type."""
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ModelLoadError(
+            f"{spec} is not a model folder (no readable config.json in it)."
+        ) from err
+    if not isinstance(config, dict) or "model_type" not in config:
+        raise ModelLoadError(f"{spec} is not a model folder (its config.json names no model type).")
+    if config.get("auto_map"):
+        raise ModelLoadError(
+            f"{spec} needs custom code from its repository, which this app never runs."
+        )
 
 
 def resolve_source(spec: str) -> tuple[str, str]:
@@ -271,12 +335,10 @@ def _load(
         from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
         report(0.9 if source == "bundled" else 0.1, f"Loading {spec}")
+        if source == "local":
+            _check_folder(spec, Path(location))
         config = AutoConfig.from_pretrained(location, trust_remote_code=False)
-        if getattr(config, "attn_logit_softcapping", None) or getattr(config, "use_sinks", False):
-            raise ModelLoadError(
-                f"{spec} modifies attention scores (soft-capping or sinks); "
-                "exact capture is implemented for plain softmax attention only."
-            )
+        _check_config(spec, config)
         # The bundled folder is ours: its file headers give the count in ~1 ms, where an
         # empty model built from the config takes ~0.3 s of a ~1 s warm start.
         n_params = (
@@ -296,11 +358,11 @@ def _load(
         )
     except ModelLoadError:
         raise
-    except Exception as err:  # noqa: BLE001 - every loader failure becomes a message
-        raise ModelLoadError(_friendly(spec, err)) from err
+    except Exception as err:  # noqa: BLE001 - a loader failure must become a message
+        raise ModelLoadError(_explain(spec, err)) from err
     model.to(device).eval()
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     report(1.0, f"{spec} ready")
     name = "SmolLM2-135M-Instruct (bundled, offline)" if source == "bundled" else spec
-    return LoadedModel(name, source, model, tokenizer, device, dtype, n_params)
+    return LoadedModel(spec, name, source, model, tokenizer, device, dtype, n_params)

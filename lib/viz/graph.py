@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import plotly.graph_objects as go
 
-from lib.attention import StepAttention
+from lib.analysis.attention import StepAttention
 from lib.config import MAX_LINE_WIDTH, MIN_LINE_WIDTH, PLOT_HEIGHT, PLOT_WIDTH
 
 X_IN, X_OUT = 2, 18
@@ -86,15 +86,8 @@ def select_edges(
             if selected is not None and selected[0] == "input":
                 idx = idx[idx == selected[1]] if kind == 0 else idx[:0]
             parts.append((np.full(idx.size, kind), idx, np.full(idx.size, s), w[idx], raw[idx]))
-    if not parts:
-        empty = np.zeros(0)
-        return GraphEdges(
-            empty.astype(np.int8),
-            empty.astype(np.int64),
-            empty.astype(np.int64),
-            empty.astype(np.float32),
-            empty.astype(np.float32),
-        )
+    empty = np.zeros(0, dtype=np.int64)
+    parts = parts or [(empty, empty, empty, empty, empty)]
     kind, src, dst, weight, raw = (np.concatenate(cols) for cols in zip(*parts, strict=True))
     return GraphEdges(
         kind.astype(np.int8),
@@ -103,6 +96,37 @@ def select_edges(
         weight.astype(np.float32),
         raw.astype(np.float32),
     )
+
+
+def window_edges(edges: GraphEdges, lo: int, hi: int) -> GraphEdges:
+    """Only the edges from prompt tokens lo..hi-1 (and every output edge), with prompt
+    indices renumbered from 0 as the figure draws the window."""
+    keep = (edges.kind == 1) | ((edges.src >= lo) & (edges.src < hi))
+    src = np.where(edges.kind == 0, edges.src - lo, edges.src)
+    return GraphEdges(
+        edges.kind[keep], src[keep], edges.dst[keep], edges.weight[keep], edges.raw[keep]
+    )
+
+
+def selection_from_event(event, n_prompt: int, n_generated: int, lo: int = 0) -> Selection:
+    """The clicked token from a plotly_chart selection event, in run numbering, or None.
+
+    The figure numbers prompt tokens within its window starting at `lo`; anything that is
+    not a token marker, or out of range, is no selection.
+    """
+    try:
+        points = event["selection"]["points"]
+    except (KeyError, TypeError):
+        return None
+    for point in points or []:
+        data = point.get("customdata") if hasattr(point, "get") else None
+        if not (data and len(data) == 2 and data[0] in ("input", "output")):
+            continue
+        side, idx = str(data[0]), int(data[1])
+        idx = idx + lo if side == "input" else idx
+        if 0 <= idx < (n_prompt if side == "input" else n_generated):
+            return side, idx
+    return None
 
 
 def _ys(n: int) -> np.ndarray:

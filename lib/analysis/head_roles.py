@@ -13,7 +13,8 @@ attention over the visible keys scores about (targets per query) / (visible keys
     sink             key 0, the first token (always the raw share, never renormalised)
 
 `exclude_first=True` (the app's "hide the first-token sink" switch, TransformerLens's
-`exclude_bos`) drops key 0 and renormalises every row before scoring the first three roles.
+`exclude_bos`) applies `lib.measures.hide_sink` to every head's rows before scoring the
+first three roles.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from typing import Literal
 import numpy as np
 import torch
 
-from lib.capture import RECORDER_KWARG, AttentionRecorder
-from lib.models import LoadedModel
+from lib.measures import hide_sink
+from lib.model.capture import RECORDER_KWARG, AttentionRecorder
+from lib.model.loading import LoadedModel
 
 Role = Literal["previous_token", "induction", "duplicate_token", "sink"]
 ROLES: tuple[Role, ...] = ("previous_token", "induction", "duplicate_token", "sink")
@@ -76,21 +78,13 @@ def role_masks(tokens: np.ndarray) -> dict[Role, np.ndarray]:
 # ---- scoring ----
 
 
-def drop_first_key(pattern: np.ndarray) -> np.ndarray:
-    """Key 0 zeroed and each row renormalised over the other keys (all-zero rows stay zero)."""
-    p = np.array(pattern, dtype=np.float32, copy=True)
-    p[..., 0] = 0.0
-    total = p.sum(axis=-1, keepdims=True)
-    return np.divide(p, total, out=np.zeros_like(p), where=total > 0)
-
-
 def mask_score(pattern: np.ndarray, mask: np.ndarray, *, exclude_first: bool = False) -> np.ndarray:
     """Mean over queries with a target of the mass on the targets: pattern (..., T, T) -> (...).
 
     NaN when no query has a target (e.g. induction on text without a repeated token).
     """
     if exclude_first:
-        pattern = drop_first_key(pattern)
+        pattern = hide_sink(pattern)
         mask = mask.copy()
         mask[:, 0] = False
     rows = mask.any(axis=-1)
@@ -108,7 +102,7 @@ def score_roles(
     exclude_first: bool = False,
 ) -> np.ndarray:
     """Every role's score for attention patterns (..., T, T): (len(ROLES), ...) float32."""
-    hidden = drop_first_key(pattern) if exclude_first else pattern  # renormalised once
+    hidden = hide_sink(pattern) if exclude_first else pattern  # renormalised once
     out = []
     for role in ROLES:
         if exclude_first and role != "sink":
@@ -229,7 +223,7 @@ def head_roles(
     """One forward pass over `token_ids`, scoring every head of every layer."""
     tokens = np.asarray(token_ids, dtype=np.int64)
     recorder = RoleScoringRecorder(tokens, exclude_first)
-    ids = torch.as_tensor(tokens, device=lm.device)[None]
+    ids = lm.batch(tokens)
     out = lm.model(
         input_ids=ids,
         use_cache=False,

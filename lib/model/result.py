@@ -1,10 +1,14 @@
-"""The result of one generation run: tokens, labels, and the captured attention rows."""
+"""The result of one generation run: tokens, labels, and the captured attention rows.
+
+A result is immutable: its arrays are made read-only on construction, so one copy can be
+shared by every session and view that shows it.
+"""
 
 from __future__ import annotations
 
 import io
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -39,6 +43,19 @@ class SamplingSettings:
         return "sampling: " + ", ".join(parts) + f", seed {self.seed}"
 
 
+@dataclass(frozen=True)
+class RunSettings:
+    """How a run was made, besides its model and prompt."""
+
+    max_new_tokens: int
+    chat_template: bool = False
+    sampling: SamplingSettings = SamplingSettings()
+    forced_tokens: tuple[int, ...] = ()  # first choices fixed ("next token", "what if")
+
+    def to_dict(self) -> dict:
+        return asdict(self) | {"description": self.sampling.describe()}
+
+
 @dataclass(frozen=True, eq=False)
 class GenerationResult:
     """Everything the views need from one run, as CPU numpy arrays.
@@ -46,7 +63,9 @@ class GenerationResult:
     T = prompt_len + n_steps tokens; L layers, H query heads; K top candidates per step.
 
     token_ids    (T,) int64     prompt ids then generated ids
-    labels       T strings      cleaned labels (seed 000's clean_label; EOS shown as [EOS])
+    labels       T strings      graph-mode labels (lib.labels: seed 000's clean_label; EOS
+                                shown as [EOS])
+    texts        T strings      display-mode texts (lib.labels: whitespace as · ↵ →)
     attention    (n_steps, L, H, T - 1) float32: row s is the attention of the query that
                  produced generated token s, i.e. position prompt_len - 1 + s, over keys
                  [0, prompt_len + s); keys past that are zero. Raw softmax weights.
@@ -56,12 +75,16 @@ class GenerationResult:
     entropy      (n_steps,) float32    entropy of the next-token distribution, in bits
 
     `bos_offset` is 1 when the tokenizer added a BOS token (hidden from the views), else 0.
+    `model_spec` is the model's identity (what `load_model` was given); `model_name` is for
+    display only.
     """
 
+    model_spec: str
     model_name: str
     prompt: str
     token_ids: np.ndarray
     labels: tuple[str, ...]
+    texts: tuple[str, ...]
     prompt_len: int
     bos_offset: int
     attention: np.ndarray
@@ -70,7 +93,7 @@ class GenerationResult:
     chosen_prob: np.ndarray
     entropy: np.ndarray
     stop_reason: str  # "eos" or "max_tokens"
-    settings: dict = field(default_factory=dict)
+    settings: RunSettings
     generated_text: str = ""  # decoded by the run's own tokenizer (special tokens left out)
 
     def __post_init__(self) -> None:
@@ -78,6 +101,7 @@ class GenerationResult:
         checks = {
             "token_ids": (self.token_ids.ndim == 1 and n >= 1, "(T,) with at least one step"),
             "labels": (len(self.labels) == T, f"{T} labels"),
+            "texts": (len(self.texts) == T, f"{T} texts"),
             "prompt_len": (1 <= self.prompt_len < T, f"1 <= prompt_len < {T}"),
             "bos_offset": (self.bos_offset in (0, 1) and self.bos_offset < self.prompt_len, "0/1"),
             "attention": (
@@ -96,6 +120,18 @@ class GenerationResult:
         bad = [f"{k}: expected {want}" for k, (ok, want) in checks.items() if not ok]
         if bad:
             raise ValueError("invalid GenerationResult: " + "; ".join(bad))
+        for a in self.arrays():
+            a.flags.writeable = False  # shared by every session: nobody may change it
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        return (
+            self.token_ids,
+            self.attention,
+            self.top_ids,
+            self.top_probs,
+            self.chosen_prob,
+            self.entropy,
+        )
 
     @property
     def n_steps(self) -> int:
@@ -127,20 +163,21 @@ class GenerationResult:
         return self.prompt_len - 1 + step
 
     def nbytes(self) -> int:
-        arrays = (self.token_ids, self.attention, self.top_ids, self.top_probs)
-        return sum(a.nbytes for a in arrays) + self.chosen_prob.nbytes + self.entropy.nbytes
+        return sum(a.nbytes for a in self.arrays())
 
     def to_npz(self) -> bytes:
         """The whole result as a NumPy .npz archive (labels and settings as JSON)."""
         buf = io.BytesIO()
         meta = {
+            "model_spec": self.model_spec,
             "model_name": self.model_name,
             "prompt": self.prompt,
             "labels": list(self.labels),
+            "texts": list(self.texts),
             "prompt_len": self.prompt_len,
             "bos_offset": self.bos_offset,
             "stop_reason": self.stop_reason,
-            "settings": self.settings,
+            "settings": self.settings.to_dict(),
             "attention_layout": "attention[step, layer, head, key]; query position = "
             "prompt_len - 1 + step; keys >= prompt_len + step are zero",
         }

@@ -1,0 +1,185 @@
+"""Every Streamlit cache of the app, in one place, under one rule.
+
+The rule:
+- The model is a resource: one per process, shared by every session (`model`).
+- A run's result, and everything derived from it, is immutable (read-only numpy arrays in
+  frozen dataclasses), so it is a resource too: one copy shared by every session that asks
+  for it, never unpickled afresh on a rerun (what `st.cache_data` would do).
+- Keys are strings and numbers only: a run's key (the hash of its request: model, prompt,
+  settings), a model spec, and the view's parameters. The model and the result travel as
+  `_`-prefixed arguments, which Streamlit does not hash: the key already names them.
+- Entries are bounded by count; the run cache by `TAV_RESULT_CACHE_ENTRIES`.
+
+Pages call these functions and nothing heavier; each is computed once per key, even when
+sessions ask at the same moment.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import streamlit as st
+
+from lib.analysis import head_roles as hr
+from lib.analysis import next_token as nt
+from lib.analysis.attention import StepAttention, all_steps
+from lib.analysis.fingerprint import Fingerprints, run_fingerprints
+from lib.analysis.logit_lens import LogitLens
+from lib.analysis.logit_lens import logit_lens as compute_logit_lens
+from lib.analysis.weights import EmbeddingPCA, embedding_pca, layer_ov_spectra
+from lib.config import BUNDLED_MODEL, Limits
+from lib.labels import TokenSplit, TokenText, display_texts, split_tokens
+from lib.model.full_attention import FullAttention, full_attention
+from lib.model.generation import generate
+from lib.model.loading import LoadedModel, bundled_is_converted, converted_bundled_dir, load_model
+from lib.model.result import GenerationResult
+
+if TYPE_CHECKING:
+    from app.runs import RunRequest
+
+LIMITS = Limits.from_env()
+PROBE_LEN, PROBE_SEED = 50, 0
+
+# ---- the model --------------------------------------------------------------------------
+
+
+@st.cache_resource(show_spinner="Loading the model ...", max_entries=2)
+def _model(spec: str) -> LoadedModel:
+    return load_model(spec)
+
+
+_bundled_checked = False  # the only plain memo: whether this process saw the cache whole
+
+
+def model(spec: str) -> LoadedModel:
+    """The loaded model for `spec`; the first start converts the bundled GGUF with progress.
+
+    The file-system check of the converted cache runs once per process, not on every rerun
+    (a status element inside a cached function would be replayed on every page).
+    """
+    global _bundled_checked
+    if spec == BUNDLED_MODEL and not _bundled_checked:
+        if not bundled_is_converted():
+            with st.status("First start: preparing the bundled model (once)", expanded=True) as box:
+                bar = st.progress(0.0)
+                converted_bundled_dir(progress=lambda f, msg: bar.progress(f, text=msg))
+                box.update(label="Bundled model ready", state="complete", expanded=False)
+        _bundled_checked = True
+    return _model(spec)
+
+
+# ---- runs -------------------------------------------------------------------------------
+
+
+@st.cache_resource(max_entries=LIMITS.result_cache_entries, show_spinner=False)
+def run(key: str, _request: RunRequest, _lm: LoadedModel) -> GenerationResult:
+    """Generate the run `key` names, showing each token as it is written."""
+    request = _request
+    # Elements made here are replayed on a cache hit: a finished progress bar, which is true.
+    bar = st.progress(0.0, text="Generating ...")
+    live = st.empty()
+    pieces: list[str] = []
+
+    def on_token(step: int, total: int, text: str) -> None:
+        pieces.append(text)
+        bar.progress((step + 1) / total, text=f"Generated token {step + 1} of at most {total}")
+        live.text("".join(pieces))
+
+    s = request.settings
+    result = generate(
+        _lm,
+        request.prompt,
+        s.max_new_tokens,
+        sampling=s.sampling,
+        chat_template=s.chat_template,
+        forced_tokens=s.forced_tokens,
+        on_token=on_token,
+        limits=LIMITS,
+    )
+    live.empty()
+    return result
+
+
+@st.cache_resource(max_entries=2, show_spinner="Compressing the run ...")
+def npz(run_key: str, _result: GenerationResult) -> bytes:
+    """The run as a .npz download (compressing a long run is worth doing once)."""
+    return _result.to_npz()
+
+
+# ---- attention --------------------------------------------------------------------------
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def steps(
+    run_key: str, layer: int | None, head: int | None, hide: bool, _result: GenerationResult
+) -> list[StepAttention]:
+    """Aggregated, split and normalised attention for every step (the graph's input)."""
+    return all_steps(_result, layer, head, hide)
+
+
+@st.cache_resource(max_entries=4, show_spinner="Computing the full matrix (one forward pass) ...")
+def full(run_key: str, layer: int | None, _lm: LoadedModel, _ids: np.ndarray) -> FullAttention:
+    """Whole-sequence attention of the run (the mean, and every head of `layer`)."""
+    return full_attention(_lm, _ids, layer)
+
+
+# ---- next token -------------------------------------------------------------------------
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def step_distribution(
+    run_key: str, step: int, _lm: LoadedModel, _result: GenerationResult
+) -> nt.StepDistribution:
+    return nt.step_distribution(_lm, _result, step)
+
+
+@st.cache_resource(
+    max_entries=8, show_spinner="Reading the model's prediction at every position ..."
+)
+def sequence_lens(run_key: str, _lm: LoadedModel, _ids: np.ndarray) -> nt.SequenceLens:
+    return nt.sequence_lens(_lm, _ids)
+
+
+@st.cache_resource(max_entries=2, show_spinner=False)
+def token_texts(model_spec: str, _lm: LoadedModel) -> TokenText:
+    """Display-mode text of any token id of this model, remembered across reruns."""
+    return display_texts(_lm.tokenizer)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def token_split(run_key: str, _lm: LoadedModel, _ids: np.ndarray) -> TokenSplit:
+    return split_tokens(_lm.tokenizer, _ids)
+
+
+# ---- inside the model -------------------------------------------------------------------
+
+
+@st.cache_resource(max_entries=4, show_spinner="Scoring every head on repeated random tokens ...")
+def probe_roles(model_spec: str, hide: bool, _lm: LoadedModel) -> hr.HeadRoles:
+    return hr.induction_probe(_lm, PROBE_LEN, PROBE_SEED, exclude_first=hide)
+
+
+@st.cache_resource(max_entries=4, show_spinner="Scoring every head on this run's text ...")
+def text_roles(run_key: str, hide: bool, _lm: LoadedModel, _ids: np.ndarray) -> hr.HeadRoles:
+    return hr.head_roles(_lm, _ids, exclude_first=hide)
+
+
+@st.cache_resource(max_entries=8, show_spinner="Reading every layer through the unembedding ...")
+def logit_lens(run_key: str, _lm: LoadedModel, _result: GenerationResult) -> LogitLens:
+    return compute_logit_lens(_lm, _result)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def fingerprints(run_key: str, hide: bool, _result: GenerationResult) -> Fingerprints:
+    return run_fingerprints(_result, exclude_first=hide)
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def pca(run_key: str, _lm: LoadedModel, _ids: np.ndarray) -> EmbeddingPCA:
+    return embedding_pca(_lm, _ids)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def ov_spectra(model_spec: str, layer: int, _lm: LoadedModel) -> np.ndarray:
+    return layer_ov_spectra(_lm, layer)

@@ -1,0 +1,138 @@
+"""Typed session state: every value that outlives a page, with its type and default.
+
+Pages read and write `state.<name>`; nothing else touches `st.session_state` by name, except
+widgets that only one page draws (their key is their state). Streamlit drops a widget's
+state when a run does not draw it (on another page), so a shared value lives under its own
+name and its widget under `widget_key(name)`: `bound(name)` copies the value into the
+widget before it is drawn and back when the user changes it.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import streamlit as st
+
+from lib.config import BUNDLED_MODEL, DEFAULT_MAX_TOKENS, DEFAULT_PROMPT, DEFAULT_THRESHOLD
+
+if TYPE_CHECKING:
+    from app.runs import Run
+
+T = TypeVar("T")
+
+BUNDLED_LABEL = "SmolLM2-135M-Instruct (bundled, offline)"
+MATRIX_CAPTURED = "Generated tokens (captured while generating)"
+MATRIX_WHOLE = "Whole sequence (one extra forward pass)"
+PROBE = "Repeated random tokens (induction probe)"
+
+
+class Shared(Generic[T]):
+    """One session value, stored under its attribute's name, created from its default."""
+
+    def __init__(self, default: T | None = None, factory: Callable[[], T] | None = None):
+        self.default, self.factory = default, factory
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: object, objtype: type | None = None) -> T:
+        if obj is None:
+            return self  # type: ignore[return-value] - the class attribute itself
+        ss = st.session_state
+        if self.name not in ss:
+            ss[self.name] = self.factory() if self.factory else copy.copy(self.default)
+        return ss[self.name]
+
+    def __set__(self, obj: object, value: T) -> None:
+        st.session_state[self.name] = value
+
+
+@dataclass(frozen=True)
+class Branches:
+    """Two runs that share their first `step` generated tokens ("what if")."""
+
+    step: int
+    runs: tuple[Run, Run]
+
+
+class State:
+    """The session's shared values. Steps are 1-based, as their sliders show them."""
+
+    # the model and the run every page shows
+    model_choice: Shared[str] = Shared(BUNDLED_LABEL)
+    model_custom: Shared[str] = Shared("")
+    model_spec: Shared[str] = Shared(BUNDLED_MODEL)
+    model_error: Shared[str | None] = Shared(None)
+    run: Shared[Run | None] = Shared(None)
+    prepared_downloads: Shared[set[str]] = Shared(factory=set)
+    # Generate
+    prompt: Shared[str] = Shared(DEFAULT_PROMPT)
+    max_tokens: Shared[int] = Shared(DEFAULT_MAX_TOKENS)
+    chat_template: Shared[bool] = Shared(False)
+    decoding: Shared[str] = Shared("Greedy")
+    temperature: Shared[float] = Shared(1.0)
+    top_k: Shared[int] = Shared(0)
+    top_p: Shared[float] = Shared(1.0)
+    min_p: Shared[float] = Shared(0.0)
+    seed: Shared[int] = Shared(0)
+    # the attention views
+    threshold: Shared[float] = Shared(DEFAULT_THRESHOLD)
+    layer: Shared[int | None] = Shared(None)  # None: the mean over all layers
+    head: Shared[int | None] = Shared(None)  # None: the mean over all heads
+    hide_sink: Shared[bool] = Shared(False)
+    show_all: Shared[bool] = Shared(False)
+    step: Shared[int] = Shared(1)
+    selected_token: Shared[tuple[str, int] | None] = Shared(None)
+    graph_nonce: Shared[int] = Shared(0)  # a new graph key clears the click selection
+    matrix_source: Shared[str] = Shared(MATRIX_CAPTURED)
+    # Next token, Step by step, Tokens & predictions
+    nt_step: Shared[int] = Shared(1)
+    nt_show: Shared[int] = Shared(12)
+    nt_temperature: Shared[float] = Shared(0.7)  # the filters start where they cut something
+    nt_top_k: Shared[int] = Shared(5)
+    nt_top_p: Shared[float] = Shared(0.9)
+    nt_min_p: Shared[float] = Shared(0.1)
+    nt_seed: Shared[int] = Shared(0)
+    nt_decoding: Shared[str] = Shared("Sample")
+    nt_norm: Shared[bool] = Shared(True)
+    nt_alt: Shared[int | None] = Shared(None)
+    nt_cmp_step: Shared[int] = Shared(1)
+    nt_error: Shared[str | None] = Shared(None)
+    nt_branches: Shared[Branches | None] = Shared(None)
+    # Head roles, Logit lens & fingerprints
+    hr_probe: Shared[str] = Shared(PROBE)
+    hr_role: Shared[str] = Shared("induction")
+    hr_grid_nonce: Shared[int] = Shared(0)
+    hr_lens_step: Shared[int] = Shared(1)
+    hr_ov_layer: Shared[int] = Shared(0)
+
+
+state = State()
+
+
+def widget_key(name: str) -> str:
+    return f"{name}__w"
+
+
+def _store(name: str) -> None:
+    setattr(state, name, st.session_state[widget_key(name)])
+
+
+def bound(name: str) -> dict[str, Any]:
+    """Keyword arguments that tie a widget to the shared value `name`."""
+    if not isinstance(State.__dict__.get(name), Shared):
+        raise KeyError(f"{name} is not a shared value (declare it on State)")
+    st.session_state[widget_key(name)] = getattr(state, name)
+    return {"key": widget_key(name), "on_change": _store, "args": (name,)}
+
+
+def clamp_step(name: str, n: int, default: int = 1) -> int:
+    """The 1-based step stored under `name`, put back in 1..n (a new run may be shorter)."""
+    value = getattr(state, name)
+    if not isinstance(value, int) or not 1 <= value <= n:
+        value = min(max(default, 1), n)
+        setattr(state, name, value)
+    return value

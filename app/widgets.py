@@ -1,0 +1,266 @@
+"""Widgets more than one page draws, each written once: the same control everywhere."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+
+import streamlit as st
+
+from app import caches
+from app.runs import Run
+from app.state import BUNDLED_LABEL, bound, clamp_step, state, widget_key
+from lib.config import BUNDLED_MODEL, SUGGESTED_HUB_MODELS
+from lib.model.loading import LoadedModel, ModelLoadError
+
+OTHER_MODEL = "Other: a Hugging Face id or a local folder"
+SINK_HELP = (
+    "Most models park a large share of their attention on the first token. Hiding it and "
+    "renormalising each row over the other tokens makes the rest visible."
+)
+_MD_SPECIAL = set("\\`*_{}[]()#+-.!|<>$~:=&")
+
+
+def md_escape(text: str) -> str:
+    """Text made literal for st.markdown-style elements (captions, errors, labels).
+
+    Every Markdown-active ASCII punctuation is backslash-escaped, so `**x**`, `[a](b)`,
+    `$x$` and `:red[x]` show as typed; raw HTML is never enabled anywhere in the app.
+    """
+    return "".join("\\" + c if c in _MD_SPECIAL else c for c in str(text))
+
+
+def page_intro(title: str, lesson: str) -> None:
+    """The page title and the two sentences on what it teaches."""
+    st.title(title)
+    st.caption(lesson)
+
+
+# ---- the model and the current run ------------------------------------------------------
+
+
+def current_model() -> LoadedModel | None:
+    """The model in use, or None (with the reason in `state.model_error`)."""
+    try:
+        return caches.model(state.model_spec)
+    except ModelLoadError as err:
+        state.model_error = str(err)
+        return None
+
+
+def model_status() -> None:
+    """The sidebar names the model in use on every page (the picker is on Generate)."""
+    with st.sidebar:
+        st.subheader("Model")
+        lm = current_model()
+        if lm is None:
+            st.warning("No model is loaded: " + md_escape(state.model_error or ""))
+            return
+        st.success(md_escape(lm.name), icon=":material/check_circle:")
+        st.caption(
+            f"{lm.n_params / 1e6:,.0f} M parameters · {lm.n_layers} layers × {lm.n_heads} heads"
+            f" · {lm.device.type} · {str(lm.dtype).removeprefix('torch.')}"
+        )
+
+
+def model_picker() -> None:
+    """Choose the bundled model, a suggested hub model or any id / folder; on failure the
+    previous model stays in use."""
+    with st.expander("Model", icon=":material/memory:"):
+        choices = {BUNDLED_LABEL: BUNDLED_MODEL} | {m: m for m in SUGGESTED_HUB_MODELS}
+        m1, m2 = st.columns([2, 3])
+        choice = m1.selectbox(
+            "Choose a model",
+            [*choices, OTHER_MODEL],
+            **bound("model_choice"),
+            help="Hub models need a network connection the first time.",
+        )
+        if choice == OTHER_MODEL:
+            spec = m2.text_input(
+                "Model id or folder",
+                **bound("model_custom"),
+                placeholder="e.g. HuggingFaceTB/SmolLM2-360M-Instruct",
+            )
+        else:
+            spec = choices[choice]
+        spec = spec.strip()
+        if st.button("Load model", disabled=not spec or spec == state.model_spec):
+            try:
+                caches.model(spec)
+                state.model_spec, state.model_error = spec, None
+            except ModelLoadError as err:
+                state.model_error = str(err)
+        if state.model_error:
+            st.error(md_escape(state.model_error), icon=":material/error:")
+            st.caption("The previous model stays in use.")
+
+
+def need_run() -> Run:
+    """The current run; without one, a note pointing to Generate, then the page stops."""
+    if state.run is None:
+        st.info("Nothing generated yet. Write a prompt on the Generate page first.")
+        st.page_link("pages/generate.py", label="Go to Generate", icon=":material/edit:")
+        st.stop()
+    return state.run
+
+
+def need_model(run: Run, purpose: str) -> LoadedModel:
+    """The model that made `run` (compared by its spec), or a warning and the page stops."""
+    lm = current_model()
+    if lm is None or lm.spec != run.result.model_spec:
+        st.warning(
+            f"{purpose} needs the model that made the current run. Load it again on the "
+            "Generate page, or generate a new run."
+        )
+        st.stop()
+    return lm
+
+
+# ---- controls shared by the views -------------------------------------------------------
+
+
+def step_slider(name: str, n: int, help: str, default_last: bool = False) -> int:
+    """The generation-step slider (1-based on screen); returns the 0-based step."""
+    clamp_step(name, n, default=n if default_last else 1)
+    if n > 1:
+        st.slider("Generation step", 1, n, **bound(name), help=help)
+    else:
+        st.caption("One token was generated: step 1 of 1.")
+    return int(getattr(state, name)) - 1
+
+
+_ALL = -1  # the pickers' "all of them (mean)" option: a selectbox shows None as unset
+
+
+def _index_picker(where, name: str, label: str, n: int) -> None:
+    """A selectbox over "all" and 0..n-1, tied to the shared value `name` (None = all)."""
+    key = widget_key(name)
+    value = getattr(state, name)
+    if value not in range(n):
+        value = None
+        setattr(state, name, None)
+    st.session_state[key] = _ALL if value is None else value
+
+    def store() -> None:
+        picked = st.session_state[key]
+        setattr(state, name, None if picked == _ALL else int(picked))
+
+    where.selectbox(
+        label,
+        [_ALL, *range(n)],
+        format_func=lambda i: f"All {label.lower()}s (mean)" if i == _ALL else f"{label} {i}",
+        key=key,
+        on_change=store,
+    )
+
+
+def layer_head_picker(n_layers: int, n_heads: int) -> tuple[int | None, int | None]:
+    """Layer and head pickers (None = the mean over all of them), side by side."""
+    c1, c2 = st.columns(2)
+    _index_picker(c1, "layer", "Layer", n_layers)
+    _index_picker(c2, "head", "Head", n_heads)
+    return state.layer, state.head
+
+
+def threshold_slider(where=st) -> float:
+    """The graph's attention threshold (also set on Generate, next to the token count)."""
+    where.slider(
+        "Attention threshold",
+        0.0,
+        0.2,
+        step=0.001,
+        format="%.3f",
+        **bound("threshold"),
+        help="The graph hides connections whose normalised weight is below this.",
+    )
+    return float(state.threshold)
+
+
+def sink_toggle(where=st, help: str = SINK_HELP) -> bool:
+    """The one "hide the first-token sink" switch; every attention view follows it."""
+    return bool(
+        where.toggle("Hide the first-token sink and renormalise", **bound("hide_sink"), help=help)
+    )
+
+
+def window_slider(label: str, n: int, size: int, key: str) -> tuple[int, int]:
+    """A range of at most `size` of n positions (the last ones at first); (0, n) if n fits."""
+    if n <= size:
+        return 0, n
+    held = st.session_state.get(key)
+    if not (isinstance(held, tuple | list) and len(held) == 2 and 0 <= held[0] < held[1] <= n):
+        st.session_state[key] = (n - size, n)  # a new run may be shorter than the last
+    lo, hi = st.slider(label, 0, n, key=key, help=f"At most {size} are drawn at once.")
+    lo = min(lo, n - 1)
+    return lo, min(max(hi, lo + 1), lo + size)
+
+
+def show_source(title: str, *functions: Callable) -> None:
+    """The library code behind a section, as seed 003 shows it."""
+    with st.expander(f"Source: {title}", expanded=False, icon=":material/code:"):
+        for fn in functions:
+            st.code(inspect.getsource(fn), language="python")
+
+
+# ---- downloads --------------------------------------------------------------------------
+
+# Up to this many bytes a download is built with the page, so one click downloads it;
+# a larger one (a long prompt's run) waits for a "Prepare" click.
+EAGER_DOWNLOAD_BYTES = 8_000_000
+
+
+def download(
+    where,
+    label: str,
+    build: Callable[[], bytes | str],
+    *,
+    file_name: str,
+    mime: str,
+    size_hint: int = 0,
+    help: str | None = None,
+) -> None:
+    """A download button that keeps working while other sessions rerun.
+
+    Streamlit's lazy download (`data=` a callable) stores the built file with no session
+    referring to it, and the end of any two reruns, of any session, deletes such a file: in
+    a busy class the browser's fetch then gets a 404, or no download starts at all (issue
+    11). Here the bytes are given to `st.download_button`, so the file belongs to this
+    session's page while it shows, and `on_click="ignore"` keeps the click from rerunning
+    the page (a rerun would let go of the file for a moment). Files over
+    EAGER_DOWNLOAD_BYTES are built only after a "Prepare" click, then kept for the session.
+    """
+    prepared = state.prepared_downloads
+    slot = where.empty()
+    if size_hint > EAGER_DOWNLOAD_BYTES and file_name not in prepared:
+        if not slot.button(
+            f"Prepare: {label}",
+            key=f"prepare:{file_name}",
+            icon=":material/package_2:",
+            help=f"About {size_hint / 1e6:,.0f} MB before compression: built when you ask.",
+        ):
+            return
+        prepared.add(file_name)
+    slot.download_button(
+        label,
+        build(),
+        file_name=file_name,
+        mime=mime,
+        on_click="ignore",
+        icon=":material/download:",
+        help=help,
+        key=f"download:{file_name}",
+    )
+
+
+def download_run(where, run: Run) -> None:
+    """The whole run as a NumPy archive (the same button on every page that offers it)."""
+    download(
+        where,
+        "Download the whole run (NPZ)",
+        lambda: caches.npz(run.key, run.result),
+        file_name=f"run-{run.key}.npz",
+        mime="application/octet-stream",
+        size_hint=run.result.nbytes(),
+        help="Token ids, labels, every captured attention row (step x layer x head x key), "
+        "and the next-token probabilities, as a NumPy archive.",
+    )

@@ -1,0 +1,139 @@
+"""Sentences the pages show beside figures, built from the numbers they describe.
+
+Kept here, not in the pages, so a caption can never drift from the data: each is a pure
+function of the values, tested like any other builder.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lib.analysis.head_roles import ROLE_TITLES, ROLES, HeadRoles
+from lib.analysis.next_token import Filtered
+from lib.measures import entropy_bits
+from lib.model.result import GenerationResult
+
+
+def describe_aggregation(n_layers: int, n_heads: int, layer: int | None, head: int | None) -> str:
+    """What an attention view shows: "averaged over all 9 heads of layer 3" and the like."""
+    what_layer = f"all {n_layers} layers" if layer is None else f"layer {layer}"
+    what_head = f"all {n_heads} heads" if head is None else f"head {head}"
+    verb = "averaged over" if layer is None or head is None else "from"
+    return f"{verb} {what_head} of {what_layer}"
+
+
+def count(n: int, noun: str) -> str:
+    """ "1 token", "2,048 tokens"."""
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
+def sink_note(hidden: bool, renormalised: str = "every row renormalised") -> str:
+    """The caption sentence for the sink switch, the same on every page."""
+    if hidden:
+        return f"The first token (the attention sink) is hidden and {renormalised}."
+    return "Raw softmax weights: the first token (the attention sink) is included."
+
+
+def graph_caption(
+    r: GenerationResult,
+    layer: int | None,
+    head: int | None,
+    hide: bool,
+    threshold: float,
+    n_edges: int,
+) -> str:
+    """What the attention graph shows, said under it."""
+    hidden = ""
+    if r.bos_offset:
+        hidden = " The BOS token the tokenizer added is hidden."
+    elif hide:
+        hidden = " The first prompt token is hidden (sink) and gets no lines."
+    return (
+        "Each step shows the attention computed while producing the coral token: its query "
+        "is the token just before it (the last prompt token at step 1). Weights are "
+        f"{describe_aggregation(r.n_layers, r.n_heads, layer, head)}. Blue lines: attention "
+        "to prompt tokens; orange curves: attention to earlier generated tokens. Each colour "
+        "is normalised separately (divided by its own sum) so both are visible; line width "
+        "follows the normalised weight; hover a line for the normalised and raw weight. "
+        f"Lines below the threshold ({threshold:.3f}) are hidden ({n_edges} shown). Coral: "
+        "the token being generated; pink: earlier generated tokens; grey: not generated yet; "
+        "yellow: your selection." + hidden
+    )
+
+
+def roles_caption(roles: HeadRoles, role: str, hide: bool) -> str:
+    """The best head for a role, against chance, said under the grid."""
+    scores = roles.score(role)
+    best = np.unravel_index(np.nanargmax(scores), scores.shape)
+    chance = float(roles.chance[ROLES.index(role)])
+    return (
+        f"{ROLE_TITLES[role]}: the best head is layer {best[0]} head {best[1]} "
+        f"({float(scores[best]):.3f}); spreading attention evenly would score {chance:.3f} "
+        "(chance). 1 means all of a head's attention goes where the role says. "
+        + ("The first token is hidden and rows renormalised. " if hide and role != "sink" else "")
+        + ("The sink share is the raw share, the part the switch hides. " if role == "sink" else "")
+        + "Hover a cell for all four scores."
+    )
+
+
+def fingerprint_caption(hide: bool) -> str:
+    """What the zone strip shows, and what the sink switch does to it."""
+    return (
+        "The generated text, read left to right, each token coloured by the zone of the "
+        "attention that produced it (mean over all layers and heads). Hover a token for its "
+        "numbers. "
+        + (
+            "The first token is hidden and every row renormalised."
+            if hide
+            else "The first token (the attention sink) is included: it usually dominates, "
+            "so most tokens land in the zone of its distance. Hide it to see the rest."
+        )
+    )
+
+
+def filter_notes(
+    probs: np.ndarray,
+    entropy: float,
+    temperature: Filtered,
+    top_k: Filtered,
+    top_p: Filtered,
+    min_p: Filtered,
+    settings: tuple[float, int, float, float],
+) -> list[str]:
+    """One sentence per filter panel: what the filter kept, and how much probability.
+
+    `settings` is (temperature, k, p, min_p) as the sliders show them.
+    """
+    temp, k, p, mp = settings
+
+    def mass(f: Filtered) -> float:
+        return float(probs[f.kept].sum())
+
+    shape = "sharper" if temp < 1 else "flatter" if temp > 1 else "unchanged"
+    top = float(probs.max())
+    k_note = (
+        f"Keeps the {top_k.n_kept:,} most likely of {probs.size:,} tokens; their "
+        f"{mass(top_k):.1%} of the probability is rescaled to 100%."
+    )
+    return [
+        f"Cuts nothing: divides the logits by {temp:g}. Entropy {entropy:.2f} → "
+        f"{entropy_bits(temperature.probs):.2f} bits ({shape}).",
+        k_note if k else f"Off: keeps all {probs.size:,} tokens.",
+        f"Keeps the most likely tokens until they add up to {p:g}: "
+        f"{count(top_p.n_kept, 'token')} holding {mass(top_p):.1%}.",
+        f"Keeps tokens with at least {mp:g} × {top:.3f} = {min_p.threshold:.4f} "
+        f"(dashed line): {count(min_p.n_kept, 'token')} holding {mass(min_p):.1%}.",
+    ]
+
+
+def min_p_lesson(top: float, min_p: float, threshold: float) -> str:
+    """Why min-p moves with the model's confidence, with this step's numbers."""
+    return (
+        f"**Min-p moves with the model's confidence.** It keeps a token when its probability "
+        f"is at least min-p times the top token's. Here the top token has {top:.3f}, so the "
+        f"bar is {min_p:g} × {top:.3f} = {threshold:.4f}. When the model is sure (top token "
+        f"0.9) the same min-p cuts everything below {min_p * 0.9:.3f}; when it is unsure (top "
+        f"token 0.05) only what is below {min_p * 0.05:.4f}. Top-k keeps a fixed count and "
+        "top-p a fixed total whatever the confidence; min-p cuts the long tail of unlikely "
+        "tokens when the choice is clear and leaves room when many tokens are plausible."
+    )

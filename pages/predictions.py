@@ -1,0 +1,69 @@
+"""Tokens & predictions: how the text splits into tokens, and what the model expected at each."""
+
+import pandas as pd
+import streamlit as st
+
+from app import caches
+from app import widgets as w
+from app.state import bound, state
+from lib import labels
+from lib.analysis import next_token as nt
+from lib.viz import next_token as ch
+from lib.viz.tables import tokenizer_table
+
+MAX_AXIS = 120  # heatmap columns drawn at once
+
+w.page_intro(
+    "Tokens & predictions",
+    "The model never sees letters, only tokens from a fixed vocabulary. Here is how this "
+    "run's text was split, and what the model predicted after every one of its tokens.",
+)
+run = w.need_run()
+r = run.result
+lm = w.need_model(run, "Splitting and predicting")
+split = caches.token_split(run.key, lm, r.token_ids)
+
+st.header("1. The tokens", divider="gray")
+m1, m2, m3 = st.columns(3)
+m1.metric("Vocabulary size", f"{labels.vocabulary_size(lm.tokenizer):,}")
+m2.metric("Prompt tokens", f"{r.prompt_len:,}")
+m3.metric("Generated tokens", f"{r.n_steps:,}")
+if r.settings.chat_template:
+    st.caption("The chat template is on: the prompt you typed was sent to the model as")
+    st.code(lm.tokenizer.decode(r.token_ids[: r.prompt_len].tolist()), language=None)
+    with st.expander("The chat template (Jinja)"):
+        st.code(str(lm.tokenizer.chat_template), language="jinja2")
+else:
+    bos = ", after a beginning-of-sequence token the tokenizer added" if r.bos_offset else ""
+    st.caption(f"The chat template is off: the prompt is split as typed{bos}.")
+st.text(" | ".join(split.texts[: r.prompt_len]))
+st.dataframe(tokenizer_table(split, r.prompt_len), hide_index=True, width="stretch", height=320)
+st.caption(
+    "piece: the vocabulary entry (byte-level BPE writes a leading space as Ġ and a "
+    "newline as Ċ). text: what the token writes, with · for a space, ↵ for a newline and "
+    "→ for a tab. special: a control token, not text."
+)
+st.dataframe(pd.DataFrame(labels.special_tokens(lm.tokenizer)), hide_index=True)
+w.show_source("the token table (lib/labels.py)", labels.split_tokens, labels.display_text)
+
+st.header("2. The prediction after every token", divider="gray")
+lens = caches.sequence_lens(run.key, lm, r.token_ids)
+T = len(r.token_ids)
+st.toggle(
+    "Per-position normalisation",
+    **bound("nt_norm"),
+    help="Divide each column by its top probability, so the shape of every "
+    "distribution is visible even where the model is unsure.",
+)
+lo, hi = w.window_slider("Positions shown", T, MAX_AXIS, "nt_window")
+text = caches.token_texts(lm.spec, lm)
+frame = ch.heatmap_frame(lens, split.texts, text, lo, hi, bool(state.nt_norm))
+st.altair_chart(ch.heatmap_chart(frame, bool(state.nt_norm)), width="content")
+st.caption(
+    "Each column is one position of the run (prompt and generated); its cells are the "
+    "model's 10 most likely next tokens there, best on top. A coral dot marks the token "
+    "that actually came next (no dot: it was not in the top 10). Hover a cell for the "
+    "predicted token and the rank of the actual next token. The actual next token was the "
+    f"model's first choice at {int((lens.next_rank == 1).sum())} of {T - 1} positions."
+)
+w.show_source("the predictions at every position", nt.sequence_lens)

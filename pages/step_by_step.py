@@ -1,0 +1,135 @@
+"""Step by step: add one token at a time, or change one choice and see where it leads."""
+
+import streamlit as st
+
+from app import caches
+from app import widgets as w
+from app.runs import LIMITS, fetch_run, run_generation, sampling_from_state, set_current_run
+from app.state import Branches, bound, state
+from lib.analysis import next_token as nt
+from lib.model.generation import draw
+from lib.viz import next_token as ch
+
+WHAT_IF_CHOICES = 10
+
+
+w.page_intro(
+    "Step by step",
+    "A language model writes one token at a time, each time reading everything before it. "
+    "Add tokens yourself, or change one choice and compare where the two texts go.",
+)
+run = w.need_run()
+r, n = run.result, run.result.n_steps
+lm = w.need_model(run, "Writing step by step")
+text = caches.token_texts(lm.spec, lm)
+if state.nt_error:
+    st.error(w.md_escape(state.nt_error), icon=":material/error:")
+    state.nt_error = None
+
+st.header("1. One token at a time", divider="gray")
+st.radio("Decoding", ["Greedy", "Sample"], **bound("nt_decoding"), horizontal=True)
+sampling = sampling_from_state("nt_", state.nt_decoding == "Sample")
+st.caption(
+    w.md_escape(
+        f"{sampling.describe()} (the filters and seed of the Next token page). Next token replays "
+        "the run so far and adds one token; the longer run becomes the current run on every page."
+    )
+)
+st.code(r.prompt + r.generated_text, language=None, wrap_lines=True)
+can_add = r.stop_reason != "eos" and n < LIMITS.max_new_tokens
+if r.stop_reason == "eos":
+    st.caption("The run ended with the end-of-sequence token: nothing follows it.")
+elif not can_add:
+    st.caption(f"The run has the most tokens allowed ({LIMITS.max_new_tokens}).")
+else:
+    after = caches.step_distribution(run.key, n, lm, r)  # the distribution after the last token
+    st.caption("With these settings the next token will be:")
+    st.code(text(draw(after.logits, sampling)), language=None)
+b1, b2 = st.columns(2)
+if b1.button("Next token", type="primary", disabled=not can_add, icon=":material/add:"):
+    request = run.request.with_settings(
+        max_new_tokens=n + 1, sampling=sampling, forced_tokens=nt.next_token_forced(r)
+    )
+    if not (error := run_generation(lm, request)):
+        state.nt_step = n + 1
+    state.nt_error = error
+    st.rerun()
+if b2.button("Start over from the prompt", icon=":material/restart_alt:"):
+    request = run.request.with_settings(max_new_tokens=1, sampling=sampling, forced_tokens=())
+    state.nt_error = run_generation(lm, request)
+    state.nt_step = 1
+    st.rerun()
+w.show_source("how a step is added", nt.next_token_forced, nt.branch_forced)
+
+st.header("2. What if", divider="gray")
+t = w.step_slider("nt_step", n, "Where to change the run's choice.", default_last=True)
+dist = caches.step_distribution(run.key, t, lm, r)
+alternatives = [int(i) for i in dist.top(WHAT_IF_CHOICES + 1) if int(i) != dist.chosen]
+alternatives = alternatives[:WHAT_IF_CHOICES]
+if state.nt_alt not in alternatives:
+    state.nt_alt = alternatives[0]
+st.selectbox(
+    f"At step {t + 1}, write this instead of “{text(dist.chosen)}”",
+    alternatives,
+    format_func=lambda i: f"{text(i)}   (p = {float(dist.probs[i]):.3f})",
+    **bound("nt_alt"),
+)
+if st.button("Continue from here", icon=":material/call_split:"):
+    branch = run.request.with_settings(
+        max_new_tokens=max(n, t + 1), forced_tokens=nt.branch_forced(r, t, int(state.nt_alt))
+    )
+    other, error = fetch_run(lm, branch)
+    if error:
+        st.error(w.md_escape(error), icon=":material/error:")
+    else:
+        state.nt_branches = Branches(t, (run, other))
+branches = state.nt_branches
+if branches is not None and run.key in [b.key for b in branches.runs]:
+    bt = branches.step
+    st.caption(
+        w.md_escape(
+            f"Both branches share the first {bt} generated tokens, so their attention up to step "
+            f"{bt + 1} is identical. After the branch point both continue with the original run's "
+            f"decoding ({branches.runs[0].result.settings.sampling.describe()})."
+        )
+    )
+    first, last = bt + 2, min(b.result.n_steps for b in branches.runs)  # steps after the branch
+    if last >= first:
+        if not first <= state.nt_cmp_step <= last:
+            state.nt_cmp_step = first
+        if last > first:
+            st.slider(
+                "Compare the attention at step",
+                first,
+                last,
+                **bound("nt_cmp_step"),
+                help="The first step after the branch point is the first whose query "
+                "(the token just written) differs.",
+            )
+    for i, (col, b) in enumerate(zip(st.columns(2), branches.runs, strict=True)):
+        res, name = b.result, "A: the run" if i == 0 else "B: what if"
+        col.markdown(f"**{name}{' (current run)' if b.key == run.key else ''}**")
+        col.caption(f"step {bt + 1} wrote:")
+        col.code(text(int(res.generated_ids[bt])), language=None)
+        col.code(res.prompt + res.generated_text, language=None, wrap_lines=True)
+        if last >= first:
+            s = int(state.nt_cmp_step) - 1
+            row = res.attention[s].mean(axis=(0, 1))
+            frame = ch.attention_frame(row[: res.prompt_len + s], res.texts, res.bos_offset)
+            col.altair_chart(
+                ch.attention_chart(frame, f"Step {s + 1}: where the new token looks"),
+                width="stretch",
+            )
+        col.button(
+            f"Make {name[0]} the current run",
+            key=f"nt_use_{i}",
+            disabled=b.key == run.key,
+            on_click=set_current_run,
+            args=(b,),
+        )
+    st.caption(
+        "A branch ended at the branch point, so there is no attention to compare."
+        if last < first
+        else "Bars: the 10 earlier tokens with the most attention from the query of that step "
+        "(mean over all layers and heads; a hidden BOS is left out)."
+    )
