@@ -185,6 +185,37 @@ def table(items: dict) -> list[dict]:
                 "<= 150 ms",
                 d["graph_page_s"] <= 0.150,
             )
+    if "step_move" in items:
+        m = items["step_move"]
+        row(
+            "6 step move",
+            f"graph step slider in Chromium, key press to rerun end ({m['prompt_tokens']}x"
+            f"{m['generated_tokens']} tokens; the graph is an st.fragment)",
+            fmt_s(m["step_move_s"]),
+            f"{fmt_s(m['trivial_move_s'])} trivial app",
+            f"{m['ratio_vs_trivial']:.1f}",
+            "",
+            None,
+        )
+        row(
+            "6 step move",
+            "  same, until the new step's caption is on screen",
+            fmt_s(m["step_shown_s"]),
+            f"{fmt_s(m['trivial_shown_s'])} trivial app",
+            f"{m['step_shown_s'] / m['trivial_shown_s']:.1f}",
+            "",
+            None,
+        )
+        row(
+            "6 step move",
+            "  alternative: every step as Plotly frames, one switch in the browser",
+            f"{m['frames_switch_ms']:.0f} ms",
+            f"JSON {fmt_b(m['frames_json_bytes'])}; {fmt_b(m['frames_json_bytes_all_threshold_0'])}"
+            " with every edge",
+            "",
+            "",
+            None,
+        )
     return rows
 
 
@@ -214,7 +245,7 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     torch.set_num_threads(args.threads)
-    from bench import capture, graph, memory, rerun, warm_start
+    from bench import capture, graph, memory, rerun, step_move, warm_start
     from bench.texts import prompt_text
     from lib.model.generation import generate
     from lib.model.loading import load_model
@@ -230,6 +261,7 @@ def main(argv: list[str] | None = None) -> dict:
     items["graph"] = graph.run(result, max(repeats, 5), max(1, repeats // 2), log)
     rerun_prompt = prompt_text(lm.tokenizer, size["rerun_prompt"])
     items["rerun"] = rerun.run(rerun_prompt, new, max(3, repeats * 6), log)
+    items["step_move"] = step_move.run(rerun_prompt, max(2, repeats * 3), log)
     del lm, result
 
     def run_memory() -> dict:

@@ -48,15 +48,17 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def streamlit_server(log_path: Path, timeout: float = 120) -> Iterator[str]:
-    """Run `streamlit run main.py` on a free port; yield its URL; stop it afterwards."""
+def streamlit_server(
+    log_path: Path, timeout: float = 120, script: str = "main.py"
+) -> Iterator[str]:
+    """Run `streamlit run <script>` on a free port; yield its URL; stop it afterwards."""
     port = free_port()
     cmd = [
         sys.executable,
         "-m",
         "streamlit",
         "run",
-        "main.py",
+        script,
         "--server.headless",
         "true",
         "--server.port",
@@ -103,6 +105,7 @@ class AppSession:
         self.name = name
         self.page = context.new_page()
         self.finished = 0  # completed runs seen on this tab
+        self.fragment_runs = 0  # of which reran only a fragment (st.fragment)
         self.js_errors: list[str] = []
         self.console: list[str] = []
         self.page.on("websocket", lambda ws: ws.on("framereceived", self._frame))
@@ -120,6 +123,8 @@ class AppSession:
             return
         if msg.WhichOneof("type") == "script_finished" and msg.script_finished in _COMPLETED:
             self.finished += 1
+            fragment = msg.script_finished == ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY
+            self.fragment_runs += fragment
 
     def start(self, action: Callable[[], object]) -> int:
         """Do `action` without waiting; returns the mark that `wait_run` waits past."""

@@ -36,6 +36,7 @@ CAPTURE_ROW = [
     "ratio_vs_seed",
 ]
 RERUN = ["graph_page_s", "trivial_script_s", "ratio_vs_trivial"]
+STEP_MOVE = ["step_move_s", "step_shown_s", "trivial_move_s", "frames_json_bytes"]
 
 
 def positive(value) -> bool:
@@ -60,7 +61,7 @@ def test_quick_benchmark_measures_every_item(tmp_path):
 
     report = json.loads(out.read_text())
     items = report["items"]
-    assert set(items) == {"capture", "memory", "graph", "warm_start", "rerun"}
+    assert set(items) == {"capture", "memory", "graph", "warm_start", "rerun", "step_move"}
     for row in items["capture"]["rows"]:
         assert all(positive(row[k]) for k in CAPTURE_ROW), row
         assert row["tokens_match_plain"] and row["new_tokens"] > 0
@@ -68,5 +69,8 @@ def test_quick_benchmark_measures_every_item(tmp_path):
         assert all(positive(items[item][k]) for k in keys), (item, items[item])
     for case in ("default", "show_all_threshold_0"):
         assert all(positive(items["rerun"][case][k]) for k in RERUN), items["rerun"][case]
-    assert {r["item"].split()[0] for r in report["table"]} == {"1", "2", "3", "4", "5"}
+    assert {r["item"].split()[0] for r in report["table"]} == {"1", "2", "3", "4", "5", "6"}
+    move = items["step_move"]
+    assert all(positive(move[k]) for k in STEP_MOVE), move
+    assert move["fragment_reruns"] == len(move["times_s"]["graph"])  # the fragment, only
     assert report["machine"]["torch"] and report["machine"]["cores"] >= 1
