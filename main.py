@@ -29,6 +29,13 @@ nav = st.navigation(
             st.Page("pages/head_roles.py", title="Head roles", icon=":material/psychology:"),
             st.Page("pages/lenses.py", title="Logit lens & fingerprints", icon=":material/layers:"),
         ],
+        "Train your own": [
+            st.Page(
+                "pages/train.py", title="Train a transformer", icon=":material/model_training:"
+            ),
+            st.Page("pages/train_use.py", title="Use the trained model", icon=":material/chat:"),
+            st.Page("pages/induction.py", title="Induction heads", icon=":material/repeat:"),
+        ],
     }
 )
 try:

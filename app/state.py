@@ -17,9 +17,12 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import streamlit as st
 
 from lib.config import BUNDLED_MODEL, DEFAULT_MAX_TOKENS, DEFAULT_PROMPT, DEFAULT_THRESHOLD
+from lib.train.data import SENTENCES
+from lib.train.induction import InductionConfig
 
 if TYPE_CHECKING:
     from app.runs import Run
+    from lib.train.io import LabModel
 
 T = TypeVar("T")
 
@@ -108,6 +111,29 @@ class State:
     hr_grid_nonce: Shared[int] = Shared(0)
     hr_lens_step: Shared[int] = Shared(1)
     hr_ov_layer: Shared[int] = Shared(0)
+    # Train a transformer (seed 002) and the induction lab
+    train_text: Shared[str] = Shared(factory=lambda: "\n".join(SENTENCES))
+    train_epochs: Shared[int] = Shared(200)
+    train_lr: Shared[float] = Shared(1e-3)
+    train_layers: Shared[int] = Shared(2)
+    train_heads: Shared[int] = Shared(4)
+    train_width: Shared[int] = Shared(64)
+    train_seed: Shared[int] = Shared(0)
+    train_lab: Shared[LabModel | None] = Shared(None)
+    train_sentence: Shared[int] = Shared(0)
+    train_layer: Shared[int] = Shared(0)
+    gen_start: Shared[str] = Shared("the")
+    gen_temperature: Shared[float] = Shared(0.0)
+    gen_seed: Shared[int] = Shared(0)
+    ind_steps: Shared[int] = Shared(InductionConfig.steps)
+    ind_seed: Shared[int] = Shared(InductionConfig.seed)
+    ind_vocab: Shared[int] = Shared(InductionConfig.vocab_size)
+    ind_half: Shared[int] = Shared(InductionConfig.half)
+    ind_heads: Shared[int] = Shared(InductionConfig.n_heads)
+    ind_width: Shared[int] = Shared(InductionConfig.d_model)
+    ind_lr: Shared[float] = Shared(InductionConfig.learning_rate)
+    ind_batch: Shared[int] = Shared(InductionConfig.batch)
+    ind_lab: Shared[LabModel | None] = Shared(None)
 
 
 state = State()

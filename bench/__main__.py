@@ -216,6 +216,29 @@ def table(items: dict) -> list[dict]:
             "",
             None,
         )
+    if "train_lab" in items:
+        t = items["train_lab"]
+        row(
+            "7 train lab",
+            f"seed 002's model, epochs per second ({t['epochs']} epochs, 8 sentences)",
+            f"{t['epochs_per_s']:.0f}/s",
+            f"{t['torch_encoder_epochs_per_s']:.0f}/s torch nn.TransformerEncoder",
+            f"{t['ratio_vs_torch']:.2f}",
+            "",
+            None,
+        )
+        ind, one = t["induction"], t["one_layer"]
+        seen = ind["phase_change_s"]
+        row(
+            "7 train lab",
+            f"induction lab, wall time to the phase change ({ind['steps']} steps; best "
+            f"induction {ind['best_induction']:.2f})",
+            fmt_s(seen) if seen else "not reached",
+            f"1 layer: best induction {one['best_induction']:.2f} in {fmt_s(one['total_s'])}",
+            "",
+            "<= 120 s",
+            None if seen is None else seen <= 120,
+        )
     return rows
 
 
@@ -245,7 +268,7 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     torch.set_num_threads(args.threads)
-    from bench import capture, graph, memory, rerun, step_move, warm_start
+    from bench import capture, graph, memory, rerun, step_move, train_lab, warm_start
     from bench.texts import prompt_text
     from lib.model.generation import generate
     from lib.model.loading import load_model
@@ -263,6 +286,7 @@ def main(argv: list[str] | None = None) -> dict:
     items["rerun"] = rerun.run(rerun_prompt, new, max(3, repeats * 6), log)
     items["step_move"] = step_move.run(rerun_prompt, max(2, repeats * 3), log)
     del lm, result
+    items["train_lab"] = train_lab.run(args.quick, repeats, log)
 
     def run_memory() -> dict:
         return memory.run(size["memory_prompt"], new, args.threads, size["seed_rss"], log)

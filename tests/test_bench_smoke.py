@@ -61,7 +61,15 @@ def test_quick_benchmark_measures_every_item(tmp_path):
 
     report = json.loads(out.read_text())
     items = report["items"]
-    assert set(items) == {"capture", "memory", "graph", "warm_start", "rerun", "step_move"}
+    assert set(items) == {
+        "capture",
+        "memory",
+        "graph",
+        "warm_start",
+        "rerun",
+        "step_move",
+        "train_lab",
+    }
     for row in items["capture"]["rows"]:
         assert all(positive(row[k]) for k in CAPTURE_ROW), row
         assert row["tokens_match_plain"] and row["new_tokens"] > 0
@@ -69,7 +77,10 @@ def test_quick_benchmark_measures_every_item(tmp_path):
         assert all(positive(items[item][k]) for k in keys), (item, items[item])
     for case in ("default", "show_all_threshold_0"):
         assert all(positive(items["rerun"][case][k]) for k in RERUN), items["rerun"][case]
-    assert {r["item"].split()[0] for r in report["table"]} == {"1", "2", "3", "4", "5", "6"}
+    assert {r["item"].split()[0] for r in report["table"]} == {str(i) for i in range(1, 8)}
+    lab = items["train_lab"]
+    assert positive(lab["epochs_per_s"]) and positive(lab["torch_encoder_epochs_per_s"])
+    assert positive(lab["induction"]["total_s"]) and positive(lab["one_layer"]["total_s"])
     move = items["step_move"]
     assert all(positive(move[k]) for k in STEP_MOVE), move
     assert move["fragment_reruns"] == len(move["times_s"]["graph"])  # the fragment, only

@@ -7,7 +7,10 @@ one and is ignored by the loss and never attended to.
 
 from __future__ import annotations
 
+import math
 import re
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -130,8 +133,14 @@ def parse(text: str) -> list[list[str]]:
 
 
 def build_dataset(text: str) -> Dataset:
-    sentences = parse(text)
-    vocab = Vocabulary.build(sentences)
+    """The dataset the text describes (one sentence a line), checked against the limits."""
+    return make_dataset(parse(text))
+
+
+def make_dataset(sentences: Sequence[Sequence[str]], vocab: Vocabulary | None = None) -> Dataset:
+    """Padded next-word pairs for word lists (with the vocabulary a saved model came with)."""
+    sentences = [list(s) for s in sentences]
+    vocab = vocab or Vocabulary.build(sentences)
     T = max(len(s) for s in sentences) + 1
     inputs = torch.zeros(len(sentences), T, dtype=torch.int64)
     targets = torch.zeros(len(sentences), T, dtype=torch.int64)
@@ -145,7 +154,7 @@ def build_dataset(text: str) -> Dataset:
     return Dataset(tuple(tuple(s) for s in sentences), vocab, inputs, targets, pad)
 
 
-def ambiguity_floor(data: Dataset) -> float:
+def ambiguity_floor(sentences: Sequence[Sequence[str]]) -> float:
     """The lowest mean loss (nats per predicted word) any model can reach on this set.
 
     A position's target is determined by the words before it; where the same prefix goes
@@ -153,20 +162,16 @@ def ambiguity_floor(data: Dataset) -> float:
     floor is the mean, over every predicted position, of -log(count of this continuation /
     count of this prefix): the entropy the data itself holds.
     """
-    from collections import Counter
-
     prefixes: Counter = Counter()
     continuations: Counter = Counter()
     n = 0
-    for s in data.sentences:
+    for s in sentences:
         seq = (START, *s, END)
         for t in range(1, len(seq)):
             prefixes[seq[:t]] += 1
             continuations[seq[: t + 1]] += 1
     total = 0.0
-    import math
-
-    for s in data.sentences:
+    for s in sentences:
         seq = (START, *s, END)
         for t in range(1, len(seq)):
             total -= math.log(continuations[seq[: t + 1]] / prefixes[seq[:t]])

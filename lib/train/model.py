@@ -110,12 +110,22 @@ class NanoTransformer(nn.Module):
         self.positions = PositionalEncoding(cfg.d_model, cfg.max_len)
         self.blocks = nn.ModuleList(TransformerBlock(cfg) for _ in range(cfg.n_layers))
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size)
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        """nanoGPT's initialisation: small normal weights, zero biases. Token embeddings
+        start small beside the sinusoidal positions, so position is easy to read early."""
+        if isinstance(module, nn.Linear | nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
 
     def forward(self, tokens: torch.Tensor, pad: torch.Tensor | None = None) -> torch.Tensor:
         """tokens (B, T) -> logits (B, T, vocab); `pad` (B, T) True marks padding."""
         if tokens.shape[1] > self.cfg.max_len:
             raise ValueError(f"at most {self.cfg.max_len} tokens fit this model")
-        x = self.positions(self.embedding(tokens) * math.sqrt(self.cfg.d_model))
+        x = self.positions(self.embedding(tokens))
         for block in self.blocks:
             x = block(x, pad)
         return self.head(x)

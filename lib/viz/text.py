@@ -12,6 +12,7 @@ from lib.analysis.head_roles import ROLE_TITLES, ROLES, HeadRoles
 from lib.analysis.next_token import Filtered
 from lib.measures import entropy_bits
 from lib.model.result import GenerationResult
+from lib.train.induction import InductionHistory
 
 
 def describe_aggregation(n_layers: int, n_heads: int, layer: int | None, head: int | None) -> str:
@@ -136,4 +137,35 @@ def min_p_lesson(top: float, min_p: float, threshold: float) -> str:
         f"token 0.05) only what is below {min_p * 0.05:.4f}. Top-k keeps a fixed count and "
         "top-p a fixed total whatever the confidence; min-p cuts the long tail of unlikely "
         "tokens when the choice is clear and leaves room when many tokens are plausible."
+    )
+
+
+def induction_story(h: InductionHistory) -> str:
+    """What the lab's run shows: when the induction head formed, and through which route."""
+    phase = h.phase_change()
+    if phase is None:
+        return "No head has passed an induction score of 0.5 yet: train longer."
+    before, after = h.loss_second[max(phase - 2, 0)], h.loss_second[-1]
+    prev0 = float(h.prev_token[-1, 0].max())
+    dup0 = float(h.role("duplicate_token")[-1, 0].max())
+    if max(prev0, dup0) < 0.5:
+        route = "Layer 0 shows neither helper clearly yet."
+    elif prev0 >= dup0:
+        route = (
+            f"Layer 0 grew a previous-token head ({prev0:.2f}): every position learns the "
+            "token before it, and the induction head looks for the position whose previous "
+            "token is the current one: the circuit Olsson et al. describe."
+        )
+    else:
+        route = (
+            f"Layer 0 grew a duplicate-token head ({dup0:.2f}) instead: the current token "
+            "finds its earlier copy there, and the layer-1 head reads the position right after "
+            "it. Another route to the same copying; a different seed may take the classic one "
+            "(a previous-token head)."
+        )
+    return (
+        f"The best induction head passed 0.5 at step {int(h.steps[phase]):,} (dashed line). "
+        f"Around it the second-half loss fell from {before:.2f} to {after:.2f} nats, while the "
+        f"first half stayed near {h.loss_first[-1]:.2f} (guessing among the unseen tokens). "
+        "In-context learning score: second-half minus first-half loss. " + route
     )

@@ -1,0 +1,54 @@
+"""The training lab in a real browser: train, watch, download the model, load it elsewhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser import VEGA_DRAWN
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def test_train_download_and_load_in_another_session(open_session, artifacts_dir, tmp_path):
+    teacher = open_session("teacher", 1400, 1300)
+    pg = teacher.page
+    teacher.open_page("Train a transformer")
+    teacher.click("button", "Train")
+    expect(pg.get_by_text("Trained 200 epochs")).to_be_visible()
+    expect(pg.locator(VEGA_DRAWN).nth(1)).to_be_visible()  # the heatmaps of the heads
+    pg.screenshot(path=str(artifacts_dir / "8-train.png"), full_page=True)
+    teacher.open_page("Use the trained model")
+    expect(pg.get_by_test_id("stDataFrame").first).to_be_visible()
+    with pg.expect_download(timeout=120_000) as info:
+        pg.get_by_role("button", name="Download the model (safetensors)").click()
+    saved = tmp_path / "model.safetensors"
+    saved.write_bytes(Path(info.value.path()).read_bytes())
+
+    student = open_session("student", 1400, 1000)  # another session: nothing trained there
+    student.open_page("Use the trained model")
+    expect(
+        student.page.get_by_text("Train a model on the Train a transformer page")
+    ).to_be_visible()
+    upload = student.page.locator("input[type=file]")
+    student.act(lambda: upload.set_input_files(str(saved)))
+    expect(student.page.get_by_text("Loaded: the model")).to_be_visible()
+    expect(student.page.get_by_test_id("stDataFrame").first).to_be_visible()
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not a model at all")
+    student.act(lambda: upload.set_input_files(str(junk)))
+    expect(student.page.get_by_text("not a safetensors file")).to_be_visible()
+    expect(student.page.get_by_test_id("stDataFrame").first).to_be_visible()  # nothing lost
+
+
+def test_long_training_shows_progress_and_stops_keeping_what_it_learned(open_session):
+    s = open_session("stopper")
+    s.open_page("Induction heads")
+    mark = s.start(lambda: s.page.get_by_role("button", name="Train").click())
+    expect(s.page.get_by_text("Training:").first).to_be_visible(timeout=60_000)  # progress
+    s.act(lambda: s.page.get_by_role("button", name="Stop").click())
+    s.wait_run(mark)
+    expect(s.page.get_by_text("Stopped at step")).to_be_visible()
+    expect(s.page.locator(VEGA_DRAWN).first).to_be_visible()  # the curves so far are kept
