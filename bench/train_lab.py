@@ -35,7 +35,7 @@ class _TorchEncoder(nn.Module):
 
     def forward(self, tokens: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
         T = tokens.shape[1]
-        mask = nn.Transformer.generate_square_subsequent_mask(T)
+        mask = torch.ones(T, T, dtype=torch.bool).triu(1)  # True: may not attend
         x = self.embedding(tokens) * math.sqrt(self.d)
         return self.head(self.encoder(x, mask=mask, src_key_padding_mask=pad, is_causal=True))
 

@@ -66,7 +66,7 @@ def attention_frame(weights: np.ndarray, words: Sequence[str], panel: str) -> pd
 
 
 def attention_heatmaps(
-    heads: np.ndarray, words: Sequence[str], columns: int = 5, cell: int = 26
+    heads: np.ndarray, words: Sequence[str], columns: int = 3, cell: int = 26
 ) -> alt.FacetChart:
     """Every head of one layer (H, T, T) and their average, side by side, one colour scale.
 
