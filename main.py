@@ -28,6 +28,7 @@ nav = st.navigation(
             st.Page("pages/predictions.py", title="Tokens & predictions", icon=":material/token:"),
             st.Page("pages/head_roles.py", title="Head roles", icon=":material/psychology:"),
             st.Page("pages/lenses.py", title="Logit lens & fingerprints", icon=":material/layers:"),
+            st.Page("pages/atlas.py", title="Attention atlas", icon=":material/scatter_plot:"),
         ],
         "Train your own": [
             st.Page(

@@ -36,7 +36,11 @@ from lib.model.loading import LoadedModel, bundled_is_converted, converted_bundl
 from lib.model.result import GenerationResult
 
 if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
     from app.runs import RunRequest
+    from lib.atlas.classify import Atlas, Placement
+    from lib.atlas.store import Store
 
 LIMITS = Limits.from_env()
 PROBE_LEN, PROBE_SEED = 50, 0
@@ -183,3 +187,54 @@ def pca(run_key: str, _lm: LoadedModel, _ids: np.ndarray) -> EmbeddingPCA:
 @st.cache_resource(max_entries=8, show_spinner=False)
 def ov_spectra(model_spec: str, layer: int, _lm: LoadedModel) -> np.ndarray:
     return layer_ov_spectra(_lm, layer)
+
+
+# ---- the attention atlas ------------------------------------------------------------------
+
+
+@st.cache_resource(max_entries=2, show_spinner=False)
+def atlas_store(path: str) -> Store:
+    """The fingerprint store at `path` (its schema checked once per process)."""
+    from lib.atlas.store import Store
+
+    return Store(path)
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def atlas_folder(output: str) -> str | None:
+    """The newest finished discovery run in `output`, looked up at most every 10 s."""
+    from lib.atlas.discovery import latest_run
+
+    folder = latest_run(output)
+    return None if folder is None else str(folder)
+
+
+@st.cache_resource(max_entries=2, show_spinner="Loading the atlas ...")
+def atlas(folder: str) -> Atlas:
+    from lib.atlas.classify import Atlas
+
+    return Atlas(folder)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def atlas_placement(folder: str, run_key: str, _atlas: Atlas, _vectors: np.ndarray) -> Placement:
+    return _atlas.locate(_vectors)
+
+
+@st.cache_resource(max_entries=4, show_spinner="Drawing the map ...")
+def atlas_figure(
+    folder: str,
+    colour_by: str,
+    filters: tuple[tuple[str, ...], tuple[str, ...], tuple[int, ...]],
+    run_key: str | None,
+    selected: int | None,
+    _atlas: Atlas,
+    _marks: tuple[np.ndarray, list[str]] | None,
+) -> tuple[go.Figure, int]:
+    """The map for these filters, with the run's tokens and the selection: (figure, points)."""
+    from lib.viz.atlas import atlas_map, filter_points
+
+    models, zones, clusters = filters
+    rows = filter_points(_atlas.points, list(models), list(zones), list(clusters))
+    fig = atlas_map(_atlas.points, rows, colour_by, _atlas.names, _marks, selected)
+    return fig, len(rows)

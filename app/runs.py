@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import asdict, dataclass, replace
+
+import streamlit as st
 
 from app import caches
 from app.state import state
-from lib.config import Limits
+from lib.config import MAX_GRAPH_PROMPT, Limits
 from lib.model.generation import PromptError, normalise_prompt
 from lib.model.loading import LoadedModel
 from lib.model.result import GenerationResult, RunSettings, SamplingSettings
@@ -101,3 +104,69 @@ def set_current_run(run: Run) -> None:
     state.run = run
     state.selected_token = None
     state.graph_nonce += 1
+    record(run)
+
+
+def atlas_store_path() -> str:
+    from lib.atlas.store import default_path
+
+    return str(default_path())
+
+
+def record(run: Run) -> None:
+    """Add the run's generated tokens and their fingerprints to the attention atlas, once,
+    unless this session or the deployment switched recording off. A failure never costs
+    the run: it is logged and shown as a note on the Atlas page."""
+    from lib.atlas.ingest import run_rows
+    from lib.atlas.store import recording_allowed
+
+    if not (state.atlas_record and recording_allowed()) or run.key in state.atlas_recorded:
+        return
+    try:
+        r = run.result
+        fps = caches.fingerprints(run.key, False, r)
+        caches.atlas_store(atlas_store_path()).add_run(
+            source="app",
+            model=r.model_spec,
+            prompt=r.prompt,
+            settings=r.settings.to_dict(),
+            tokens=run_rows(r, fps.vectors),
+            owner=state.atlas_owner,
+        )
+        state.atlas_recorded.add(run.key)
+        state.atlas_problem = None
+    except Exception as err:  # noqa: BLE001 - the atlas is optional; the run is not
+        logging.getLogger("tav").exception("recording the run in the atlas failed")
+        state.atlas_problem = f"The last run could not be recorded in the atlas: {err}"
+
+
+def open_atlas_token(lm: LoadedModel, stored: dict, step: int, position: int) -> str | None:
+    """Make the stored run of an atlas point the current run, with the point's token in
+    focus on the graph. A corpus text was read, not written: it is opened as a prompt with
+    one generated token, and the token is one of the prompt's. Returns a message or None."""
+    if stored["model"] != lm.spec:
+        return (
+            f"This token was recorded with another model ({stored['model']}); load that "
+            "model on the Generate page to open its run."
+        )
+    settings = stored["settings"]
+    if stored["source"] == "app":
+        request = RunRequest(lm.spec, stored["prompt"], RunSettings.from_dict(settings))
+    else:
+        request = RunRequest(lm.spec, stored["prompt"], RunSettings(max_new_tokens=1))
+    error = run_generation(lm, request)
+    if error:
+        return error
+    run = state.run
+    if step >= 0:
+        state.step = step + 1
+        state.graph_focus = (run.key, "output", step)
+    else:
+        state.step = 1
+        n = len(run.result.prompt_labels)
+        idx = min(max(position, 0), n - 1)
+        state.graph_focus = (run.key, "input", idx)
+        if n > MAX_GRAPH_PROMPT:  # draw the window of prompt tokens around it
+            lo = min(max(idx - MAX_GRAPH_PROMPT // 2, 0), n - MAX_GRAPH_PROMPT)
+            st.session_state["graph_prompt_window"] = (lo, lo + MAX_GRAPH_PROMPT)
+    return None

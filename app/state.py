@@ -10,6 +10,7 @@ widget before it is drawn and back when the user changes it.
 from __future__ import annotations
 
 import copy
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -134,6 +135,14 @@ class State:
     ind_lr: Shared[float] = Shared(InductionConfig.learning_rate)
     ind_batch: Shared[int] = Shared(InductionConfig.batch)
     ind_lab: Shared[LabModel | None] = Shared(None)
+    # Attention atlas
+    atlas_record: Shared[bool] = Shared(True)  # add this session's runs to the atlas
+    atlas_owner: Shared[str] = Shared(factory=lambda: uuid.uuid4().hex)  # whose runs to delete
+    atlas_recorded: Shared[set[str]] = Shared(factory=set)  # run keys already recorded
+    atlas_problem: Shared[str | None] = Shared(None)  # why the last recording failed
+    atlas_colour: Shared[str] = Shared("cluster")
+    atlas_point: Shared[int | None] = Shared(None)  # the map row clicked
+    graph_focus: Shared[tuple[str, str, int] | None] = Shared(None)  # (run key, side, index)
 
 
 state = State()

@@ -13,6 +13,7 @@ MIN_LINE_WIDTH = 0.5
 MAX_LINE_WIDTH = 3.0
 PLOT_WIDTH = 1000
 PLOT_HEIGHT = 600
+MAX_GRAPH_PROMPT = 150  # prompt tokens the graph draws at once; more would overlap labels
 
 BUNDLED_MODEL = "bundled:SmolLM2-135M-Instruct"
 SUGGESTED_HUB_MODELS = (

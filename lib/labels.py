@@ -162,3 +162,10 @@ def special_tokens(tokenizer) -> list[dict]:
 def vocabulary_size(tokenizer) -> int:
     """Every token the tokenizer can produce, added special tokens included."""
     return len(tokenizer)
+
+
+def in_context(texts: Sequence[str], i: int, before: int = 8) -> str:
+    """Display-mode token `i` with up to `before` tokens ahead of it: "…the·cat·⟦·sat⟧".
+    The atlas stores and shows tokens this way, so a point says where it came from."""
+    start = max(0, i - before)
+    return ("…" if start > 0 else "") + "".join(texts[start:i]) + f"⟦{texts[i]}⟧"

@@ -6,15 +6,15 @@ from app import caches
 from app import widgets as w
 from app.runs import Run
 from app.state import bound, state
+from lib.config import MAX_GRAPH_PROMPT
 from lib.viz.graph import attention_graph, select_edges, selection_from_event, window_edges
 from lib.viz.tables import strongest_connections
 from lib.viz.text import graph_caption
 
-MAX_GRAPH_PROMPT = 150  # prompt tokens drawn at once; more would overlap their labels
-
 
 def reset_selection() -> None:
     state.graph_nonce += 1  # a new chart key starts with no selection
+    state.graph_focus = None
 
 
 @st.fragment
@@ -44,6 +44,11 @@ def graph(run: Run, layer: int | None, head: int | None, hide: bool) -> None:
 
     chart_key = st.session_state["graph_chart_key"] = f"graph_{run.key}_{state.graph_nonce}_{lo}"
     selected = selection_from_event(st.session_state.get(chart_key), n_in, n, lo)
+    focus = state.graph_focus  # a token opened from another page (the atlas)
+    if selected is None and focus is not None and focus[0] == run.key:
+        selected = (focus[1], focus[2])
+        if selected[0] == "input" and not lo <= selected[1] < hi:
+            selected = None  # outside the drawn window of prompt tokens
     state.selected_token = selected
     steps = caches.steps(run.key, layer, head, hide, r)
     step = steps[current]

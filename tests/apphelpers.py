@@ -14,6 +14,7 @@ ALL_PAGES = (
     "pages/predictions.py",
     "pages/head_roles.py",
     "pages/lenses.py",
+    "pages/atlas.py",
     "pages/generate.py",
 )
 

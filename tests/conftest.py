@@ -13,6 +13,11 @@ import pytest
 # points TAV_CACHE_DIR at a cache to reuse. Set before any lib import reads it.
 if not os.environ.get("TAV_CACHE_DIR"):
     os.environ["TAV_CACHE_DIR"] = tempfile.mkdtemp(prefix="tav-test-cache-")
+# The atlas records every run the tests make: into a file of this test run, never the user's.
+if not os.environ.get("TAV_ATLAS_DB"):
+    os.environ["TAV_ATLAS_DB"] = str(Path(tempfile.mkdtemp(prefix="tav-test-atlas-")) / "a.db")
+if not os.environ.get("TAV_ATLAS_DIR"):
+    os.environ["TAV_ATLAS_DIR"] = tempfile.mkdtemp(prefix="tav-test-discovery-")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach the hub
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -25,6 +30,22 @@ def smollm2():
     from lib.model.loading import load_model
 
     return load_model()
+
+
+@pytest.fixture(scope="session")
+def atlas_built(smollm2):
+    """A real map in the app's default places: part of the built-in corpus read by the
+    bundled model (windows of 128 tokens) and one discovery run. Returns its folder."""
+    from lib.atlas.discovery import DiscoveryConfig, default_output, latest_run, run_discovery
+    from lib.atlas.ingest import corpus_documents, ingest
+    from lib.atlas.store import Store
+
+    if latest_run(default_output()) is None:
+        docs = [d for d in corpus_documents() if d.name.split("_")[0] in ("prose", "code")]
+        store = Store()
+        ingest(store, smollm2, docs, window=128)
+        run_discovery(DiscoveryConfig(db=str(store.path), hours=0, min_cluster_size=15))
+    return latest_run(default_output())
 
 
 @pytest.fixture(scope="session")

@@ -68,6 +68,8 @@ def test_every_page_renders_and_switching_keeps_the_run(app):
 
 def test_pages_without_a_run_point_to_generate(app):
     for page in ALL_PAGES[:-1]:  # every page but Generate itself
+        if page == "pages/atlas.py":
+            continue  # the map is of stored texts, not of the current run
         app.switch_page(page).run()
         assert_ok(app)
         assert any("Nothing generated yet" in i.value for i in app.info), page

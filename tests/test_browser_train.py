@@ -48,6 +48,13 @@ def test_long_training_shows_progress_and_stops_keeping_what_it_learned(open_ses
     s.open_page("Induction heads")
     mark = s.start(lambda: s.page.get_by_role("button", name="Train").click())
     expect(s.page.get_by_text("Training:").first).to_be_visible(timeout=60_000)  # progress
+    # While it trains, another session works and sees nothing of it.
+    other = open_session("other")
+    other.open_page("Induction heads")
+    expect(other.page.get_by_role("button", name="Train")).to_be_enabled()
+    expect(other.page.get_by_text("Training:")).to_have_count(0)
+    expect(other.page.get_by_text("Stopped at step")).to_have_count(0)
+    expect(s.page.get_by_role("button", name="Stop")).to_be_visible()  # still training
     s.act(lambda: s.page.get_by_role("button", name="Stop").click())
     s.wait_run(mark)
     expect(s.page.get_by_text("Stopped at step")).to_be_visible()

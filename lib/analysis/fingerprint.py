@@ -85,18 +85,25 @@ def fingerprint(rows: np.ndarray, *, exclude_first: bool = False) -> np.ndarray:
     if exclude_first:
         rows, mean = hide_sink(rows), hide_sink(mean)
     n_keys = K - 1 if exclude_first else K
+    # Entropy per head, then averaged: the mean row of 270 heads is blurry by construction.
+    per_layer = normalised_entropy(rows, n_keys).mean(axis=1)  # (L,)
+    return from_summary(mean, per_layer)
+
+
+def from_summary(mean: np.ndarray, per_layer_entropy: np.ndarray) -> np.ndarray:
+    """The 20 numbers from a query's two summaries: its mean row over all layers and heads
+    (K,) and each layer's mean normalised head entropy (L,). The whole-text pass of the
+    atlas (`lib.atlas.ingest`) records only these, never layers x heads x T^2 numbers."""
+    K, L = mean.shape[0], per_layer_entropy.shape[0]
     distance = K - 1 - np.arange(K)
     bands = [
         mean[distance < LOCAL].sum(),
         mean[(distance >= LOCAL) & (distance < MID)].sum(),
         mean[distance >= MID].sum(),
     ]
-    # Entropy per head, then averaged: the mean row of 270 heads is blurry by construction.
-    per_layer = normalised_entropy(rows, n_keys).mean(axis=1)  # (L,)
-    entropy = per_layer.mean()
     hist = np.bincount((np.arange(K) * 8) // K, weights=mean, minlength=8)
-    layer_ent = [per_layer[g].mean() for g in layer_groups(L)]
-    return np.array([*bands, entropy, *hist, *layer_ent], dtype=np.float32)
+    layer_ent = [per_layer_entropy[g].mean() for g in layer_groups(L)]
+    return np.array([*bands, per_layer_entropy.mean(), *hist, *layer_ent], dtype=np.float32)
 
 
 def histogram_peaks(hist: np.ndarray) -> list[int]:

@@ -22,16 +22,20 @@ class AttentionRecorder:
     mode "last_row": keep the last query row of every layer, as (heads, keys).
     mode "full": keep full (queries, keys) matrices: the mean over all layers and heads,
     plus every head of each layer listed in `layers`.
+    mode "summary": keep the mean matrix over all layers and heads and, per layer, each
+    query's head entropy divided by log(its number of keys), averaged over heads: what a
+    fingerprint needs of a whole text (`lib.analysis.fingerprint.from_summary`).
     """
 
     def __init__(self, mode: str = "last_row", layers: tuple[int, ...] = ()) -> None:
-        if mode not in ("last_row", "full"):
+        if mode not in ("last_row", "full", "summary"):
             raise ValueError(f"unknown mode {mode!r}")
         self.mode = mode
         self.layers = set(layers)
         self.rows: list[torch.Tensor] = []  # last_row: one (H, K) per layer call
         self.per_layer: dict[int, np.ndarray] = {}  # full: layer -> (H, Q, K)
         self._sum: torch.Tensor | None = None  # full: running sum over layers of (Q, K)
+        self.entropies: list[torch.Tensor] = []  # summary: one (Q,) per layer
         self._calls = 0
 
     def record(self, probs: torch.Tensor) -> None:
@@ -45,6 +49,15 @@ class AttentionRecorder:
         self._sum = heads_mean if self._sum is None else self._sum + heads_mean
         if layer in self.layers:
             self.per_layer[layer] = probs[0].to("cpu", torch.float32).numpy()
+        if self.mode == "summary":
+            n_keys = torch.arange(1, probs.shape[-1] + 1, device=probs.device)[-probs.shape[2] :]
+            scale = torch.where(n_keys > 1, torch.log(n_keys.clamp(min=2).float()), 1.0)
+            per_head = torch.special.entr(probs[0]).sum(dim=-1) / scale  # (H, Q); 0 for 1 key
+            self.entropies.append(per_head.mean(dim=0).to("cpu", torch.float32))
+
+    def layer_entropies(self) -> np.ndarray:
+        """summary: (layers, queries) mean normalised head entropy of each query."""
+        return torch.stack(self.entropies).numpy()
 
     def take_rows(self) -> np.ndarray:
         """The last-row weights of the forward pass just run: (layers, heads, keys) float32."""

@@ -55,6 +55,18 @@ class RunSettings:
     def to_dict(self) -> dict:
         return asdict(self) | {"description": self.sampling.describe()}
 
+    @classmethod
+    def from_dict(cls, d: dict) -> RunSettings:
+        """The settings `to_dict` wrote (the atlas stores them), checked as on construction."""
+        keys = ("do_sample", "temperature", "top_k", "top_p", "min_p", "seed")
+        sampling = d.get("sampling") or {}
+        return cls(
+            max_new_tokens=int(d["max_new_tokens"]),
+            chat_template=bool(d.get("chat_template", False)),
+            sampling=SamplingSettings(**{k: sampling[k] for k in keys if k in sampling}),
+            forced_tokens=tuple(int(t) for t in d.get("forced_tokens", ())),
+        )
+
 
 @dataclass(frozen=True, eq=False)
 class GenerationResult:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from lib.analysis.fingerprint import DIMENSIONS
 from lib.analysis.head_roles import ROLE_TITLES, ROLES, HeadRoles
 from lib.analysis.next_token import Filtered
 from lib.measures import entropy_bits
@@ -168,4 +169,18 @@ def induction_story(h: InductionHistory) -> str:
         f"Around it the second-half loss fell from {before:.2f} to {after:.2f} nats, while the "
         f"first half stayed near {h.loss_first[-1]:.2f} (guessing among the unseen tokens). "
         "In-context learning score: second-half minus first-half loss. " + route
+    )
+
+
+def family_story(size: int, total: int, centroid, dominant_zone: str, zone_share: float) -> str:
+    """A family card's sentences, from its mean fingerprint (Markdown-safe: no user text)."""
+    c = dict(zip(DIMENSIONS, (float(x) for x in centroid), strict=True))
+    first = c["hist_0"]
+    return (
+        f"{size:,} tokens ({size / max(total, 1):.0%} of the map), mostly "
+        f"*{dominant_zone.replace('_', ' ')}* ({zone_share:.0%}). On average their attention "
+        f"puts {c['local_mass']:.0%} on the last 10 tokens, {c['mid_mass']:.0%} on tokens "
+        f"10-99 back and {c['long_mass']:.0%} further; {first:.0%} lands in the first eighth "
+        f"of the text (where the attention sink is). Heads' spread (entropy, 0 = one "
+        f"token, 1 = even): {c['entropy']:.2f}."
     )

@@ -1,0 +1,155 @@
+"""`uv run python -m lib.atlas ingest | discover | serve`: the atlas from the command line.
+
+ingest    read the built-in corpus (and/or your text files) with the model and record
+          every token's fingerprint; run it again to resume after an interruption
+discover  seed 004's discovery job: UMAP + HDBSCAN -> Parquet, manifest, `latest`
+serve     the FastAPI classify service (uvicorn)
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m lib.atlas",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+    db_help = "SQLite file or sqlite:/// URL (default: $TAV_ATLAS_DB, else the cache folder)"
+
+    i = sub.add_parser("ingest", help="record fingerprints of a corpus")
+    i.add_argument("--db", help=db_help)
+    i.add_argument("files", nargs="*", type=Path, help="text files or folders (*.txt, *.md)")
+    i.add_argument("--no-corpus", action="store_true", help="only the given files")
+    i.add_argument("--model", default=None, help="model id or folder (default: the bundled)")
+    i.add_argument("--window", type=int, default=512, help="tokens per forward pass")
+    i.add_argument("--threads", type=int, default=None, help="torch threads")
+
+    d = sub.add_parser("discover", help="cluster and map the stored fingerprints")
+    d.add_argument("--db", help=db_help)
+    d.add_argument(
+        "--output",
+        default=None,
+        help="folder for the runs (default: $TAV_ATLAS_DIR, else the cache folder)",
+    )
+    d.add_argument("--hours", type=float, default=24.0, help="runs of the last N hours; 0 = all")
+    d.add_argument("--min-cluster-size", type=int, default=20)
+    d.add_argument("--umap-sample-size", type=int, default=50_000)
+    d.add_argument("--batch-size", type=int, default=20_000, help="points placed per chunk")
+    d.add_argument(
+        "--long-running",
+        action="store_true",
+        help="checkpoint after every chunk and stop cleanly on Ctrl+C (always on)",
+    )
+    d.add_argument("--max-memory-gb", type=float, default=None, help="caps the UMAP sample")
+    d.add_argument("--resume", metavar="RUN_ID", help="continue a stopped run")
+    d.add_argument("--seed", type=int, default=0)
+
+    s = sub.add_parser("serve", help="the classify service")
+    s.add_argument("--db", help=db_help)
+    s.add_argument("--discovery-dir", default=None, help="discover's --output (same default)")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=9009)
+    return p.parse_args(argv)
+
+
+def ingest(args: argparse.Namespace) -> int:
+    import torch
+
+    from lib.atlas.ingest import corpus_documents, file_documents
+    from lib.atlas.ingest import ingest as run
+    from lib.atlas.store import Store
+    from lib.config import BUNDLED_MODEL
+    from lib.model.loading import load_model
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    docs = ([] if args.no_corpus else corpus_documents()) + file_documents(args.files)
+    if not docs:
+        print("Nothing to ingest: give files or leave out --no-corpus.", file=sys.stderr)
+        return 2
+    store = Store(args.db)
+    lm = load_model(args.model or BUNDLED_MODEL)
+    stop = []
+    signal.signal(signal.SIGINT, lambda *_: stop.append(1))
+
+    def show(p) -> None:
+        print(
+            f"[{p.done}/{p.total}] {p.document}: {p.stored} windows stored, "
+            f"{p.skipped} already there, {p.tokens} tokens",
+            flush=True,
+        )
+
+    final = run(store, lm, docs, window=args.window, progress=show, should_stop=lambda: bool(stop))
+    runs, tokens = store.count()
+    print(
+        f"{'Stopped' if stop else 'Done'}: {final.tokens} tokens recorded now; the store "
+        f"{store.path} holds {runs} runs, {tokens} tokens."
+    )
+    return 130 if stop else 0
+
+
+def discover(args: argparse.Namespace) -> int:
+    from lib.atlas.discovery import DiscoveryConfig, DiscoveryError, default_output, run_discovery
+
+    args.output = args.output or str(default_output())
+    cfg = DiscoveryConfig(
+        db=args.db,
+        output=args.output,
+        hours=args.hours,
+        min_cluster_size=args.min_cluster_size,
+        umap_sample_size=args.umap_sample_size,
+        batch_size=args.batch_size,
+        max_memory_gb=args.max_memory_gb,
+        seed=args.seed,
+    )
+    if args.resume:
+        cfg.run_id = args.resume
+        if not (Path(args.output) / args.resume / "checkpoint" / "state.json").exists():
+            print(f"No checkpoint for run {args.resume} in {args.output}.", file=sys.stderr)
+            return 2
+    stop = []
+    signal.signal(signal.SIGINT, lambda *_: stop.append(1))
+    try:
+        m = run_discovery(
+            cfg,
+            lambda s: print(f"[{s.fraction:4.0%}] {s.stage}", flush=True),
+            should_stop=lambda: bool(stop),
+        )
+    except (DiscoveryError, ValueError) as err:
+        print(err, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as err:
+        print(err, file=sys.stderr)
+        return 130
+    print(
+        f"Run {m['run_id']}: {m['n_points']} fingerprints, {m['n_clusters']} clusters, "
+        f"{m['noise']} noise, in {m['timings_s']['total_s']:.1f} s -> {args.output}"
+    )
+    return 0
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from lib.atlas.discovery import default_output
+    from lib.atlas.service import create_app
+
+    app = create_app(args.db, args.discovery_dir or default_output())
+    uvicorn.run(app, host=args.host, port=args.port)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    return {"ingest": ingest, "discover": discover, "serve": serve}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

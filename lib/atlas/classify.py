@@ -1,0 +1,134 @@
+"""A discovery run, loaded for lookups: where a new fingerprint falls, with a confidence.
+
+A new fingerprint is compared with every mapped one in the standardised 20-number space
+(the space discovery started from): its `NEIGHBOURS` nearest mapped fingerprints vote on
+its cluster (`lib.atlas.discovery.vote`), and it is drawn on the map at their mean 2D
+position. UMAP's own `transform` is not used here: it would load numba into the app for
+a few points, and it places a point among the same neighbours anyway.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lib.analysis.fingerprint import DIMENSIONS, zone
+from lib.atlas.discovery import NEIGHBOURS, latest_run, vote
+from lib.atlas.store import SCHEMA_VERSION
+
+
+@dataclass(frozen=True, eq=False)
+class Placement:
+    """Where n fingerprints fall on the map.
+
+    xy          (n, 2) float32  mean map position of the nearest mapped fingerprints
+    cluster     (n,) int64      the cluster they vote for (-1 = no family)
+    confidence  (n,) float32    0-1: vote share x the voters' membership strength
+    zones       n zone names    the zone rules applied to each fingerprint
+    """
+
+    xy: np.ndarray
+    cluster: np.ndarray
+    confidence: np.ndarray
+    zones: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        n = self.cluster.shape[0]
+        if self.xy.shape != (n, 2) or self.confidence.shape != (n,) or len(self.zones) != n:
+            raise ValueError(f"xy must be ({n}, 2), confidence ({n},), {n} zones")
+
+
+# What a family does more (+) or less (-) than the map's average token, in plain words.
+_PHRASES: dict[str, tuple[str | None, str | None]] = {
+    "local_mass": ("looks at the last few tokens", "looks past the last few tokens"),
+    "mid_mass": ("looks 10-99 tokens back", None),
+    "long_mass": ("looks 100+ tokens back", "stays within 100 tokens"),
+    "entropy": ("spreads its attention", "focuses sharply"),
+    "hist_0": ("rests on the start of the text", "ignores the start of the text"),
+    **{
+        f"hist_{i}": (f"looks at the {part} of the text", None)
+        for i, part in enumerate(["early part"] * 2 + ["middle"] * 2 + ["later part"] * 2, 1)
+    },
+    "hist_7": ("looks at the latest part of the text", None),
+    **{
+        f"layer_entropy_{g}": (f"{part} layers spread out", f"{part} layers focus")
+        for g, part in enumerate(["early"] * 3 + ["middle"] * 3 + ["late"] * 2)
+    },
+}
+
+
+def family_name(centroid, mean, std, n: int = 2) -> str:
+    """A family's name from what sets its mean fingerprint apart from the whole map's:
+    the `n` largest differences that have words, if over half a standard deviation."""
+    z = (np.asarray(centroid, float) - np.asarray(mean, float)) / np.maximum(std, 1e-6)
+    words: list[str] = []
+    for d in np.argsort(-np.abs(z)):
+        if len(words) >= n or abs(z[d]) < 0.5:
+            break
+        phrase = _PHRASES[DIMENSIONS[d]][0 if z[d] > 0 else 1]
+        if phrase and phrase not in words:
+            words.append(phrase)
+    return ", ".join(words) or "an average token"
+
+
+class Atlas:
+    """One finished discovery run: its points, clusters and the scaler it standardised with."""
+
+    def __init__(self, folder: str | Path) -> None:
+        import pyarrow.parquet as pq
+        from sklearn.neighbors import NearestNeighbors
+
+        self.folder = Path(folder)
+        self.manifest = json.loads((self.folder / "manifest.json").read_text())
+        self.points = pq.read_table(self.folder / "points.parquet").to_pandas()
+        self.clusters = pq.read_table(self.folder / "clusters.parquet").to_pandas()
+        with open(self.folder / "scaler.pkl", "rb") as f:
+            self.scaler = pickle.load(f)
+        self.vectors = np.stack(self.points["vector"].to_numpy()).astype(np.float32)
+        self.xy = self.points[["x", "y"]].to_numpy(np.float32)
+        self.labels = self.points["cluster"].to_numpy(np.int64)
+        self.strength = self.points["strength"].to_numpy(np.float32)
+        self._knn = NearestNeighbors(n_neighbors=min(NEIGHBOURS, len(self.points))).fit(
+            self.scaler.transform(self.vectors)
+        )
+        mean, std = self.vectors.mean(axis=0), self.vectors.std(axis=0)
+        self.names = {
+            int(r.cluster): f"Family {int(r.cluster)}: {family_name(r.centroid, mean, std)}"
+            for r in self.clusters.itertuples()
+        }
+
+    @classmethod
+    def latest(cls, output: str | Path) -> Atlas | None:
+        folder = latest_run(output)
+        return None if folder is None else cls(folder)
+
+    @property
+    def run_id(self) -> str:
+        return str(self.manifest["run_id"])
+
+    def cluster_label(self, cluster: int) -> str:
+        return self.names.get(int(cluster), "No family (noise)")
+
+    def locate(self, vectors: np.ndarray) -> Placement:
+        v = np.asarray(vectors, dtype=np.float32).reshape(-1, len(DIMENSIONS))
+        idx = self._knn.kneighbors(self.scaler.transform(v))[1]
+        cluster, confidence = vote(idx, self.labels, self.strength)
+        return Placement(self.xy[idx].mean(axis=1), cluster, confidence, tuple(zone(x) for x in v))
+
+    def classify(self, vector) -> dict:
+        """Seed 004's classify response for one fingerprint."""
+        p = self.locate(np.asarray(vector, dtype=np.float32)[None])
+        return {
+            "manifold": {
+                "zone": p.zones[0],
+                "confidence": round(float(p.confidence[0]), 4),
+                "cluster_id": int(p.cluster[0]),
+                "cluster_label": self.cluster_label(int(p.cluster[0])),
+            },
+            "schema_version": SCHEMA_VERSION,
+            "run_id": self.run_id,
+        }

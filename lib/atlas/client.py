@@ -1,0 +1,39 @@
+"""The page's way to the classify service, when one is configured (TAV_ATLAS_SERVICE)."""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.request
+
+import numpy as np
+
+
+class ServiceError(Exception):
+    """The service could not answer; str(error) says why, for the page."""
+
+
+def service_url() -> str | None:
+    """$TAV_ATLAS_SERVICE (e.g. http://127.0.0.1:9009), or None: use the library directly."""
+    url = os.environ.get("TAV_ATLAS_SERVICE", "").strip().rstrip("/")
+    return url or None
+
+
+def classify_remote(url: str, vectors: np.ndarray, timeout: float = 10.0) -> list[dict]:
+    """POST /classify for each fingerprint; the service's answers, in order."""
+    answers = []
+    for v in np.asarray(vectors, dtype=np.float32):
+        body = json.dumps({"vector": [float(x) for x in v]}).encode()
+        req = urllib.request.Request(
+            url + "/classify", data=body, headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                answers.append(json.loads(r.read()))
+        except urllib.error.HTTPError as err:
+            detail = err.read().decode("utf-8", "replace")[:300]
+            raise ServiceError(f"The atlas service answered {err.code}: {detail}") from err
+        except (urllib.error.URLError, OSError, ValueError) as err:
+            raise ServiceError(f"The atlas service at {url} cannot be reached: {err}") from err
+    return answers

@@ -1,0 +1,154 @@
+"""The classify service: seed 004's sidecar as a FastAPI app.
+
+    GET  /health             alive, schema version, whether a discovery run is loaded
+    POST /fingerprint        store one fingerprint {request_id, vector[20], step}
+    POST /classify           {vector[20]} -> {manifold: {zone, confidence, cluster_id,
+                             cluster_label}, schema_version, run_id}
+    GET  /discovery/status   the latest discovery run's manifest
+    GET  /stats              counts in the store
+
+Bodies are validated by pydantic: a vector of the wrong length, a NaN or infinity, a
+missing field or a body over `MAX_BODY_BYTES` get a 4xx with a message, never a 500.
+Start it with `uv run python -m lib.atlas serve` (see `--help`).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from lib.analysis.fingerprint import DIMENSIONS, zone
+from lib.atlas.classify import Atlas
+from lib.atlas.discovery import latest_run
+from lib.atlas.store import SCHEMA_VERSION, Store, TokenRow
+
+MAX_BODY_BYTES = 64 * 1024
+N = len(DIMENSIONS)
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class FingerprintIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    request_id: str = Field(min_length=1, max_length=200)
+    vector: list[Finite] = Field(min_length=N, max_length=N)
+    step: int = Field(ge=0, le=1_000_000)
+    model: str = Field(default="external", max_length=200)
+
+
+class ClassifyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    vector: list[Finite] = Field(min_length=N, max_length=N)
+
+
+class _Atlases:
+    """The latest discovery run, reloaded when `latest` points somewhere new."""
+
+    def __init__(self, folder: Path | None) -> None:
+        self.folder = folder
+        self._lock = threading.Lock()
+        self._atlas: Atlas | None = None
+
+    def get(self) -> Atlas | None:
+        if self.folder is None:
+            return None
+        run = latest_run(self.folder)
+        with self._lock:
+            if run is None:
+                self._atlas = None
+            elif self._atlas is None or self._atlas.folder.resolve() != run.resolve():
+                self._atlas = Atlas(run)
+            return self._atlas
+
+
+def create_app(db: str | Path | None = None, discovery_dir: str | Path | None = None) -> FastAPI:
+    store = Store(db)
+    atlases = _Atlases(Path(discovery_dir) if discovery_dir else None)
+    app = FastAPI(title="Attention atlas", version=str(SCHEMA_VERSION))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, err: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler echoes the input, and a NaN in it cannot be written as
+        # JSON (a 500): say where and what, never echo the value.
+        detail = [
+            {"loc": [str(x) for x in e.get("loc", ())], "msg": str(e.get("msg", "invalid"))}
+            for e in err.errors()
+        ]
+        return JSONResponse({"detail": detail}, status_code=422)
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            return JSONResponse(
+                {"detail": f"The body is larger than {MAX_BODY_BYTES} bytes."}, status_code=413
+            )
+        if length is None and request.method == "POST":
+            body = b""
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > MAX_BODY_BYTES:
+                    return JSONResponse(
+                        {"detail": f"The body is larger than {MAX_BODY_BYTES} bytes."},
+                        status_code=413,
+                    )
+            request._body = body  # the endpoint reads what was already received
+        return await call_next(request)
+
+    @app.get("/health")
+    def health() -> dict:
+        return {
+            "status": "ok",
+            "schema_version": SCHEMA_VERSION,
+            "discovery": atlases.get() is not None,
+        }
+
+    @app.post("/fingerprint")
+    def add_fingerprint(body: FingerprintIn) -> dict:
+        z = zone(_vector(body.vector))
+        run_id = store.add_run(
+            source="api",
+            model=body.model,
+            prompt="",
+            settings={"request_id": body.request_id},
+            tokens=[TokenRow(body.step, body.step, -1, "", "", _vector(body.vector), z)],
+            doc_key=f"api\0{body.request_id}\0{body.step}",
+        )
+        return {"stored": run_id is not None, "zone": z, "schema_version": SCHEMA_VERSION}
+
+    @app.post("/classify")
+    def classify(body: ClassifyIn) -> dict:
+        atlas = atlases.get()
+        if atlas is None:
+            raise HTTPException(
+                409, "Discovery not available: run `python -m lib.atlas discover` first."
+            )
+        return atlas.classify(_vector(body.vector))
+
+    @app.get("/discovery/status")
+    def discovery_status() -> dict:
+        atlas = atlases.get()
+        if atlas is None:
+            return {"available": False, "schema_version": SCHEMA_VERSION}
+        return {"available": True, **atlas.manifest}
+
+    @app.get("/stats")
+    def stats() -> dict:
+        return store.stats()
+
+    return app
+
+
+def _vector(values: list[float]):
+    import numpy as np
+
+    v = np.asarray(values, dtype=np.float32)
+    if not all(math.isfinite(x) for x in v.tolist()):  # finite as float64, not as float32
+        raise HTTPException(422, "The vector has a number too large for float32.")
+    return v

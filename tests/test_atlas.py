@@ -1,0 +1,408 @@
+"""The atlas without the model: the SQLite store, the discovery job, classify, the service.
+
+Discovery is checked on synthetic fingerprints with planted families, so the right answer
+is known independently of the code: five Gaussian blobs in the 20-number space, centres
+drawn uniformly in [0, 1]^20 (typically ~1.8 apart) and spread 0.02 per dimension (a blob
+is ~0.09 across), so every blob is far from every other. Any sound clustering recovers
+them; HDBSCAN may leave a few edge points as noise, which the bound of 0.95 on the
+adjusted Rand index allows (a 5% noise share alone costs less than that).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lib.atlas.store import SCHEMA_VERSION, Store, StoreError, TokenRow, path_from
+
+ROOT = Path(__file__).resolve().parent.parent
+N_BLOBS, PER_RUN, RUNS = 5, 30, 50
+
+
+def planted_rows(rng, centres, n):
+    labels = rng.integers(len(centres), size=n)
+    rows = [
+        TokenRow(
+            k,
+            k,
+            7,
+            f"t{k}",
+            f"…ctx⟦t{k}⟧",
+            (centres[c] + rng.normal(0, 0.02, 20)).astype(np.float32),
+            "diffuse",
+        )
+        for k, c in enumerate(labels)
+    ]
+    return rows, labels
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    """A store of 1,500 fingerprints in 5 planted families, and a finished discovery run."""
+    from lib.atlas.discovery import DiscoveryConfig, run_discovery
+
+    folder = tmp_path_factory.mktemp("atlas")
+    store = Store(folder / "fp.sqlite")
+    rng = np.random.default_rng(0)
+    centres = rng.uniform(0, 1, (N_BLOBS, 20))
+    truth = []
+    for _ in range(RUNS):
+        rows, labels = planted_rows(rng, centres, PER_RUN)
+        store.add_run(source="corpus", model="m", prompt="p", settings={}, tokens=rows)
+        truth.extend(labels.tolist())
+    cfg = DiscoveryConfig(
+        db=str(store.path),
+        output=str(folder / "out"),
+        hours=0,
+        umap_sample_size=1000,
+        batch_size=200,
+        run_id="planted",
+    )
+    manifest = run_discovery(cfg)
+    return store, folder / "out", np.array(truth), manifest, centres
+
+
+# ---- store --------------------------------------------------------------------------
+
+
+def test_store_round_trip_and_schema(tmp_path):
+    store = Store(tmp_path / "s.sqlite")
+    v = np.arange(20, dtype=np.float32) / 20
+    run = store.add_run(
+        source="app",
+        model="m",
+        prompt="hi <b>",
+        settings={"t": 1},
+        tokens=[TokenRow(0, 3, 42, "·x", "…a⟦·x⟧", v, "diffuse")],
+        owner="me",
+    )
+    fp = store.fingerprints()
+    assert len(fp) == 1 and np.array_equal(fp.vectors[0], v)
+    assert (fp.labels[0], fp.contexts[0], fp.zones[0], int(fp.positions[0])) == (
+        "·x",
+        "…a⟦·x⟧",
+        "diffuse",
+        3,
+    )
+    assert store.run(run)["prompt"] == "hi <b>" and store.run(run)["settings"] == {"t": 1}
+    import sqlite3
+
+    with sqlite3.connect(store.path) as con:
+        assert con.execute("SELECT value FROM meta").fetchone()[0] == str(SCHEMA_VERSION)
+        con.execute("UPDATE meta SET value = '99'")
+    with pytest.raises(StoreError, match="schema version 99"):
+        Store(store.path)
+
+
+def test_store_refuses_bad_vectors_and_other_databases(tmp_path):
+    store = Store(tmp_path / "s.sqlite")
+    bad = np.full(20, np.nan, dtype=np.float32)
+    with pytest.raises(ValueError, match="finite"):
+        store.add_run(
+            source="app",
+            model="m",
+            prompt="",
+            settings={},
+            tokens=[TokenRow(0, 0, 1, "", "", bad, "diffuse")],
+        )
+    with pytest.raises(ValueError, match="20"):
+        store.add_run(
+            source="app",
+            model="m",
+            prompt="",
+            settings={},
+            tokens=[TokenRow(0, 0, 1, "", "", np.zeros(3), "diffuse")],
+        )
+    assert store.count() == (0, 0)  # nothing half-written
+    assert path_from("sqlite:////tmp/x.db") == Path("/tmp/x.db")
+    with pytest.raises(StoreError, match="Only SQLite"):
+        path_from("postgresql://host/db")
+
+
+def test_doc_keys_make_ingestion_idempotent_and_owners_can_delete(tmp_path):
+    store = Store(tmp_path / "s.sqlite")
+    row = TokenRow(None, 1, 5, "a", "a", np.zeros(20, np.float32), "diffuse")
+    assert (
+        store.add_run(source="corpus", model="m", prompt="", settings={}, tokens=[row], doc_key="k")
+        is not None
+    )
+    assert (
+        store.add_run(source="corpus", model="m", prompt="", settings={}, tokens=[row], doc_key="k")
+        is None
+    )
+    for owner in ("ann", "ann", "bob"):
+        store.add_run(
+            source="app", model="m", prompt="", settings={}, tokens=[row] * 3, owner=owner
+        )
+    assert store.count("ann") == (2, 6)
+    assert store.delete_owner("ann") == 2
+    assert store.count() == (2, 4) and len(store.fingerprints()) == 4  # tokens went too
+
+
+def test_thirty_concurrent_writers_lose_nothing(tmp_path):
+    """30 threads (Streamlit's sessions are threads), each with its own connections,
+    write 20 runs of 10 tokens at once: every row arrives, no locking error escapes."""
+    store = Store(tmp_path / "busy.sqlite")
+    errors: list[BaseException] = []
+    start = threading.Barrier(30)
+
+    def writer(w: int) -> None:
+        try:
+            start.wait()
+            for r in range(20):
+                rows = [
+                    TokenRow(
+                        k,
+                        k,
+                        w,
+                        f"{w}",
+                        f"{w}:{r}:{k}",
+                        np.full(20, w + r / 100, np.float32),
+                        "diffuse",
+                    )
+                    for k in range(10)
+                ]
+                store.add_run(
+                    source="app",
+                    model="m",
+                    prompt=f"{w}/{r}",
+                    settings={},
+                    tokens=rows,
+                    owner=f"w{w}",
+                )
+        except BaseException as err:  # noqa: BLE001 - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(30)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert store.count() == (600, 6000)
+    contexts = set(store.fingerprints().contexts)
+    assert contexts == {f"{w}:{r}:{k}" for w in range(30) for r in range(20) for k in range(10)}
+
+
+# ---- discovery and classify -----------------------------------------------------------
+
+
+def test_discovery_recovers_planted_families(planted):
+    from sklearn.metrics import adjusted_rand_score
+
+    store, out, truth, manifest, _ = planted
+    import pyarrow.parquet as pq
+
+    points = pq.read_table(out / "planted" / "points.parquet").to_pandas()
+    assert len(points) == len(truth) == manifest["n_points"]
+    assert points["token_id"].is_unique
+    ids = store.fingerprints().ids
+    assert np.array_equal(points["token_id"].to_numpy(), ids)  # every point, in order
+    assert adjusted_rand_score(truth, points["cluster"]) >= 0.95
+    assert manifest["n_clusters"] == N_BLOBS
+    assert manifest["n_sample"] == 1000  # fitted on a sample, the rest placed in chunks
+    assert not (out / "planted" / "checkpoint").exists()
+    clusters = pq.read_table(out / "planted" / "clusters.parquet").to_pandas()
+    assert clusters["size"].sum() == (points["cluster"] >= 0).sum()
+    assert all(len(t) > 0 for t in clusters["typical"])
+    assert (out / "latest").resolve().name == "planted"
+    m = json.loads((out / "planted" / "manifest.json").read_text())
+    assert m["schema_version"] == SCHEMA_VERSION and m["run_id"] == "planted"
+
+
+def test_classify_puts_a_stored_point_in_its_own_cluster(planted):
+    from lib.atlas.classify import Atlas
+
+    _, out, _, _, centres = planted
+    atlas = Atlas.latest(out)
+    members = np.flatnonzero(atlas.labels >= 0)
+    got = atlas.locate(atlas.vectors[members])
+    assert (got.cluster == atlas.labels[members]).mean() >= 0.99
+    answer = atlas.classify(atlas.vectors[members[0]])
+    assert set(answer) == {"manifold", "schema_version", "run_id"}
+    assert set(answer["manifold"]) == {"zone", "confidence", "cluster_id", "cluster_label"}
+    assert answer["manifold"]["cluster_id"] == atlas.labels[members[0]]
+    assert 0.5 < answer["manifold"]["confidence"] <= 1
+    # A point far from every family gets a low confidence or no family at all.
+    far = atlas.locate(np.full((1, 20), 50, np.float32))
+    assert far.xy.shape == (1, 2)
+
+
+def test_stopped_discovery_resumes_to_the_same_result(planted, tmp_path):
+    from lib.atlas.discovery import DiscoveryConfig, run_discovery
+
+    store, _, truth, _, _ = planted
+    cfg = DiscoveryConfig(
+        db=str(store.path),
+        output=str(tmp_path),
+        hours=0,
+        umap_sample_size=1000,
+        batch_size=200,
+        run_id="r",
+    )
+    calls = []
+    with pytest.raises(KeyboardInterrupt, match="--resume r"):
+        run_discovery(cfg, should_stop=lambda: calls.append(1) or len(calls) > 1)
+    state = json.loads((tmp_path / "r" / "checkpoint" / "state.json").read_text())
+    assert state["fitted"] and state["chunks_done"] == 1
+    assert not (tmp_path / "latest").exists()
+    manifest = run_discovery(cfg)  # same run id: resumes from the checkpoint
+    import pyarrow.parquet as pq
+    from sklearn.metrics import adjusted_rand_score
+
+    points = pq.read_table(tmp_path / "r" / "points.parquet").to_pandas()
+    assert manifest["n_points"] == len(truth) and points["token_id"].is_unique
+    assert adjusted_rand_score(truth, points["cluster"]) >= 0.95
+
+
+def test_discovery_refuses_an_empty_window(tmp_path):
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lib.atlas",
+            "discover",
+            "--db",
+            str(tmp_path / "e.sqlite"),
+            "--output",
+            str(tmp_path / "o"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 2 and "Only 0 fingerprints" in r.stderr
+
+
+# ---- the service, as a real process ---------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def call(url: str, body: bytes | None = None, headers: dict | None = None):
+    req = urllib.request.Request(
+        url, data=body, headers={"Content-Type": "application/json", **(headers or {})}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+@pytest.fixture(scope="module")
+def service(planted, tmp_path_factory):
+    store, out, *_ = planted
+    port = free_port()
+    with open(tmp_path_factory.mktemp("svc") / "service.log", "w+") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "lib.atlas",
+                "serve",
+                "--db",
+                str(store.path),
+                "--discovery-dir",
+                str(out),
+                "--port",
+                str(port),
+            ],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": "."},
+        )
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 180
+        while True:  # until the server answers (or dies)
+            try:
+                call(url + "/health")
+                break
+            except (urllib.error.URLError, ConnectionError):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    pytest.fail("the service did not start:\n" + log.read())
+                time.sleep(0.2)
+        yield url, planted
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_service_answers_every_endpoint(service):
+    from lib.atlas.classify import Atlas
+
+    url, (store, out, *_rest) = service
+    assert call(url + "/health") == (200, {"status": "ok", "schema_version": 1, "discovery": True})
+    status, body = call(url + "/discovery/status")
+    assert status == 200 and body["available"] and body["run_id"] == "planted"
+    before = call(url + "/stats")[1]["tokens"]
+    atlas = Atlas.latest(out)
+    i = int(np.flatnonzero(atlas.labels >= 0)[3])
+    vec = atlas.vectors[i].tolist()
+    status, body = call(url + "/classify", json.dumps({"vector": vec}).encode())
+    assert status == 200 and body["manifold"]["cluster_id"] == atlas.labels[i]
+    assert body["run_id"] == "planted" and body["schema_version"] == 1
+    req = {"request_id": "abc", "vector": vec, "step": 2}
+    assert call(url + "/fingerprint", json.dumps(req).encode())[1]["stored"] is True
+    assert call(url + "/fingerprint", json.dumps(req).encode())[1]["stored"] is False
+    assert call(url + "/stats")[1]["tokens"] == before + 1
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        (b'{"vector": [1, 2, 3]}', 422, "at least 20"),
+        (b'{"vector": [' + b"NaN," * 19 + b"1]}", 422, "finite"),
+        (b'{"vector": [' + b"1e39," * 19 + b"1]}", 422, "float32"),
+        (b'{"vector": [' + b'"a",' * 19 + b"1]}", 422, "number"),
+        (b'{"vektor": []}', 422, "vector"),
+        (b"not json", 422, "JSON"),
+        (b"[" + b"1," * 40000 + b"1]", 413, "larger than"),
+    ],
+)
+def test_service_refuses_bad_bodies_with_4xx(service, body, status, message):
+    url, _ = service
+    got, answer = call(url + "/classify", body)
+    assert got == status
+    assert message.lower() in json.dumps(answer).lower()
+
+
+def test_service_without_discovery_says_so(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from lib.atlas.service import create_app
+
+    client = TestClient(create_app(tmp_path / "x.sqlite", tmp_path / "none"))
+    assert client.get("/health").json()["discovery"] is False
+    r = client.post("/classify", json={"vector": [0.1] * 20})
+    assert r.status_code == 409 and "discover" in r.json()["detail"]
+    assert client.get("/discovery/status").json()["available"] is False
+
+
+def test_family_names_say_what_sets_a_family_apart():
+    from lib.analysis.fingerprint import DIMENSIONS
+    from lib.atlas.classify import family_name
+
+    mean, std = np.full(20, 0.3), np.full(20, 0.1)
+    c = mean.copy()
+    c[DIMENSIONS.index("entropy")] = 0.05  # 2.5 sd below: sharp
+    c[DIMENSIONS.index("hist_0")] = 0.9  # 6 sd above: the sink
+    assert family_name(c, mean, std) == "rests on the start of the text, focuses sharply"
+    assert family_name(mean, mean, std) == "an average token"

@@ -1,0 +1,114 @@
+"""The atlas on the real bundled model: exact fingerprints from one pass, resumable ingestion."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lib.atlas.ingest import Document, corpus_documents, ingest, text_fingerprints, windows
+from lib.atlas.store import Store
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_one_pass_fingerprints_equal_the_generated_runs(smollm2):
+    """The whole-text pass (every query row at once, summaries only) gives the same 20
+    numbers as the app's fingerprints of a generated run (one captured row per step, with
+    the KV cache): two capture paths, one answer."""
+    from lib.analysis.fingerprint import run_fingerprints
+    from lib.model.generation import generate
+
+    result = generate(smollm2, "The recipe needs flour, eggs and milk. First you", 12)
+    fps = text_fingerprints(smollm2, result.token_ids.tolist())
+    app = run_fingerprints(result).vectors
+    rows = fps[result.prompt_len - 1 : result.prompt_len - 1 + result.n_steps]
+    np.testing.assert_allclose(rows, app, atol=1e-5)
+
+
+def test_corpus_is_varied_and_windows_cover_every_token(smollm2):
+    docs = corpus_documents()
+    names = {d.name for d in docs}
+    assert len(docs) >= 10
+    for kind in ("prose", "dialogue", "code", "json", "table", "list", "numbers"):
+        assert any(kind in n for n in names), kind
+    ids = list(range(1300))
+    assert [len(w) for w in windows(ids, 512)] == [512, 512, 276]
+    assert sum(windows(ids, 512), []) == ids
+
+
+def test_ingest_records_every_token_once(smollm2, tmp_path):
+    store = Store(tmp_path / "fp.sqlite")
+    docs = [
+        Document("a", "One two three four five six seven eight nine ten.", "file"),
+        Document("b", '{"x": [1, 2, 3], "y": "z"}', "file"),
+    ]
+    seen = []
+    first = ingest(store, smollm2, docs, window=8, progress=seen.append)
+    n_ids = [len(smollm2.tokenizer(d.text, add_special_tokens=False)["input_ids"]) for d in docs]
+    # Each window of w tokens records w - 2 (the first row has one key; the last predicts
+    # past the window).
+    expected = sum(len(w) - 2 for n in n_ids for w in windows(list(range(n)), 8) if len(w) > 2)
+    assert store.count()[1] == expected == first.tokens
+    assert [p.done for p in seen] == list(range(1, first.total + 1))
+    again = ingest(store, smollm2, docs, window=8)
+    assert (again.stored, again.skipped, again.tokens) == (0, first.total, 0)
+    assert store.count()[1] == expected
+    fp = store.fingerprints()
+    assert all(c.endswith("⟧") for c in fp.contexts)
+    assert (fp.steps == -1).all()
+
+
+def test_killed_ingestion_resumes_without_duplicates_or_gaps(smollm2, tmp_path):
+    """`python -m lib.atlas ingest` killed (SIGKILL) in the middle, then run again, stores
+    exactly what one uninterrupted ingestion stores."""
+    text = "\n".join(f"Line {i}: the quick brown fox number {i} jumps." for i in range(60))
+    (tmp_path / "notes.txt").write_text(text)
+    db = tmp_path / "killed.sqlite"
+    cmd = [
+        sys.executable,
+        "-m",
+        "lib.atlas",
+        "ingest",
+        "--db",
+        str(db),
+        "--no-corpus",
+        "--window",
+        "32",
+        "--threads",
+        "1",
+        str(tmp_path / "notes.txt"),
+    ]
+    env = {**os.environ, "PYTHONPATH": "."}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    for line in proc.stdout:  # wait for the event: a few windows stored
+        if line.startswith("[") and int(line[1:].split("/")[0]) >= 3:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    partial = Store(db).count()
+    total_windows = len(windows(smollm2.tokenizer(text, add_special_tokens=False)["input_ids"], 32))
+    assert 0 < partial[0] < total_windows
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "already there" in done.stdout
+
+    reference = Store(tmp_path / "whole.sqlite")
+    ingest(reference, smollm2, [Document(str(tmp_path / "notes.txt"), text, "file")], window=32)
+    assert Store(db).count() == reference.count()
+    got, want = stored_rows(Store(db)), stored_rows(reference)
+    assert [k for k, _ in got] == [k for k, _ in want]  # same tokens, none twice
+    np.testing.assert_allclose([v for _, v in got], [v for _, v in want], atol=1e-5)
+
+
+def stored_rows(store: Store) -> list:
+    """Every stored token as ((context, position), fingerprint), with multiplicity."""
+    f = store.fingerprints()
+    rows = zip(f.contexts, f.positions.tolist(), f.vectors, strict=True)
+    return sorted((((c, p), v) for c, p, v in rows), key=lambda r: r[0])
