@@ -11,6 +11,7 @@ from lib.atlas.client import ServiceError, classify_remote, service_url
 from lib.atlas.discovery import default_output
 from lib.atlas.store import StoreError, recording_allowed
 from lib.viz.atlas import fingerprint_bars, placement_table, point_from_event
+from lib.viz.fingerprint import zone_rules_text
 from lib.viz.text import family_story
 
 
@@ -152,6 +153,16 @@ else:
                     st.warning(w.md_escape(error))
                 else:
                     st.switch_page(target)
+
+    with st.expander("How zones and families were set"):
+        st.markdown(
+            "**Families** are found by HDBSCAN in the map's 2D layout: groups of tokens "
+            "denser than their surroundings; tokens in no dense group are noise. Their names "
+            "say what sets the family's average fingerprint apart from the whole map's "
+            "(the two largest differences, in standard deviations). **Zones** are seed "
+            "004's rules on the fingerprint itself, with thresholds set on the corpus:"
+        )
+        st.markdown(zone_rules_text())
 
     st.header("3. The families", divider="gray")
     total = len(pts)

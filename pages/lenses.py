@@ -10,7 +10,7 @@ from lib.analysis.logit_lens import readout_names
 from lib.analysis.weights import attention_eigenvalues, has_ov_weights
 from lib.measures import hide_sink
 from lib.model.loading import LoadedModel
-from lib.viz.fingerprint import ZONE_RULES, dimensions_heatmap, fingerprint_table, zone_strip
+from lib.viz.fingerprint import dimensions_heatmap, fingerprint_table, zone_rules_text, zone_strip
 from lib.viz.lens import lens_overview, lens_table
 from lib.viz.text import describe_aggregation, fingerprint_caption
 from lib.viz.weights import appears_in, eigen_chart, ov_chart, pca_chart
@@ -57,7 +57,7 @@ def fingerprints(run: Run, hide: bool) -> None:
     st.altair_chart(dimensions_heatmap(fp, tokens), width="content")
     with st.expander("The 20 numbers and the zone rules"):
         st.dataframe(fingerprint_table(fp, tokens), width="stretch")
-        st.markdown(ZONE_RULES)
+        st.markdown(zone_rules_text())
 
 
 def weights(lm: LoadedModel, run: Run, hide: bool) -> None:

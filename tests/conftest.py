@@ -34,16 +34,15 @@ def smollm2():
 
 @pytest.fixture(scope="session")
 def atlas_built(smollm2):
-    """A real map in the app's default places: part of the built-in corpus read by the
-    bundled model (windows of 128 tokens) and one discovery run. Returns its folder."""
+    """A real map in the app's default places: the built-in corpus read by the bundled
+    model (as `python -m lib.atlas ingest` does) and one discovery run. Returns its folder."""
     from lib.atlas.discovery import DiscoveryConfig, default_output, latest_run, run_discovery
     from lib.atlas.ingest import corpus_documents, ingest
     from lib.atlas.store import Store
 
     if latest_run(default_output()) is None:
-        docs = [d for d in corpus_documents() if d.name.split("_")[0] in ("prose", "code")]
         store = Store()
-        ingest(store, smollm2, docs, window=128)
+        ingest(store, smollm2, corpus_documents())
         run_discovery(DiscoveryConfig(db=str(store.path), hours=0, min_cluster_size=15))
     return latest_run(default_output())
 

@@ -406,3 +406,37 @@ def test_family_names_say_what_sets_a_family_apart():
     c[DIMENSIONS.index("hist_0")] = 0.9  # 6 sd above: the sink
     assert family_name(c, mean, std) == "rests on the start of the text, focuses sharply"
     assert family_name(mean, mean, std) == "an average token"
+
+
+def test_calibration_takes_the_stated_quarters():
+    """Known distributions: each threshold is the stated quantile of the tokens it is
+    measured over (long mass over tokens 100+ in, mid mass over tokens 10+ in)."""
+    from lib.analysis.fingerprint import DIMENSIONS
+    from lib.atlas.calibrate import calibrate
+
+    n = 4001
+    ramp = np.linspace(0, 1, n)
+    v = np.zeros((n, 20), np.float32)
+    v[:, DIMENSIONS.index("local_mass")] = ramp
+    v[:, DIMENSIONS.index("entropy")] = ramp
+    v[:, DIMENSIONS.index("long_mass")] = ramp
+    v[:, DIMENSIONS.index("mid_mass")] = ramp
+    v[:, DIMENSIONS.index("hist_3")] = ramp
+    positions = np.where(np.arange(n) % 2 == 0, 500, 5)  # every other token near the start
+    rules = calibrate(v, positions, "a ramp")
+    assert rules.syntax_local == pytest.approx(0.75, abs=1e-3)
+    assert rules.syntax_entropy == pytest.approx(0.25, abs=1e-3)
+    assert rules.long_mass == pytest.approx(0.75, abs=1e-3)  # the far half is a ramp too
+    assert rules.peak_mass == 0.0  # 5 of the 6 inner bins are 0: the top quarter starts at 0
+    assert "top quarter" in rules.source
+    with pytest.raises(ValueError, match="Too few"):
+        calibrate(v, np.zeros(n), "short texts")
+
+
+def test_the_app_uses_the_calibrated_rules():
+    from lib.analysis.fingerprint import ZoneRules, default_rules
+    from lib.viz.fingerprint import zone_rules_text
+
+    rules = default_rules()
+    assert rules != ZoneRules() and rules.source.startswith("calibrated on the built-in corpus")
+    assert f"{rules.long_mass:.3g}" in zone_rules_text()

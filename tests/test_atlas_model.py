@@ -112,3 +112,17 @@ def stored_rows(store: Store) -> list:
     f = store.fingerprints()
     rows = zip(f.contexts, f.positions.tolist(), f.vectors, strict=True)
     return sorted((((c, p), v) for c, p, v in rows), key=lambda r: r[0])
+
+
+def test_shipped_zone_rules_are_the_corpus_calibration(atlas_built):
+    """lib/analysis/zone_rules.json is what `python -m lib.atlas calibrate` gives on the
+    built-in corpus read by the bundled model: regenerate it when either changes."""
+    from lib.analysis.fingerprint import default_rules
+    from lib.atlas.calibrate import calibrate
+
+    fp = Store().fingerprints(source="corpus")
+    rules = calibrate(fp.vectors, fp.positions, "x")
+    shipped = default_rules()
+    for name in ("syntax_local", "syntax_entropy", "long_mass", "mid_mass", "peak_mass"):
+        assert getattr(rules, name) == pytest.approx(getattr(shipped, name), abs=2e-3), name
+    assert f"{len(fp):,} tokens" in shipped.source

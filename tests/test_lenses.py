@@ -9,6 +9,7 @@ import torch
 from lib.analysis.fingerprint import (
     DIMENSIONS,
     ZONES,
+    ZoneRules,
     fingerprint,
     histogram_peaks,
     layer_groups,
@@ -27,6 +28,8 @@ from lib.model.generation import generate
 from tests.tiny import tiny_lm
 
 # ---- fingerprints ----
+
+HAND = ZoneRules()  # the hand-set thresholds: these tests are about the rules' logic
 
 
 def rows_on(K: int, keys: dict[int, float], L: int = 8, H: int = 2) -> np.ndarray:
@@ -48,7 +51,7 @@ def test_attending_to_itself_is_local_and_focused():
     assert fp[:4].tolist() == pytest.approx([1, 0, 0, 0])
     assert fp[4:12].tolist() == pytest.approx([0] * 7 + [1])  # the last bin holds the query
     assert fp[12:].tolist() == pytest.approx([0] * 8)
-    assert zone(fp) == "syntax_floor"
+    assert zone(fp, HAND) == "syntax_floor"
 
 
 def test_uniform_attention_spreads_over_every_band():
@@ -58,7 +61,7 @@ def test_uniform_attention_spreads_over_every_band():
     assert fp[3] == pytest.approx(1.0)
     assert fp[4:12].tolist() == pytest.approx([1 / 8] * 8)
     assert fp[12:].tolist() == pytest.approx([1.0] * 8)
-    assert zone(fp) == "long_range"
+    assert zone(fp, HAND) == "long_range"
 
 
 def test_distance_bands_and_first_token_hiding():
@@ -94,17 +97,17 @@ def fp_with(local=0.0, mid=0.0, long=0.0, entropy=0.5, hist=(0.125,) * 8) -> np.
 
 
 def test_zone_rules():
-    assert zone(fp_with(local=0.7, mid=0.3, entropy=0.4)) == "syntax_floor"
-    assert zone(fp_with(local=0.7, mid=0.3, entropy=0.9)) == "diffuse"  # local but spread
-    assert zone(fp_with(local=0.3, long=0.5)) == "long_range"
-    assert zone(fp_with(local=0.5, mid=0.5)) == "semantic_bridge"
+    assert zone(fp_with(local=0.7, mid=0.3, entropy=0.4), HAND) == "syntax_floor"
+    assert zone(fp_with(local=0.7, mid=0.3, entropy=0.9), HAND) == "diffuse"  # local but spread
+    assert zone(fp_with(local=0.3, long=0.5), HAND) == "long_range"
+    assert zone(fp_with(local=0.5, mid=0.5), HAND) == "semantic_bridge"
     ripple = (0.3, 0.05, 0.05, 0.25, 0.05, 0.05, 0.25, 0.0)
     assert histogram_peaks(np.array(ripple)) == [0, 3, 6]
-    assert zone(fp_with(local=0.3, mid=0.3, long=0.3, hist=ripple)) == "structure_ripple"
+    assert zone(fp_with(local=0.3, mid=0.3, long=0.3, hist=ripple), HAND) == "structure_ripple"
     adjacent = (0.0, 0.0, 0.3, 0.1, 0.35, 0.1, 0.1, 0.05)  # peaks at 2 and 4: separated
-    assert zone(fp_with(local=0.3, mid=0.3, hist=adjacent)) == "structure_ripple"
+    assert zone(fp_with(local=0.3, mid=0.3, hist=adjacent), HAND) == "structure_ripple"
     one_peak = (0.0, 0.0, 0.1, 0.2, 0.4, 0.2, 0.1, 0.0)
-    assert zone(fp_with(local=0.3, mid=0.3, hist=one_peak)) == "diffuse"
+    assert zone(fp_with(local=0.3, mid=0.3, hist=one_peak), HAND) == "diffuse"
 
 
 def test_run_fingerprints_on_a_tiny_model():

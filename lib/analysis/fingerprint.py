@@ -17,21 +17,27 @@ row. With `exclude_first` (the "hide the first-token sink" switch) `lib.measures
 is applied to the rows each number is read from: the mean row for masses and histogram (the
 same row the matrices page shows), each head's row for entropies.
 
-Zones, first matching rule wins (written down in the README too):
+Zones, first matching rule wins, with thresholds from `ZoneRules` (the values in
+`zone_rules.json`, calibrated on the built-in corpus by `python -m lib.atlas calibrate`):
 
-    syntax_floor      local_mass >= 0.6 and entropy <= 0.6  (focused on the last few tokens)
-    long_range        long_mass >= 0.4                      (mostly 100+ tokens back)
-    semantic_bridge   mid_mass >= 0.4                       (mostly 10-99 tokens back)
-    structure_ripple  histogram has >= 2 separated peaks    (periodic: looks back in beats)
+    syntax_floor      local_mass >= syntax_local and entropy <= syntax_entropy
+    long_range        long_mass >= long_mass
+    semantic_bridge   mid_mass >= mid_mass
+    structure_ripple  >= 2 separated peaks in the inner bins 1-6 of the histogram
+                      (periodic: looks back in beats; the first bin, the sink, and the
+                      last, the latest tokens, are left out: nearly every token has both)
     diffuse           anything else                         (spread out, no clear target)
 
-A peak is a bin holding >= 0.15 that is larger than both neighbours; peaks are separated
-when at least one bin lies between them.
+A peak is a bin holding >= peak_mass that is larger than both neighbours; peaks are
+separated when at least one bin lies between them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -56,9 +62,30 @@ DIMENSIONS: tuple[str, ...] = (
     *(f"layer_entropy_{i}" for i in range(8)),
 )
 LOCAL, MID = 10, 100  # distance bands: [0, 10), [10, 100), [100, inf)
-SYNTAX_LOCAL, SYNTAX_ENTROPY = 0.6, 0.6
-LONG_MASS, MID_MASS = 0.4, 0.4
-PEAK_MASS = 0.15
+RULES_FILE = Path(__file__).with_name("zone_rules.json")
+
+
+@dataclass(frozen=True)
+class ZoneRules:
+    """The zone thresholds, and where they came from (said on the pages)."""
+
+    syntax_local: float = 0.6
+    syntax_entropy: float = 0.6
+    long_mass: float = 0.4
+    mid_mass: float = 0.4
+    peak_mass: float = 0.15
+    source: str = "chosen by hand"
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2) + "\n"
+
+
+@functools.cache
+def default_rules() -> ZoneRules:
+    """The calibrated rules shipped with the app (read once), or the hand-set ones."""
+    if RULES_FILE.exists():
+        return ZoneRules(**json.loads(RULES_FILE.read_text()))
+    return ZoneRules()
 
 
 def normalised_entropy(p: np.ndarray, n_keys: int) -> np.ndarray:
@@ -106,26 +133,29 @@ def from_summary(mean: np.ndarray, per_layer_entropy: np.ndarray) -> np.ndarray:
     return np.array([*bands, per_layer_entropy.mean(), *hist, *layer_ent], dtype=np.float32)
 
 
-def histogram_peaks(hist: np.ndarray) -> list[int]:
-    """Bins holding >= PEAK_MASS that exceed both neighbours (edges: their one neighbour)."""
+def histogram_peaks(hist: np.ndarray, peak_mass: float = 0.15) -> list[int]:
+    """Bins holding >= peak_mass that exceed both neighbours (edges: their one neighbour)."""
     padded = np.concatenate([[-1.0], hist, [-1.0]])
     return [
         i
         for i in range(len(hist))
-        if hist[i] >= PEAK_MASS and hist[i] > padded[i] and hist[i] > padded[i + 2]
+        if hist[i] >= peak_mass and hist[i] > padded[i] and hist[i] > padded[i + 2]
     ]
 
 
-def zone(fp: np.ndarray) -> Zone:
+def zone(fp: np.ndarray, rules: ZoneRules | None = None) -> Zone:
     """The zone of one fingerprint, by the rules in this module's docstring."""
+    r = rules or default_rules()
     local, mid, long, entropy = (float(x) for x in fp[:4])
-    if local >= SYNTAX_LOCAL and entropy <= SYNTAX_ENTROPY:
+    if local >= r.syntax_local and entropy <= r.syntax_entropy:
         return "syntax_floor"
-    if long >= LONG_MASS:
+    if long >= r.long_mass:
         return "long_range"
-    if mid >= MID_MASS:
+    if mid >= r.mid_mass:
         return "semantic_bridge"
-    peaks = histogram_peaks(fp[4:12])
+    # Inner bins only: nearly every token has a "peak" at the start (the sink) and at the
+    # latest tokens; a ripple is a beat between them.
+    peaks = [i for i in histogram_peaks(fp[4:12], r.peak_mass) if 1 <= i <= 6]
     if any(b - a >= 2 for a, b in zip(peaks, peaks[1:], strict=False)):
         return "structure_ripple"
     return "diffuse"

@@ -51,6 +51,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     d.add_argument("--resume", metavar="RUN_ID", help="continue a stopped run")
     d.add_argument("--seed", type=int, default=0)
 
+    c = sub.add_parser("calibrate", help="set the zone thresholds on the ingested corpus")
+    c.add_argument("--db", help=db_help)
+    c.add_argument(
+        "--write",
+        type=Path,
+        help="write the rules here (the app reads lib/analysis/zone_rules.json)",
+    )
+
     s = sub.add_parser("serve", help="the classify service")
     s.add_argument("--db", help=db_help)
     s.add_argument("--discovery-dir", default=None, help="discover's --output (same default)")
@@ -135,6 +143,33 @@ def discover(args: argparse.Namespace) -> int:
     return 0
 
 
+def calibrate(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from lib.analysis.fingerprint import zone
+    from lib.atlas.calibrate import calibrate as fit
+    from lib.atlas.store import Store
+
+    store = Store(args.db)
+    fp = store.fingerprints(source="corpus")
+    try:
+        rules = fit(
+            fp.vectors,
+            fp.positions,
+            f"the built-in corpus ({len(fp):,} tokens, {', '.join(sorted(set(fp.models)))})",
+        )
+    except ValueError as err:
+        print(err, file=sys.stderr)
+        return 2
+    print(rules.to_json())
+    shares = Counter(zone(v, rules) for v in fp.vectors)
+    print("zones on the corpus:", {z: f"{n / len(fp):.0%}" for z, n in shares.most_common()})
+    if args.write:
+        args.write.write_text(rules.to_json())
+        print(f"written to {args.write}")
+    return 0
+
+
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -148,7 +183,8 @@ def serve(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    return {"ingest": ingest, "discover": discover, "serve": serve}[args.command](args)
+    commands = {"ingest": ingest, "discover": discover, "calibrate": calibrate, "serve": serve}
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lib.analysis.fingerprint import zone
 from lib.atlas.store import SCHEMA_VERSION, Store
 
 NEIGHBOURS = 15  # sample points that vote on a chunk point's cluster
@@ -232,7 +233,8 @@ def write_outputs(store, since, cfg, out: Path, parts, scaler, timings, started)
     fp = store.fingerprints(since=since, after_id=int(ids[0]) - 1, until_id=int(ids[-1]))
     keep = np.isin(fp.ids, ids)
     sel = np.flatnonzero(keep)
-    zones = np.array(fp.zones, dtype=object)[sel]
+    # Zones by the rules in use now (the store keeps the zone given when it was recorded).
+    zones = np.array([zone(v) for v in fp.vectors[sel]], dtype=object)
     labels_txt = np.array(fp.labels, dtype=object)[sel]
     contexts = np.array(fp.contexts, dtype=object)[sel]
     vectors = fp.vectors[sel]

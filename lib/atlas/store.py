@@ -295,10 +295,11 @@ class Store:
         limit: int | None = None,
         after_id: int = 0,
         until_id: int | None = None,
+        source: str | None = None,
     ) -> Fingerprints:
         """Stored fingerprints in id order: of runs created at or after `since` (a Unix
         time), token ids in (`after_id`, `until_id`], at most `limit` rows (for reading in
-        chunks)."""
+        chunks), of runs from `source` ("corpus", "app", ...) if given."""
         sql = (
             "SELECT t.id, t.fingerprint, t.zone, t.label, t.context, r.model, t.run_id,"
             " COALESCE(t.step, -1), t.position FROM tokens t JOIN runs r ON r.id = t.run_id"
@@ -308,6 +309,9 @@ class Store:
         if until_id is not None:
             sql += " AND t.id <= ?"
             args.append(int(until_id))
+        if source is not None:
+            sql += " AND r.source = ?"
+            args.append(source)
         if since is not None:
             sql += " AND r.created >= ?"
             args.append(float(since))

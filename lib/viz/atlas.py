@@ -15,14 +15,9 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from lib.analysis.fingerprint import DIMENSIONS, ZONES
+from lib.viz.fingerprint import ZONE_COLOURS
 
-ZONE_COLOURS = {
-    "syntax_floor": "#1f77b4",
-    "semantic_bridge": "#2ca02c",
-    "structure_ripple": "#9467bd",
-    "long_range": "#d62728",
-    "diffuse": "#8c8c8c",
-}
+ZONE_COLOUR = dict(zip(ZONES, ZONE_COLOURS, strict=True))  # the fingerprint page's colours
 PALETTE = [
     "#1f77b4",
     "#ff7f0e",
@@ -93,7 +88,7 @@ def atlas_map(
             colour = NOISE_COLOUR if key < 0 else PALETTE[i % len(PALETTE)]
             name = "no family (noise)" if key < 0 else names.get(int(key), f"Family {key}")
         else:
-            colour, name = ZONE_COLOURS[key], key
+            colour, name = ZONE_COLOUR[key], key
         text = [
             f"{_esc(c)}<br>zone {z} · family {'none' if k < 0 else k}"
             for c, z, k in zip(hover[0][m], hover[1][m], hover[2][m], strict=True)

@@ -8,23 +8,31 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from lib.analysis.fingerprint import DIMENSIONS, ZONES, Fingerprints
+from lib.analysis.fingerprint import DIMENSIONS, ZONES, Fingerprints, ZoneRules, default_rules
 from lib.viz.lens import FULL_AXIS
 
 ZONE_COLOURS = ["#1f77b4", "#2ca02c", "#9467bd", "#d62728", "#b0b0b0"]  # in ZONES order
 TOKENS_PER_LINE = 10
 
-ZONE_RULES = """
+
+def zone_rules_text(rules: ZoneRules | None = None) -> str:
+    """The zone rules with the thresholds in use, and how they were set (Markdown)."""
+    r = rules or default_rules()
+    return f"""
 Distances count tokens back from the query (0 = itself). Rules, first match wins:
 
-- **syntax_floor**: local mass (distance 0-9) at least 0.6 and entropy at most 0.6
-- **long_range**: long mass (distance 100 or more) at least 0.4
-- **semantic_bridge**: mid mass (distance 10-99) at least 0.4
-- **structure_ripple**: the 8-bin position histogram has two peaks (bins of at least 0.15,
-  larger than their neighbours) with a bin between them
+- **syntax_floor**: local mass (distance 0-9) at least {r.syntax_local:.3g} and entropy at
+  most {r.syntax_entropy:.3g}
+- **long_range**: long mass (distance 100 or more) at least {r.long_mass:.3g}
+- **semantic_bridge**: mid mass (distance 10-99) at least {r.mid_mass:.3g}
+- **structure_ripple**: two peaks (bins of at least {r.peak_mass:.3g}, larger than their
+  neighbours) with a bin between them, among the inner bins 1-6 of the 8-bin position
+  histogram (the first bin holds the sink and the last the latest tokens for nearly every
+  token, so they are left out)
 - **diffuse**: anything else
 
 Entropy is each head's entropy divided by log(number of keys), averaged over heads.
+Thresholds {r.source}.
 """
 
 
