@@ -239,6 +239,39 @@ def table(items: dict) -> list[dict]:
             "<= 120 s",
             None if seen is None else seen <= 120,
         )
+    if "atlas" in items:
+        a = items["atlas"]
+        i = a["ingest"]
+        row(
+            "8 atlas",
+            f"ingest corpus texts ({i['tokens']:,} tokens -> {i['fingerprints']:,} "
+            "fingerprints in SQLite)",
+            f"{i['tokens'] / i['ours_s']:.0f} tokens/s",
+            f"{i['tokens'] / i['plain_s']:.0f} tokens/s plain SDPA forward, same windows",
+            f"{i['ours_s'] / i['plain_s']:.2f}",
+            "",
+            None,
+        )
+        for n, d in a["discovery"].items():
+            row(
+                "8 atlas",
+                f"discovery on {int(n):,} fingerprints (fresh process; {d['n_clusters']} families)",
+                f"{fmt_s(d['wall_s'])}, {fmt_b(d['peak_rss_bytes'])} peak",
+                f"fit {fmt_s(d['timings_s']['fit_s'])}, place {fmt_s(d['timings_s']['place_s'])}",
+                "",
+                "",
+                None,
+            )
+        m = a["map"]
+        row(
+            "8 atlas",
+            f"map of {m['points']:,} points: build the figure / JSON / Chromium draws it",
+            f"{fmt_s(m['build_s'])} / {fmt_b(m['json_bytes'])} / {m['draw_ms']:.0f} ms",
+            f"{m['draw_small_ms']:.0f} ms to draw 1,000 points",
+            f"{m['draw_ms'] / m['draw_small_ms']:.1f}",
+            "",
+            None,
+        )
     return rows
 
 
@@ -268,7 +301,7 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     torch.set_num_threads(args.threads)
-    from bench import capture, graph, memory, rerun, step_move, train_lab, warm_start
+    from bench import atlas, capture, graph, memory, rerun, step_move, train_lab, warm_start
     from bench.texts import prompt_text
     from lib.model.generation import generate
     from lib.model.loading import load_model
@@ -285,6 +318,7 @@ def main(argv: list[str] | None = None) -> dict:
     rerun_prompt = prompt_text(lm.tokenizer, size["rerun_prompt"])
     items["rerun"] = rerun.run(rerun_prompt, new, max(3, repeats * 6), log)
     items["step_move"] = step_move.run(rerun_prompt, max(2, repeats * 3), log)
+    items["atlas"] = atlas.run(lm, args.quick, repeats, args.threads, log)
     del lm, result
     items["train_lab"] = train_lab.run(args.quick, repeats, log)
 

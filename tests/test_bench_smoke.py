@@ -69,6 +69,7 @@ def test_quick_benchmark_measures_every_item(tmp_path):
         "rerun",
         "step_move",
         "train_lab",
+        "atlas",
     }
     for row in items["capture"]["rows"]:
         assert all(positive(row[k]) for k in CAPTURE_ROW), row
@@ -77,7 +78,13 @@ def test_quick_benchmark_measures_every_item(tmp_path):
         assert all(positive(items[item][k]) for k in keys), (item, items[item])
     for case in ("default", "show_all_threshold_0"):
         assert all(positive(items["rerun"][case][k]) for k in RERUN), items["rerun"][case]
-    assert {r["item"].split()[0] for r in report["table"]} == {str(i) for i in range(1, 8)}
+    atlas = items["atlas"]
+    assert all(
+        positive(atlas["ingest"][k]) for k in ("tokens", "fingerprints", "ours_s", "plain_s")
+    )
+    assert all(positive(d["wall_s"]) and d["n_points"] == 2000 for d in atlas["discovery"].values())
+    assert all(positive(atlas["map"][k]) for k in ("build_s", "json_bytes", "draw_ms"))
+    assert {r["item"].split()[0] for r in report["table"]} == {str(i) for i in range(1, 9)}
     lab = items["train_lab"]
     assert positive(lab["epochs_per_s"]) and positive(lab["torch_encoder_epochs_per_s"])
     assert positive(lab["induction"]["total_s"]) and positive(lab["one_layer"]["total_s"])
