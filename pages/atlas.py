@@ -75,7 +75,12 @@ if atlas is None:
 else:
     pts = atlas.points
     c1, c2, c3, c4 = st.columns([1, 2, 2, 2])
-    colour = c1.radio("Colour by", ["cluster", "zone"], **bound("atlas_colour"))
+    colour = c1.radio(
+        "Colour by",
+        ["cluster", "zone"],
+        format_func={"cluster": "family", "zone": "zone"}.get,
+        **bound("atlas_colour"),
+    )
     models = c2.multiselect("Models", sorted(pts["model"].unique()), key="atlas_models")
     zones = c3.multiselect(
         "Zones", [z for z in ZONES if (pts["zone"] == z).any()], key="atlas_zones"

@@ -54,8 +54,10 @@ def test_long_training_shows_progress_and_stops_keeping_what_it_learned(open_ses
     expect(other.page.get_by_role("button", name="Train")).to_be_enabled()
     expect(other.page.get_by_text("Training:")).to_have_count(0)
     expect(other.page.get_by_text("Stopped at step")).to_have_count(0)
-    expect(s.page.get_by_role("button", name="Stop")).to_be_visible()  # still training
-    s.act(lambda: s.page.get_by_role("button", name="Stop").click())
+    # The page's own Stop, not the one in Streamlit's header (shown while a script runs).
+    stop = s.page.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Stop")
+    expect(stop).to_be_visible()  # still training
+    s.act(lambda: stop.click())
     s.wait_run(mark)
     expect(s.page.get_by_text("Stopped at step")).to_be_visible()
     expect(s.page.locator(VEGA_DRAWN).first).to_be_visible()  # the curves so far are kept

@@ -13,27 +13,13 @@ import altair as alt
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.colors import qualitative
 
 from lib.analysis.fingerprint import DIMENSIONS, ZONES
 from lib.viz.fingerprint import ZONE_COLOURS
 
 ZONE_COLOUR = dict(zip(ZONES, ZONE_COLOURS, strict=True))  # the fingerprint page's colours
-PALETTE = [
-    "#1f77b4",
-    "#ff7f0e",
-    "#2ca02c",
-    "#d62728",
-    "#9467bd",
-    "#8c564b",
-    "#e377c2",
-    "#17becf",
-    "#bcbd22",
-    "#393b79",
-    "#637939",
-    "#8c6d31",
-    "#843c39",
-    "#7b4173",
-]
+PALETTE = qualitative.Dark24 + qualitative.Light24  # 48 distinct colours for families
 NOISE_COLOUR = "#d0d0d0"
 
 
@@ -86,11 +72,13 @@ def atlas_map(
         idx = rows[m]
         if colour_by == "cluster":
             colour = NOISE_COLOUR if key < 0 else PALETTE[i % len(PALETTE)]
-            name = "no family (noise)" if key < 0 else names.get(int(key), f"Family {key}")
+            # Short legend entries keep the map wide; the full name is in the hover.
+            name = "no family" if key < 0 else f"Family {key}"
         else:
             colour, name = ZONE_COLOUR[key], key
         text = [
-            f"{_esc(c)}<br>zone {z} · family {'none' if k < 0 else k}"
+            f"{_esc(c)}<br>zone {z} · "
+            + ("no family" if k < 0 else _esc(names.get(int(k), f"Family {k}")))
             for c, z, k in zip(hover[0][m], hover[1][m], hover[2][m], strict=True)
         ]
         fig.add_trace(
@@ -99,7 +87,7 @@ def atlas_map(
                 y=points["y"].to_numpy(np.float32)[idx],
                 mode="markers",
                 marker={"size": 4, "color": colour, "opacity": 0.7},
-                name=_esc(name),
+                name=name,
                 customdata=idx,
                 hovertext=text,
                 hoverinfo="text",
@@ -145,7 +133,16 @@ def atlas_map(
         dragmode="pan",
         xaxis={"visible": False},
         yaxis={"visible": False, "scaleanchor": "x"},
-        legend={"font": {"size": 13}, "itemsizing": "constant"},
+        # Below the map, so the map keeps the page's width however many families there are.
+        legend={
+            "font": {"size": 13},
+            "itemsizing": "constant",
+            "orientation": "h",
+            "yanchor": "top",
+            "y": -0.02,
+            "xanchor": "left",
+            "x": 0,
+        },
         hoverlabel={"font": {"size": 14}},
         plot_bgcolor="white",
     )
