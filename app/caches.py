@@ -16,6 +16,7 @@ sessions ask at the same moment.
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -238,3 +239,17 @@ def atlas_figure(
     rows = filter_points(_atlas.points, list(models), list(zones), list(clusters))
     fig = atlas_map(_atlas.points, rows, colour_by, _atlas.names, _marks, selected)
     return fig, len(rows)
+
+
+@st.cache_resource(max_entries=16, show_spinner="Asking the atlas service ...")
+def remote_classes(url: str, run_key: str, _vectors: np.ndarray) -> list[dict]:
+    """The classify service's answers for a run's tokens (errors are not cached)."""
+    from lib.atlas.client import classify_remote
+
+    return classify_remote(url, _vectors)
+
+
+@st.cache_resource
+def build_lock() -> threading.Lock:
+    """One atlas build at a time per server: two at once would read the same corpus twice."""
+    return threading.Lock()

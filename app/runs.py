@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, replace
 import streamlit as st
 
 from app import caches
-from app.state import state
+from app.state import MATRIX_WHOLE, state
 from lib.config import MAX_GRAPH_PROMPT, Limits
 from lib.model.generation import PromptError, normalise_prompt
 from lib.model.loading import LoadedModel
@@ -90,21 +90,26 @@ def fetch_run(lm: LoadedModel, request: RunRequest) -> tuple[Run | None, str | N
         return None, str(err)
 
 
-def run_generation(lm: LoadedModel, request: RunRequest | None = None) -> str | None:
+def run_generation(
+    lm: LoadedModel, request: RunRequest | None = None, record_it: bool = True
+) -> str | None:
     """Run `request` (default: the Generate page's settings) and make it the current run
     that every page shows. Returns an error message or None."""
     run, error = fetch_run(lm, request or request_from_state(lm))
     if run is not None:
-        set_current_run(run)
+        set_current_run(run, record_it)
     return error
 
 
-def set_current_run(run: Run) -> None:
-    """Make `run` the one every page shows (and clear selections tied to the old one)."""
+def set_current_run(run: Run, record_it: bool = True) -> None:
+    """Make `run` the one every page shows (and clear selections tied to the old one);
+    record it in the atlas unless it came from there."""
     state.run = run
     state.selected_token = None
     state.graph_nonce += 1
-    record(run)
+    state.graph_focus = None
+    if record_it:
+        record(run)
 
 
 def atlas_store_path() -> str:
@@ -140,33 +145,45 @@ def record(run: Run) -> None:
         state.atlas_problem = f"The last run could not be recorded in the atlas: {err}"
 
 
-def open_atlas_token(lm: LoadedModel, stored: dict, step: int, position: int) -> str | None:
+def open_atlas_token(
+    lm: LoadedModel, stored: dict, step: int, position: int, token_id: int
+) -> str | None:
     """Make the stored run of an atlas point the current run, with the point's token in
     focus on the graph. A corpus text was read, not written: it is opened as a prompt with
-    one generated token, and the token is one of the prompt's. Returns a message or None."""
+    one generated token, and the token is one of the prompt's. The run is not recorded
+    again. Returns a message for the user, or None."""
     if stored["model"] != lm.spec:
         return (
             f"This token was recorded with another model ({stored['model']}); load that "
             "model on the Generate page to open its run."
         )
-    settings = stored["settings"]
     if stored["source"] == "app":
-        request = RunRequest(lm.spec, stored["prompt"], RunSettings.from_dict(settings))
+        request = RunRequest(lm.spec, stored["prompt"], RunSettings.from_dict(stored["settings"]))
     else:
         request = RunRequest(lm.spec, stored["prompt"], RunSettings(max_new_tokens=1))
-    error = run_generation(lm, request)
+    error = run_generation(lm, request, record_it=False)
     if error:
         return error
     run = state.run
+    r = run.result
     if step >= 0:
         state.step = step + 1
         state.graph_focus = (run.key, "output", step)
-    else:
-        state.step = 1
-        n = len(run.result.prompt_labels)
-        idx = min(max(position, 0), n - 1)
-        state.graph_focus = (run.key, "input", idx)
-        if n > MAX_GRAPH_PROMPT:  # draw the window of prompt tokens around it
-            lo = min(max(idx - MAX_GRAPH_PROMPT // 2, 0), n - MAX_GRAPH_PROMPT)
-            st.session_state["graph_prompt_window"] = (lo, lo + MAX_GRAPH_PROMPT)
+        return None
+    state.step = 1
+    state.matrix_source = MATRIX_WHOLE  # the read text's rows, not the one written token
+    # The text is tokenised again from its stored string, which can shift a token or two
+    # (outer whitespace is trimmed): find the token by its id near where it was.
+    ids = r.token_ids[r.bos_offset : r.prompt_len].tolist()
+    near = [
+        i for i in range(max(0, position - 8), min(len(ids), position + 9)) if ids[i] == token_id
+    ]
+    if not near:
+        return "The text was re-read into different tokens; the token could not be found."
+    idx = min(near, key=lambda i: abs(i - position))
+    state.graph_focus = (run.key, "input", idx)
+    n = len(ids)
+    if n > MAX_GRAPH_PROMPT:  # draw the window of prompt tokens around it
+        lo = min(max(idx - MAX_GRAPH_PROMPT // 2, 0), n - MAX_GRAPH_PROMPT)
+        st.session_state["graph_prompt_window"] = (lo, lo + MAX_GRAPH_PROMPT)
     return None

@@ -142,6 +142,7 @@ class State:
     atlas_problem: Shared[str | None] = Shared(None)  # why the last recording failed
     atlas_colour: Shared[str] = Shared("cluster")
     atlas_point: Shared[int | None] = Shared(None)  # the map row clicked
+    atlas_seen: Shared[str | None] = Shared(None)  # the map those selections belong to
     graph_focus: Shared[tuple[str, str, int] | None] = Shared(None)  # (run key, side, index)
 
 

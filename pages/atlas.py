@@ -7,7 +7,7 @@ from app import widgets as w
 from app.runs import atlas_store_path, open_atlas_token
 from app.state import bound, state
 from lib.analysis.fingerprint import ZONES
-from lib.atlas.client import ServiceError, classify_remote, service_url
+from lib.atlas.client import ServiceError, service_url
 from lib.atlas.discovery import default_output
 from lib.atlas.store import StoreError, recording_allowed
 from lib.viz.atlas import fingerprint_bars, placement_table, point_from_event
@@ -60,7 +60,15 @@ except StoreError as err:
     st.error(w.md_escape(err), icon=":material/error:")
     st.stop()
 folder = caches.atlas_folder(output)
-atlas = caches.atlas(folder) if folder else None
+atlas = None
+if folder:
+    try:
+        atlas = caches.atlas(folder)
+    except Exception as err:  # noqa: BLE001 - a damaged or old map: say so, keep the page
+        st.error(f"The map in {w.md_escape(folder)} cannot be read: {w.md_escape(err)}")
+if state.atlas_seen != folder:  # a new map: old selections point at other tokens
+    state.atlas_seen, state.atlas_point = folder, None
+    st.session_state.pop("atlas_families", None)
 
 st.header("1. The map", divider="gray")
 if atlas is None:
@@ -153,7 +161,9 @@ else:
             if stored is None:
                 st.warning("That run has been deleted from the store since the map was made.")
             elif lm is not None:
-                error = open_atlas_token(lm, stored, int(p["step"]), int(p["position"]))
+                error = open_atlas_token(
+                    lm, stored, int(p["step"]), int(p["position"]), int(p["token_id"])
+                )
                 if error:
                     st.warning(w.md_escape(error))
                 else:
@@ -188,17 +198,24 @@ else:
         answers = None
         if url:
             try:
-                answers = classify_remote(url, fps.vectors)
+                answers = caches.remote_classes(url, run.key, fps.vectors)
             except ServiceError as err:
                 st.warning(w.md_escape(err) + " Using the library directly instead.")
+        names = atlas.names
         if answers:
             zs = [a["manifold"]["zone"] for a in answers]
             cl = [a["manifold"]["cluster_id"] for a in answers]
             conf = [a["manifold"]["confidence"] for a in answers]
+            names = {a["manifold"]["cluster_id"]: a["manifold"]["cluster_label"] for a in answers}
+            if answers[0].get("run_id") != atlas.run_id:
+                st.caption(
+                    f"The service uses map {w.md_escape(answers[0].get('run_id'))}, this page "
+                    f"map {atlas.run_id}: its family numbers are its own."
+                )
         else:
             zs, cl, conf = placement.zones, placement.cluster, placement.confidence
         st.dataframe(
-            placement_table(labels, zs, cl, conf, atlas.names),
+            placement_table(labels, zs, cl, conf, names),
             hide_index=True,
             column_config={
                 "confidence": st.column_config.ProgressColumn(
@@ -214,7 +231,8 @@ else:
             )
             + ". Family: the one most of the token's 15 nearest mapped fingerprints belong "
             "to (in the standardised 20-number space). Confidence: the share of those 15 in "
-            "that family times their own membership strength (1 = deep inside one family)."
+            "that family, times their own membership strength, times how near they are "
+            "(1 = deep inside one family; near 0 = far from every mapped token)."
         )
 
 st.header("5. Recording and building", divider="gray")
@@ -235,7 +253,10 @@ else:
     if mine[0] and st.button("Delete what I recorded", icon=":material/delete:"):
         n = store.delete_owner(state.atlas_owner)
         state.atlas_recorded = set()
-        st.success(f"Deleted {n} runs.")
+        st.success(
+            f"Deleted {n} runs from the store. The map above still shows their tokens until "
+            "it is rebuilt; opening one says it is gone."
+        )
 if state.atlas_problem:
     st.warning(w.md_escape(state.atlas_problem))
 
@@ -254,4 +275,11 @@ with st.expander("Build or refresh the map", expanded=atlas is None):
         language="bash",
     )
     if st.button("Build the map here (a few minutes)", icon=":material/map:"):
-        build(store, output)
+        lock = caches.build_lock()
+        if not lock.acquire(blocking=False):
+            st.info("Another session is building the map right now; it appears here when done.")
+        else:
+            try:
+                build(store, output)
+            finally:
+                lock.release()

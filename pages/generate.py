@@ -12,6 +12,7 @@ from app.widgets import (
     page_intro,
     threshold_slider,
 )
+from lib.atlas.store import recording_allowed
 from lib.viz.tables import token_table
 
 page_intro(
@@ -90,4 +91,10 @@ if state.run is not None:
     download_run(st, run)
     st.page_link(
         "pages/attention_graph.py", label="See what each token attends to", icon=":material/hub:"
+    )
+if state.atlas_record and recording_allowed():
+    st.caption(
+        "Runs you generate (prompt, tokens and their attention fingerprints) are added to "
+        "this server's attention atlas. Switch that off, or delete your runs, on the "
+        "Attention atlas page."
     )

@@ -206,9 +206,9 @@ def test_discovery_recovers_planted_families(planted):
 
     points = pq.read_table(out / "planted" / "points.parquet").to_pandas()
     assert len(points) == len(truth) == manifest["n_points"]
-    assert points["token_id"].is_unique
+    assert points["id"].is_unique
     ids = store.fingerprints().ids
-    assert np.array_equal(points["token_id"].to_numpy(), ids)  # every point, in order
+    assert np.array_equal(points["id"].to_numpy(), ids)  # every point, in order
     assert adjusted_rand_score(truth, points["cluster"]) >= 0.95
     assert manifest["n_clusters"] == N_BLOBS
     assert manifest["n_sample"] == 1000  # fitted on a sample, the rest placed in chunks
@@ -234,9 +234,9 @@ def test_classify_puts_a_stored_point_in_its_own_cluster(planted):
     assert set(answer["manifold"]) == {"zone", "confidence", "cluster_id", "cluster_label"}
     assert answer["manifold"]["cluster_id"] == atlas.labels[members[0]]
     assert 0.5 < answer["manifold"]["confidence"] <= 1
-    # A point far from every family gets a low confidence or no family at all.
+    # A point far from every family gets (almost) no confidence.
     far = atlas.locate(np.full((1, 20), 50, np.float32))
-    assert far.xy.shape == (1, 2)
+    assert far.xy.shape == (1, 2) and far.confidence[0] < 0.05
 
 
 def test_stopped_discovery_resumes_to_the_same_result(planted, tmp_path):
@@ -257,13 +257,65 @@ def test_stopped_discovery_resumes_to_the_same_result(planted, tmp_path):
     state = json.loads((tmp_path / "r" / "checkpoint" / "state.json").read_text())
     assert state["fitted"] and state["chunks_done"] == 1
     assert not (tmp_path / "latest").exists()
-    manifest = run_discovery(cfg)  # same run id: resumes from the checkpoint
+    # Resumed with other settings on the command line: the job keeps its own (a smaller
+    # batch would otherwise cut the remaining points into other chunks: gaps, duplicates).
+    other = DiscoveryConfig(
+        db=str(store.path),
+        output=str(tmp_path),
+        hours=24,
+        batch_size=77,
+        min_cluster_size=99,
+        run_id="r",
+    )
+    manifest = run_discovery(other)
     import pyarrow.parquet as pq
     from sklearn.metrics import adjusted_rand_score
 
+    assert manifest["config"]["batch_size"] == 200 and manifest["config"]["hours"] == 0
     points = pq.read_table(tmp_path / "r" / "points.parquet").to_pandas()
-    assert manifest["n_points"] == len(truth) and points["token_id"].is_unique
+    assert manifest["n_points"] == len(truth) and points["id"].is_unique
+    assert np.array_equal(points["id"].to_numpy(), store.fingerprints().ids)  # no gap
     assert adjusted_rand_score(truth, points["cluster"]) >= 0.95
+
+
+def test_rows_deleted_during_discovery_are_left_out_not_misaligned(tmp_path):
+    """A user deletes their runs while a job runs: the map keeps every other point with
+    its own numbers, and the manifest counts what went."""
+    from lib.atlas.discovery import DiscoveryConfig, run_discovery
+
+    store = Store(tmp_path / "d.sqlite")
+    rng = np.random.default_rng(1)
+    centres = rng.uniform(0, 1, (3, 20))
+    for r in range(20):
+        rows, _ = planted_rows(rng, centres, 30)
+        store.add_run(
+            source="app",
+            model="m",
+            prompt="",
+            settings={},
+            tokens=rows,
+            owner="leaver" if r % 5 == 0 else "stayer",
+        )
+    cfg = DiscoveryConfig(
+        db=str(store.path),
+        output=str(tmp_path),
+        hours=0,
+        umap_sample_size=300,
+        batch_size=100,
+        run_id="d",
+    )
+    with pytest.raises(KeyboardInterrupt):  # stop after the fit and one chunk
+        calls = []
+        run_discovery(cfg, should_stop=lambda: calls.append(1) or len(calls) > 1)
+    gone = store.delete_owner("leaver")
+    manifest = run_discovery(cfg)
+    import pyarrow.parquet as pq
+
+    points = pq.read_table(tmp_path / "d" / "points.parquet").to_pandas()
+    kept = store.fingerprints()
+    assert gone == 4 and manifest["deleted_while_running"] == 4 * 30
+    assert np.array_equal(points["id"].to_numpy(), kept.ids)
+    np.testing.assert_array_equal(np.stack(points["vector"].to_numpy()), kept.vectors)
 
 
 def test_discovery_refuses_an_empty_window(tmp_path):
@@ -308,7 +360,15 @@ def call(url: str, body: bytes | None = None, headers: dict | None = None):
 
 @pytest.fixture(scope="module")
 def service(planted, tmp_path_factory):
-    store, out, *_ = planted
+    """The service as a process, on a copy of the planted store (it writes to it)."""
+    import sqlite3
+
+    planted_store, out, *_ = planted
+    copy = tmp_path_factory.mktemp("svcdb") / "copy.sqlite"
+    with sqlite3.connect(planted_store.path) as src, sqlite3.connect(copy) as dst:
+        src.backup(dst)
+    store = Store(copy)
+    planted = (store, *planted[1:])
     port = free_port()
     with open(tmp_path_factory.mktemp("svc") / "service.log", "w+") as log:
         proc = subprocess.Popen(
@@ -440,3 +500,25 @@ def test_the_app_uses_the_calibrated_rules():
     rules = default_rules()
     assert rules != ZoneRules() and rules.source.startswith("calibrated on the built-in corpus")
     assert f"{rules.long_mass:.3g}" in zone_rules_text()
+
+
+def test_service_reads_and_limits_bodies_sent_without_a_length(tmp_path):
+    """A chunked body (no Content-Length) is read by the size guard and still reaches the
+    endpoint; over the limit it is refused with 413."""
+    from fastapi.testclient import TestClient
+
+    from lib.atlas.service import MAX_BODY_BYTES, create_app
+
+    client = TestClient(create_app(tmp_path / "x.sqlite", tmp_path / "none"))
+    body = json.dumps({"request_id": "a", "vector": [0.1] * 20, "step": 1}).encode()
+
+    def chunks(padding: int):
+        yield body
+        yield b" " * padding
+
+    headers = {"Content-Type": "application/json"}
+    r = client.post("/fingerprint", content=chunks(10), headers=headers)
+    assert r.request.headers.get("content-length") is None
+    assert r.status_code == 200 and r.json()["stored"] is True
+    r = client.post("/fingerprint", content=chunks(MAX_BODY_BYTES), headers=headers)
+    assert r.status_code == 413 and "larger than" in r.json()["detail"]

@@ -48,6 +48,7 @@ def test_runs_are_recorded_and_can_be_deleted_or_not_recorded(app):
     generate(app, prompt="A short note about bread", max_tokens=5)
     owner = app.session_state["atlas_owner"]
     assert store.count(owner) == (1, 5)
+    assert any("added to this server's attention atlas" in c.value for c in app.caption)
     fp = store.fingerprints()
     rid = max(r for r in set(fp.run_ids.tolist()) if store.run(r)["owner"] == owner)
     mine = fp.run_ids == rid
@@ -93,9 +94,13 @@ def test_map_click_shows_the_token_and_opens_its_run(app, atlas_built):
     run = app.session_state["run"]
     stored = Store().run(int(points["run_id"][row]))
     assert run.result.prompt == stored["prompt"].strip()
+    assert app.session_state["matrix_source"].startswith("Whole sequence")
     key, side, idx = app.session_state["graph_focus"]
     assert (key, side) == (run.key, "input")
-    assert idx == int(points["position"][row])
+    r = run.result  # the focused token is the clicked one: same vocabulary id, same text
+    assert r.token_ids[r.bos_offset + idx] == points["token_id"][row]
+    assert r.texts[r.bos_offset + idx] == points["label"][row]
+    assert Store().count(app.session_state["atlas_owner"]) == (0, 0)  # not recorded again
     # The graph page draws that token selected (yellow).
     assert any("Filtered on prompt token" in c.value for c in app.caption)
 
@@ -106,3 +111,17 @@ def test_an_unreachable_service_falls_back_to_the_library(app, atlas_built, monk
     open_atlas(app)
     assert any("cannot be reached" in w.value for w in app.warning)
     assert any("Classified by the library" in c.value for c in app.caption)
+
+
+def test_build_the_map_from_the_page(app, atlas_built, tmp_path, monkeypatch):
+    """The page's Build button: the corpus is already in the store (read again: nothing to
+    do), then a discovery run makes a new map in an empty folder, and the page shows it."""
+    monkeypatch.setenv("TAV_ATLAS_DIR", str(tmp_path))
+    open_atlas(app)
+    assert any("No map yet" in i.value for i in app.info)
+    before = Store().count()
+    button(app, "Build the map here (a few minutes)").click().run()
+    assert_ok(app)
+    assert Store().count() == before  # resumed: every window was already stored
+    assert (tmp_path / "latest").exists()
+    assert len(app.get("plotly_chart")) == 1

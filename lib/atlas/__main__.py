@@ -30,6 +30,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     i.add_argument("--model", default=None, help="model id or folder (default: the bundled)")
     i.add_argument("--window", type=int, default=512, help="tokens per forward pass")
     i.add_argument("--threads", type=int, default=None, help="torch threads")
+    i.add_argument(
+        "--ray",
+        action="store_true",
+        help="run on Ray Data (uv sync --extra distributed): a local cluster, or --ray-address",
+    )
+    i.add_argument("--ray-address", default=None, help="an existing Ray cluster ('auto')")
+    i.add_argument("--workers", type=int, default=2, help="Ray workers (one model each)")
 
     d = sub.add_parser("discover", help="cluster and map the stored fingerprints")
     d.add_argument("--db", help=db_help)
@@ -67,7 +74,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def _stoppable() -> list[int]:
+    """Ctrl+C once: stop at the next safe point (a window, a chunk); twice: now."""
+    stop: list[int] = []
+
+    def handler(*_) -> None:
+        if stop:
+            raise KeyboardInterrupt("stopped")
+        stop.append(1)
+        print("Stopping at the next safe point (Ctrl+C again to quit now) ...", flush=True)
+
+    signal.signal(signal.SIGINT, handler)
+    return stop
+
+
 def ingest(args: argparse.Namespace) -> int:
+    try:
+        return _ingest(args)
+    except (OSError, ValueError, UnicodeError) as err:  # files, the store, the settings
+        print(f"Cannot ingest: {err}", file=sys.stderr)
+        return 2
+
+
+def _ingest(args: argparse.Namespace) -> int:
     import torch
 
     from lib.atlas.ingest import corpus_documents, file_documents
@@ -76,6 +105,8 @@ def ingest(args: argparse.Namespace) -> int:
     from lib.config import BUNDLED_MODEL
     from lib.model.loading import load_model
 
+    if args.window < 3:
+        raise ValueError("--window must be at least 3 tokens")
     if args.threads:
         torch.set_num_threads(args.threads)
     docs = ([] if args.no_corpus else corpus_documents()) + file_documents(args.files)
@@ -83,9 +114,22 @@ def ingest(args: argparse.Namespace) -> int:
         print("Nothing to ingest: give files or leave out --no-corpus.", file=sys.stderr)
         return 2
     store = Store(args.db)
+    if args.ray:
+        from lib.atlas.distributed import ingest_on_ray
+
+        final = ingest_on_ray(
+            store,
+            args.model or BUNDLED_MODEL,
+            docs,
+            window=args.window,
+            workers=args.workers,
+            address=args.ray_address,
+            progress=lambda p: print(f"[{p.done}] {p.document}: {p.tokens} tokens", flush=True),
+        )
+        print(f"Done on Ray: {final.stored} windows stored, {final.skipped} already there.")
+        return 0
     lm = load_model(args.model or BUNDLED_MODEL)
-    stop = []
-    signal.signal(signal.SIGINT, lambda *_: stop.append(1))
+    stop = _stoppable()
 
     def show(p) -> None:
         print(
@@ -122,15 +166,15 @@ def discover(args: argparse.Namespace) -> int:
         if not (Path(args.output) / args.resume / "checkpoint" / "state.json").exists():
             print(f"No checkpoint for run {args.resume} in {args.output}.", file=sys.stderr)
             return 2
-    stop = []
-    signal.signal(signal.SIGINT, lambda *_: stop.append(1))
+        print(f"Resuming {args.resume} with the settings it started with.", flush=True)
+    stop = _stoppable()
     try:
         m = run_discovery(
             cfg,
             lambda s: print(f"[{s.fraction:4.0%}] {s.stage}", flush=True),
             should_stop=lambda: bool(stop),
         )
-    except (DiscoveryError, ValueError) as err:
+    except (DiscoveryError, ValueError, OSError) as err:  # StoreError is an OSError too
         print(err, file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:

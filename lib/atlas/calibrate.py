@@ -2,8 +2,9 @@
 
 Seed 004 describes each zone in words ("high local mass, low entropy"); here "high" means
 in the corpus's top quarter and "low" in its bottom quarter, measured over the tokens where
-the number can be large at all: long mass needs at least 100 tokens before the token, mid
-mass at least 10 (earlier tokens would pull every quantile to 0). The peak mass is the top
+the number can be large at all: long mass needs keys 100 or more tokens back from the query
+that predicted the token (position > 100), mid mass keys 10 or more back (position > 10);
+earlier tokens would pull every quantile to 0. The peak mass is the top
 quarter of the histogram's inner bins. `python -m lib.atlas calibrate` writes the result to
 `lib/analysis/zone_rules.json`, which the app reads.
 """
@@ -22,7 +23,8 @@ def calibrate(vectors: np.ndarray, positions: np.ndarray, what: str) -> ZoneRule
     v = np.asarray(vectors, dtype=np.float64)
     pos = np.asarray(positions)
     col = {name: v[:, i] for i, name in enumerate(DIMENSIONS)}
-    far, mid = pos >= MID, pos >= LOCAL
+    # The token at position p was predicted by query p - 1, whose furthest key is p - 1 back.
+    far, mid = pos > MID, pos > LOCAL
     if far.sum() < 20 or mid.sum() < 20:
         raise ValueError("Too few tokens 100+ positions into their texts to calibrate on.")
     inner = v[:, DIMENSIONS.index("hist_1") : DIMENSIONS.index("hist_7")]

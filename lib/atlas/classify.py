@@ -27,7 +27,9 @@ class Placement:
 
     xy          (n, 2) float32  mean map position of the nearest mapped fingerprints
     cluster     (n,) int64      the cluster they vote for (-1 = no family)
-    confidence  (n,) float32    0-1: vote share x the voters' membership strength
+    confidence  (n,) float32    0-1: vote share x the voters' membership strength x
+                                nearness (1 when the neighbours are as close as mapped
+                                points' usually are, falling as they get further)
     zones       n zone names    the zone rules applied to each fingerprint
     """
 
@@ -92,9 +94,14 @@ class Atlas:
         self.xy = self.points[["x", "y"]].to_numpy(np.float32)
         self.labels = self.points["cluster"].to_numpy(np.int64)
         self.strength = self.points["strength"].to_numpy(np.float32)
-        self._knn = NearestNeighbors(n_neighbors=min(NEIGHBOURS, len(self.points))).fit(
-            self.scaler.transform(self.vectors)
-        )
+        scaled = self.scaler.transform(self.vectors)
+        self._knn = NearestNeighbors(n_neighbors=min(NEIGHBOURS, len(self.points))).fit(scaled)
+        # How far a mapped point's neighbours typically are (itself left out): a new point
+        # much further from its neighbours than that is outside every family.
+        probe = scaled[:: max(1, len(scaled) // 2000)]
+        k = min(NEIGHBOURS + 1, len(scaled))
+        dist = NearestNeighbors(n_neighbors=k).fit(scaled).kneighbors(probe)[0][:, 1:]
+        self.typical_distance = float(np.median(dist.mean(axis=1))) if dist.size else 1.0
         mean, std = self.vectors.mean(axis=0), self.vectors.std(axis=0)
         self.names = {
             int(r.cluster): f"Family {int(r.cluster)}: {family_name(r.centroid, mean, std)}"
@@ -115,8 +122,10 @@ class Atlas:
 
     def locate(self, vectors: np.ndarray) -> Placement:
         v = np.asarray(vectors, dtype=np.float32).reshape(-1, len(DIMENSIONS))
-        idx = self._knn.kneighbors(self.scaler.transform(v))[1]
+        dist, idx = self._knn.kneighbors(self.scaler.transform(v))
         cluster, confidence = vote(idx, self.labels, self.strength)
+        near = np.minimum(1.0, self.typical_distance / np.maximum(dist.mean(axis=1), 1e-9))
+        confidence = (confidence * near).astype(np.float32)
         return Placement(self.xy[idx].mean(axis=1), cluster, confidence, tuple(zone(x) for x in v))
 
     def classify(self, vector) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import urllib.error
@@ -34,6 +35,12 @@ def classify_remote(url: str, vectors: np.ndarray, timeout: float = 10.0) -> lis
         except urllib.error.HTTPError as err:
             detail = err.read().decode("utf-8", "replace")[:300]
             raise ServiceError(f"The atlas service answered {err.code}: {detail}") from err
-        except (urllib.error.URLError, OSError, ValueError) as err:
+        except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as err:
             raise ServiceError(f"The atlas service at {url} cannot be reached: {err}") from err
+    for a in answers:  # the seed's shape, or it is not an atlas service
+        m = a.get("manifold") if isinstance(a, dict) else None
+        if not (
+            isinstance(m, dict) and {"zone", "confidence", "cluster_id", "cluster_label"} <= set(m)
+        ):
+            raise ServiceError(f"The service at {url} did not answer with a classification.")
     return answers

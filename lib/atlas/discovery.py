@@ -25,6 +25,7 @@ import os
 import pickle
 import shutil
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -92,52 +93,61 @@ def _log(report: Callable[[Step], None] | None, stage: str, fraction: float) -> 
         report(Step(stage, fraction))
 
 
+def _save_state(path: Path, state: dict) -> None:
+    """Write the checkpoint state atomically: a kill mid-write leaves the old one."""
+    tmp = path.with_suffix(f".{uuid.uuid4().hex}.tmp")
+    tmp.write_text(json.dumps(state))
+    os.replace(tmp, path)
+
+
 def run_discovery(
     cfg: DiscoveryConfig,
     report: Callable[[Step], None] | None = None,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> dict:
-    """Run (or resume) one discovery job; returns its manifest."""
+    """Run (or resume) one discovery job; returns its manifest.
+
+    The job's fingerprints are fixed when it starts (their ids are saved with the
+    checkpoint); a resume continues with the settings it started with. Fingerprints deleted
+    while it runs are left out and counted in the manifest."""
     cfg.check()
     out = Path(cfg.output) / cfg.run_id
     ckpt = out / "checkpoint"
-    ckpt.mkdir(parents=True, exist_ok=True)
     state_file = ckpt / "state.json"
     store = Store(cfg.db)
     started = time.perf_counter()
     timings: dict[str, float] = {}
 
-    if state_file.exists():  # resume
+    if state_file.exists():  # resume, with the settings the job started with
         state = json.loads(state_file.read_text())
-        since = state["since"]
+        cfg = DiscoveryConfig(**(state["config"] | {"output": cfg.output, "db": cfg.db}))
+        ids = np.load(ckpt / "ids.npy")
     else:
         since = None if cfg.hours == 0 else time.time() - cfg.hours * 3600
-        state = {"config": asdict(cfg), "since": since, "fitted": False, "chunks_done": 0}
-    ids = store.fingerprints(since=since).ids  # the job's fixed set of token ids
-    if state.get("n_points") is None:
-        state["n_points"] = int(len(ids))
-        state["max_id"] = int(ids.max()) if len(ids) else 0
-    ids = ids[ids <= state["max_id"]]
-    if len(ids) < max(cfg.min_cluster_size * 2, 10):
-        raise DiscoveryError(
-            f"Only {len(ids)} fingerprints to discover from (runs of the last "
-            f"{cfg.hours:g} hours); ingest a corpus first or use --hours 0."
-        )
+        ids = store.fingerprints(since=since).ids
+        if len(ids) < max(cfg.min_cluster_size * 2, 10):
+            raise DiscoveryError(
+                f"Only {len(ids)} fingerprints to discover from (runs of the last "
+                f"{cfg.hours:g} hours); ingest a corpus first or use --hours 0."
+            )
+        ckpt.mkdir(parents=True, exist_ok=True)
+        np.save(ckpt / "ids.npy", ids)
+        state = {"config": asdict(cfg), "fitted": False, "chunks_done": 0}
+        _save_state(state_file, state)
 
     import umap
     from sklearn.cluster import HDBSCAN
     from sklearn.neighbors import NearestNeighbors
     from sklearn.preprocessing import StandardScaler
 
-    rng = np.random.default_rng(cfg.seed)
-    n_sample = min(len(ids), cfg.sample_cap())
     if not state["fitted"]:
         t = time.perf_counter()
         _log(report, "reading the sample", 0.02)
-        sample_ids = np.sort(rng.choice(ids, size=n_sample, replace=False))
-        vectors = _vectors(store, since, sample_ids)
+        rng = np.random.default_rng(cfg.seed)
+        pick = np.sort(rng.choice(ids, size=min(len(ids), cfg.sample_cap()), replace=False))
+        sample_ids, vectors = _vectors(store, pick)
         scaler = StandardScaler().fit(vectors)
-        _log(report, f"UMAP on {n_sample:,} fingerprints", 0.1)
+        _log(report, f"UMAP on {len(sample_ids):,} fingerprints", 0.1)
         reducer = umap.UMAP(
             n_components=2,
             n_neighbors=cfg.n_neighbors,
@@ -161,27 +171,24 @@ def run_discovery(
                 f,
             )
         state["fitted"] = True
-        state_file.write_text(json.dumps(state))
+        _save_state(state_file, state)
         timings["fit_s"] = time.perf_counter() - t
     with open(ckpt / "fit.pkl", "rb") as f:
         fit = pickle.load(f)
     rest = np.setdiff1d(ids, fit["sample_ids"])
     chunks = [rest[i : i + cfg.batch_size] for i in range(0, len(rest), cfg.batch_size)]
-    knn = NearestNeighbors(n_neighbors=min(NEIGHBOURS, n_sample)).fit(fit["xy"])
+    knn = NearestNeighbors(n_neighbors=min(NEIGHBOURS, len(fit["xy"]))).fit(fit["xy"])
     t = time.perf_counter()
     for c in range(state["chunks_done"], len(chunks)):
         if should_stop():
-            state_file.write_text(json.dumps(state))
             raise KeyboardInterrupt(f"stopped; resume with --resume {cfg.run_id}")
         _log(report, f"placing chunk {c + 1} of {len(chunks)}", 0.55 + 0.35 * c / len(chunks))
-        vectors = _vectors(store, since, chunks[c])
+        found, vectors = _vectors(store, chunks[c])
         xy = fit["umap"].transform(fit["scaler"].transform(vectors)).astype(np.float32)
         labels, strength = vote(knn.kneighbors(xy)[1], fit["labels"], fit["strength"])
-        np.savez(
-            ckpt / f"chunk_{c:05d}.npz", ids=chunks[c], xy=xy, labels=labels, strength=strength
-        )
+        np.savez(ckpt / f"chunk_{c:05d}.npz", ids=found, xy=xy, labels=labels, strength=strength)
         state["chunks_done"] = c + 1
-        state_file.write_text(json.dumps(state))
+        _save_state(state_file, state)
     timings["place_s"] = time.perf_counter() - t
 
     _log(report, "writing Parquet", 0.92)
@@ -189,18 +196,20 @@ def run_discovery(
     for c in range(len(chunks)):
         z = np.load(ckpt / f"chunk_{c:05d}.npz")
         parts.append((z["ids"], z["xy"], z["labels"], z["strength"], False))
-    manifest = write_outputs(store, since, cfg, out, parts, fit["scaler"], timings, started)
+    manifest = write_outputs(store, cfg, out, parts, len(ids), fit["scaler"], timings, started)
     shutil.rmtree(ckpt, ignore_errors=True)
     point_latest(Path(cfg.output), cfg.run_id)
     _log(report, "done", 1.0)
     return manifest
 
 
-def _vectors(store: Store, since: float | None, ids: np.ndarray) -> np.ndarray:
-    """The fingerprints of `ids` (sorted), read in id order without holding the rest."""
-    fp = store.fingerprints(since=since, after_id=int(ids[0]) - 1, until_id=int(ids[-1]))
+def _vectors(store: Store, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(ids still stored, their fingerprints) for sorted `ids`, read over their id span."""
+    if len(ids) == 0:
+        return ids, np.zeros((0, 20), np.float32)
+    fp = store.fingerprints(after_id=int(ids[0]) - 1, until_id=int(ids[-1]))
     keep = np.isin(fp.ids, ids)
-    return fp.vectors[keep]
+    return fp.ids[keep], fp.vectors[keep]
 
 
 def vote(idx: np.ndarray, labels: np.ndarray, strength: np.ndarray):
@@ -212,14 +221,15 @@ def vote(idx: np.ndarray, labels: np.ndarray, strength: np.ndarray):
     out_s = np.empty(len(idx), dtype=np.float32)
     for i, (row, nb) in enumerate(zip(votes, idx, strict=True)):
         values, counts = np.unique(row, return_counts=True)
-        best = values[np.argmax(counts)]
+        # The most votes; on a tie a family wins over noise.
+        best = values[max(range(len(values)), key=lambda j: (counts[j], values[j] >= 0))]
         agree = row == best
         out_l[i] = best
         out_s[i] = 0.0 if best < 0 else agree.mean() * strength[nb[agree]].mean()
     return out_l, out_s
 
 
-def write_outputs(store, since, cfg, out: Path, parts, scaler, timings, started) -> dict:
+def write_outputs(store, cfg, out: Path, parts, n_job: int, scaler, timings, started) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -230,23 +240,25 @@ def write_outputs(store, since, cfg, out: Path, parts, scaler, timings, started)
     labels = np.concatenate([p[2] for p in parts])[order]
     strength = np.concatenate([p[3] for p in parts])[order]
     in_sample = np.concatenate([np.full(len(p[0]), p[4]) for p in parts])[order]
-    fp = store.fingerprints(since=since, after_id=int(ids[0]) - 1, until_id=int(ids[-1]))
-    keep = np.isin(fp.ids, ids)
-    sel = np.flatnonzero(keep)
-    # Zones by the rules in use now (the store keeps the zone given when it was recorded).
-    zones = np.array([zone(v) for v in fp.vectors[sel]], dtype=object)
-    labels_txt = np.array(fp.labels, dtype=object)[sel]
-    contexts = np.array(fp.contexts, dtype=object)[sel]
+    # Join by id: rows deleted since they were placed are dropped, not misaligned.
+    fp = store.fingerprints(after_id=int(ids[0]) - 1, until_id=int(ids[-1]))
+    sel = np.flatnonzero(np.isin(fp.ids, ids))
+    keep = np.isin(ids, fp.ids[sel])
+    ids, xy, labels, strength, in_sample = (a[keep] for a in (ids, xy, labels, strength, in_sample))
     vectors = fp.vectors[sel]
+    # Zones by the rules in use now (the store keeps the zone given when it was recorded).
+    zones = np.array([zone(v) for v in vectors], dtype=object)
+    contexts = np.array(fp.contexts, dtype=object)[sel]
     points = pa.table(
         {
-            "token_id": ids,
+            "id": ids,
             "run_id": fp.run_ids[sel],
             "step": fp.steps[sel],
             "position": fp.positions[sel],
+            "token_id": fp.token_ids[sel],
             "model": np.array(fp.models, dtype=object)[sel],
             "zone": zones,
-            "label": labels_txt,
+            "label": np.array(fp.labels, dtype=object)[sel],
             "context": contexts,
             "x": xy[:, 0],
             "y": xy[:, 1],
@@ -302,6 +314,7 @@ def write_outputs(store, since, cfg, out: Path, parts, scaler, timings, started)
         "db": str(store.path),
         "config": asdict(cfg),
         "n_points": int(len(ids)),
+        "deleted_while_running": int(n_job - len(ids)),
         "n_sample": int(in_sample.sum()),
         "n_clusters": len(rows),
         "noise": int((labels < 0).sum()),
@@ -314,7 +327,7 @@ def write_outputs(store, since, cfg, out: Path, parts, scaler, timings, started)
 def point_latest(output: Path, run_id: str) -> None:
     """OUTPUT/latest -> RUN_ID: a symlink, or a file with the id where links fail."""
     link = output / "latest"
-    tmp = output / f".latest-{os.getpid()}"
+    tmp = output / f".latest-{uuid.uuid4().hex}"
     try:
         tmp.symlink_to(run_id, target_is_directory=True)
     except OSError:

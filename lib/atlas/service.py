@@ -15,6 +15,7 @@ Start it with `uv run python -m lib.atlas serve` (see `--help`).
 from __future__ import annotations
 
 import math
+import sqlite3
 import threading
 from pathlib import Path
 from typing import Annotated
@@ -56,6 +57,7 @@ class _Atlases:
         self._atlas: Atlas | None = None
 
     def get(self) -> Atlas | None:
+        """The latest run, or None; a run that cannot be read is a 503 with the reason."""
         if self.folder is None:
             return None
         run = latest_run(self.folder)
@@ -63,7 +65,13 @@ class _Atlases:
             if run is None:
                 self._atlas = None
             elif self._atlas is None or self._atlas.folder.resolve() != run.resolve():
-                self._atlas = Atlas(run)
+                try:
+                    self._atlas = Atlas(run)
+                except Exception as err:  # noqa: BLE001 - a damaged run: say so, stay up
+                    self._atlas = None
+                    raise HTTPException(
+                        503, f"The discovery run {run.name} cannot be read: {err}"
+                    ) from err
             return self._atlas
 
 
@@ -101,13 +109,19 @@ def create_app(db: str | Path | None = None, discovery_dir: str | Path | None = 
             request._body = body  # the endpoint reads what was already received
         return await call_next(request)
 
+    @app.exception_handler(sqlite3.Error)
+    async def store_down(request: Request, err: sqlite3.Error) -> JSONResponse:
+        return JSONResponse({"detail": f"The fingerprint store failed: {err}"}, status_code=503)
+
     @app.get("/health")
     def health() -> dict:
-        return {
-            "status": "ok",
-            "schema_version": SCHEMA_VERSION,
-            "discovery": atlases.get() is not None,
-        }
+        try:
+            ready, problem = atlases.get() is not None, None
+        except HTTPException as err:
+            ready, problem = False, err.detail
+        return {"status": "ok", "schema_version": SCHEMA_VERSION, "discovery": ready} | (
+            {"discovery_problem": problem} if problem else {}
+        )
 
     @app.post("/fingerprint")
     def add_fingerprint(body: FingerprintIn) -> dict:

@@ -9,7 +9,8 @@ Schema (version `SCHEMA_VERSION`, created on first use):
             display text, a short context, its 20-number fingerprint (float32 bytes) and zone
 
 Every run and its tokens are written in one transaction, so a killed job leaves whole runs
-or nothing; WAL mode and a busy timeout let 30 writers share the file without errors.
+or nothing; WAL mode and a busy timeout let 30 writers share the file without errors. Ids
+are never reused (AUTOINCREMENT): a map made before a deletion cannot point at a newer run.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ BUSY_TIMEOUT_S = 60.0
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     source TEXT NOT NULL,
     doc_key TEXT UNIQUE,
     owner TEXT,
@@ -45,7 +46,7 @@ CREATE TABLE IF NOT EXISTS runs (
     n_tokens INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS tokens (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
     step INTEGER,
     position INTEGER NOT NULL,
@@ -61,7 +62,7 @@ CREATE INDEX IF NOT EXISTS runs_owner ON runs(owner);
 """
 
 
-class StoreError(Exception):
+class StoreError(OSError):
     """The store cannot be opened or is of another schema version."""
 
 
@@ -113,6 +114,7 @@ class Fingerprints:
     run_ids   (N,) int64
     steps     (N,) int64    generation step, -1 for a prompt token
     positions (N,) int64
+    token_ids (N,) int64    vocabulary ids
     """
 
     ids: np.ndarray
@@ -124,6 +126,7 @@ class Fingerprints:
     run_ids: np.ndarray
     steps: np.ndarray
     positions: np.ndarray
+    token_ids: np.ndarray
 
     def __post_init__(self) -> None:
         n = self.ids.shape[0]
@@ -132,7 +135,7 @@ class Fingerprints:
         for name in ("zones", "labels", "contexts", "models"):
             if len(getattr(self, name)) != n:
                 raise ValueError(f"{name} must have {n} entries")
-        for name in ("run_ids", "steps", "positions"):
+        for name in ("run_ids", "steps", "positions", "token_ids"):
             if getattr(self, name).shape != (n,):
                 raise ValueError(f"{name} must be ({n},)")
 
@@ -240,6 +243,25 @@ class Store:
 
     # -- reading -------------------------------------------------------------------------
 
+    def doc_keys(self) -> frozenset[str]:
+        """Every stored document key (what a distributed ingestion may skip)."""
+        with self._connect() as con:
+            rows = con.execute("SELECT doc_key FROM runs WHERE doc_key IS NOT NULL")
+            return frozenset(k for (k,) in rows)
+
+    def live_runs(self, run_ids) -> set[int]:
+        """Which of `run_ids` are still stored (a user may have deleted theirs)."""
+        ids = sorted({int(r) for r in run_ids})
+        alive: set[int] = set()
+        with self._connect() as con:
+            for i in range(0, len(ids), 500):
+                part = ids[i : i + 500]
+                marks = ",".join("?" * len(part))
+                alive |= {
+                    r for (r,) in con.execute(f"SELECT id FROM runs WHERE id IN ({marks})", part)
+                }
+        return alive
+
     def has_doc(self, doc_key: str) -> bool:
         with self._connect() as con:
             return (
@@ -302,7 +324,8 @@ class Store:
         chunks), of runs from `source` ("corpus", "app", ...) if given."""
         sql = (
             "SELECT t.id, t.fingerprint, t.zone, t.label, t.context, r.model, t.run_id,"
-            " COALESCE(t.step, -1), t.position FROM tokens t JOIN runs r ON r.id = t.run_id"
+            " COALESCE(t.step, -1), t.position, t.token_id"
+            " FROM tokens t JOIN runs r ON r.id = t.run_id"
             " WHERE t.id > ?"
         )
         args: list = [int(after_id)]
@@ -337,4 +360,5 @@ class Store:
             run_ids=np.array([r[6] for r in rows], dtype=np.int64),
             steps=np.array([r[7] for r in rows], dtype=np.int64),
             positions=np.array([r[8] for r in rows], dtype=np.int64),
+            token_ids=np.array([r[9] for r in rows], dtype=np.int64),
         )
