@@ -253,6 +253,8 @@ def table(items: dict) -> list[dict]:
             None,
         )
         for n, d in a["discovery"].items():
+            if not n.isdigit():
+                continue  # the warm-up run (numba's compile), kept in the JSON
             row(
                 "8 atlas",
                 f"discovery on {int(n):,} fingerprints (fresh process; {d['n_clusters']} families)",

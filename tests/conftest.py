@@ -18,6 +18,9 @@ if not os.environ.get("TAV_ATLAS_DB"):
     os.environ["TAV_ATLAS_DB"] = str(Path(tempfile.mkdtemp(prefix="tav-test-atlas-")) / "a.db")
 if not os.environ.get("TAV_ATLAS_DIR"):
     os.environ["TAV_ATLAS_DIR"] = tempfile.mkdtemp(prefix="tav-test-discovery-")
+# Ray (the optional distributed ingestion) must start its workers in this environment,
+# not through `uv run` in a folder of their own (read when Ray is imported).
+os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach the hub
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 

@@ -11,6 +11,7 @@ by the workers (their keys travel with the job), so a resumed job redoes nothing
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -63,6 +64,9 @@ def ingest_on_ray(
     progress: Callable[[Progress], None] | None = None,
 ) -> Progress:
     """Fingerprint `documents` on a Ray cluster (a local one if `address` is None)."""
+    # Under `uv run`, Ray starts its workers with `uv run` in their own folder, which makes
+    # a fresh environment without the optional extra (no Ray in it): use this one instead.
+    os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
     import ray
 
     if not ray.is_initialized():
