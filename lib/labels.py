@@ -1,30 +1,65 @@
-"""How a token is shown: one module, two documented modes.
+"""How a token is shown: one rule, every page (`display_text`).
 
-- **Graph mode** (`graph_label`, seed 000's `clean_label`): the attention graph's compact
-  labels. BPE markers become spaces and are trimmed, a newline is written `\\n`, special
-  tokens become tags such as [EOS]. Used by the graph page only.
-- **Display mode** (`display_text`, seed 001's convention): what the token writes, with
-  every space, newline and tab made visible as `·`, `↵` and `→`, so "·the" and "the" are
-  told apart. Used by every table, heatmap and chart outside the graph.
+- A token shows the characters it writes, decoded by its own tokenizer, with every space,
+  newline and tab made visible as `·`, `↵` and `→` (so "·the" and "the" are told apart).
+- Characters that draw nothing or change the direction of the text around them become
+  named markers: `⟨ZWJ⟩`, `⟨NBSP⟩`, `⟨RLO⟩`, other controls `⟨U+0007⟩`. A typed right-to-left
+  override can then never reverse the page.
+- A token that holds only part of a character (byte-level BPE splits "日" or an emoji over
+  several tokens) shows the bytes it holds in hex, `⟨E6 97⟩`, with `PARTIAL_NOTE` as its
+  tooltip; where a token holds whole characters and a partial one, both show.
+- Special tokens keep seed 000's tags (`clean_label`: `[EOS]`, `[BOS]`, `[UNK]`); other
+  special tokens keep their name (`<|im_start|>`). A generated end-of-sequence is `[EOS]`.
 
-A run stores both (`GenerationResult.labels` and `.texts`), so views never re-derive them.
+A run stores every token's text once (`GenerationResult.texts`, and `.labels`, the same
+texts with a generated EOS as `[EOS]`), so views never re-derive them.
 """
 
 from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-TokenText = Callable[[int], str]  # token id -> its display-mode text
+TokenText = Callable[[int], str]  # token id -> its text under the one rule
 
-# Whitespace made visible in display mode.
+# Whitespace made visible.
 VISIBLE = {" ": "·", "\n": "↵", "\t": "→", "\r": "␍"}
+# Characters that draw nothing, or reorder the text around them, by their short names.
+NAMED = {
+    "\u00a0": "NBSP",
+    "\u00ad": "SHY",
+    "\u061c": "ALM",
+    "\u200b": "ZWSP",
+    "\u200c": "ZWNJ",
+    "\u200d": "ZWJ",
+    "\u200e": "LRM",
+    "\u200f": "RLM",
+    "\u2028": "LSEP",
+    "\u2029": "PSEP",
+    "\u202a": "LRE",
+    "\u202b": "RLE",
+    "\u202c": "PDF",
+    "\u202d": "LRO",
+    "\u202e": "RLO",
+    "\u2060": "WJ",
+    "\u2066": "LRI",
+    "\u2067": "RLI",
+    "\u2068": "FSI",
+    "\u2069": "PDI",
+    "\ufeff": "BOM",
+}
+PARTIAL_NOTE = (
+    "⟨..⟩ holds bytes in hex: this token is only part of a character, whose UTF-8 bytes "
+    "the tokenizer split over several tokens."
+)
+_BYTE_TOKEN = re.compile(r"<0x([0-9A-Fa-f]{2})>")
 
-# ---- graph mode ------------------------------------------------------------------------
+# ---- seed 000's tags for special tokens ------------------------------------------------
 
 
 def clean_label(token) -> str:
@@ -41,57 +76,108 @@ def clean_label(token) -> str:
     return label.strip() if label.strip() else "[EMPTY]"
 
 
-def _escape_controls(text: str) -> str:
-    """Newlines, tabs and other control characters as escapes, so a label never hides them."""
-    out = []
-    for c in text:
-        if c == "\n":
-            out.append("\\n")
-        elif c == "\t":
-            out.append("\\t")
-        elif c.isprintable() or c == " ":
-            out.append(c)
+# ---- characters ------------------------------------------------------------------------
+
+
+def mark(c: str) -> str:
+    """One character as shown: visible whitespace, a named marker, or itself."""
+    if c in VISIBLE:
+        return VISIBLE[c]
+    if c in NAMED:
+        return f"⟨{NAMED[c]}⟩"
+    if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Zl", "Zp"):
+        return f"⟨U+{ord(c):04X}⟩"
+    return c
+
+
+def visible(text: str) -> str:
+    """`text` under the one rule: whitespace visible, invisible characters named."""
+    return "".join(mark(c) for c in text)
+
+
+BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def bidi_visible(text: str) -> str:
+    """Whole text (the output box) with only its direction-changing characters named, so a
+    typed right-to-left override shows as ⟨RLO⟩ and cannot reverse what follows; the rest
+    (emoji joiners, spaces) stays as written."""
+    return "".join(f"⟨{NAMED[c]}⟩" if c in BIDI else c for c in text)
+
+
+def bytes_text(data: bytes) -> str:
+    """Bytes under the one rule: whole UTF-8 characters decoded, stray bytes in hex."""
+    out: list[str] = []
+    stray: list[int] = []
+    i = 0
+    while i < len(data):
+        for n in (1, 2, 3, 4):
+            try:
+                ch = data[i : i + n].decode("utf-8")
+            except UnicodeDecodeError:
+                continue
+            if stray:
+                out.append("⟨" + " ".join(f"{b:02X}" for b in stray) + "⟩")
+                stray = []
+            out.append(visible(ch))
+            i += n
+            break
         else:
-            out.append(f"\\x{ord(c):02x}")
+            stray.append(data[i])
+            i += 1
+    if stray:
+        out.append("⟨" + " ".join(f"{b:02X}" for b in stray) + "⟩")
     return "".join(out)
 
 
-def graph_label(tokenizer, token_id: int, eos_ids: frozenset[int] = frozenset()) -> str:
-    """Graph mode for one token: seed 000's clean_label, made readable.
+@functools.cache
+def _byte_decoder() -> dict[str, int]:
+    """GPT-2's byte-level BPE alphabet, reversed: stand-in character -> byte."""
+    bs = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1)]
+    bs += list(range(ord("®"), ord("ÿ") + 1))
+    cs, n = bs[:], 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return {chr(c): b for b, c in zip(bs, cs, strict=True)}
 
-    Byte-level BPE writes UTF-8 bytes as stand-in letters ("Ã©" for "é", "æĹ¥" for "日").
-    When a token holds whole characters they are decoded before cleaning; a token holding
-    part of a character keeps clean_label of its raw piece. End-of-sequence shows as [EOS].
-    """
+
+def piece_bytes(piece: str) -> bytes | None:
+    """The bytes behind a vocabulary piece that decodes to broken UTF-8: a SentencePiece
+    byte token `<0xE6>`, or a byte-level BPE piece; None when neither."""
+    if m := _BYTE_TOKEN.fullmatch(piece):
+        return bytes([int(m.group(1), 16)])
+    dec = _byte_decoder()
+    if piece and all(c in dec for c in piece):
+        return bytes(dec[c] for c in piece)
+    return None
+
+
+def is_partial(text: str) -> bool:
+    """True when a shown token holds bytes of a split character (its ⟨..⟩ hex)."""
+    return re.search(r"⟨[0-9A-F]{2}( [0-9A-F]{2})*⟩", text) is not None
+
+
+# ---- tokens ----------------------------------------------------------------------------
+
+
+def display_text(tokenizer, token_id: int, eos_ids: frozenset[int] = frozenset()) -> str:
+    """One token under the one rule (see the module's docstring)."""
     token_id = int(token_id)
     if token_id in eos_ids:
         return "[EOS]"
     piece = tokenizer.convert_ids_to_tokens(token_id)
     if piece is None:
         return "[UNK]"
-    if token_id in tokenizer.all_special_ids:
+    if token_id in set(getattr(tokenizer, "all_special_ids", []) or []):
         return clean_label(piece)
-    text = tokenizer.convert_tokens_to_string([piece])
-    if not text or "\ufffd" in text or text == piece:
-        return clean_label(piece)
-    return clean_label(_escape_controls(text))
-
-
-# ---- display mode ----------------------------------------------------------------------
-
-
-def visible(text: str) -> str:
-    """`text` with spaces, newlines and tabs replaced by visible marks (· ↵ →)."""
-    return "".join(VISIBLE.get(c, c) for c in text)
-
-
-def display_text(tokenizer, token_id: int) -> str:
-    """Display mode for one token: what it writes, whitespace visible; special tokens keep
-    their name.
-
-    A byte token that is only part of a multi-byte character decodes to "�" on its own.
-    """
-    text = tokenizer.decode([int(token_id)], skip_special_tokens=False)
+    text = tokenizer.decode([token_id], skip_special_tokens=False)
+    if "\ufffd" in text and "\ufffd" not in str(piece):
+        data = piece_bytes(str(piece))
+        if data is not None:
+            return bytes_text(data)
     return visible(text) if text else "[EMPTY]"
 
 

@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from app import caches
 from app.runs import LIMITS, run_generation
 from app.state import bound, state
 from app.widgets import (
@@ -13,6 +14,7 @@ from app.widgets import (
     threshold_slider,
 )
 from lib.atlas.store import recording_allowed
+from lib.labels import bidi_visible
 from lib.viz.tables import token_table
 
 page_intro(
@@ -72,9 +74,10 @@ if state.run is not None:
         md_escape(f"{r.model_name} · {r.settings.sampling.describe()} · {r.n_steps} tokens, ")
         + ending
     )
-    st.code(r.prompt + r.generated_text, language=None, wrap_lines=True)
+    same_model = lm is not None and lm.spec == r.model_spec
+    st.code(bidi_visible(r.prompt + r.generated_text), language=None, wrap_lines=True)
     st.dataframe(
-        token_table(r),
+        token_table(r, caches.prompt_probs(run.key, lm, r) if same_model else None),
         hide_index=True,
         width="stretch",
         height=300,
@@ -83,7 +86,9 @@ if state.run is not None:
                 help="What the token writes: · is a space, ↵ a newline, → a tab"
             ),
             "probability": st.column_config.NumberColumn(
-                help="The model's probability for the token it chose (empty for prompt tokens)",
+                help="Generated: the probability the model gave the token it chose. Prompt: "
+                "the probability it gave that token from the tokens before it (low = "
+                "surprising; the first token has nothing before it).",
                 format="%.4f",
             ),
         },

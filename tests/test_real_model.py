@@ -165,18 +165,19 @@ def test_conversion_cache_is_complete_and_detects_damage(smollm2, tmp_path):
     assert not _folder_is_complete(copy)
 
 
-def test_token_labels_are_readable_and_follow_clean_label(smollm2):
-    from lib.labels import clean_label, graph_label
+def test_prompt_token_probabilities_match_the_generation_step(smollm2, monkeypatch):
+    from lib.analysis.surprise import next_token_probs
 
-    tok = smollm2.tokenizer
-    for word in (" forest", "The", "\n"):
-        (tid,) = tok(word, add_special_tokens=False)["input_ids"]
-        assert graph_label(tok, tid) == clean_label(tok.convert_ids_to_tokens(tid))
-    labels = [
-        graph_label(tok, t) for t in tok("東京 café\tend", add_special_tokens=False)["input_ids"]
-    ]
-    joined = "".join(labels)
-    assert "é" in joined and "\\t" in joined  # decoded, not "Ã©" or "ĉ"
-    assert "Ã" not in joined
-    eos = next(iter(smollm2.eos_ids))
-    assert graph_label(tok, eos, smollm2.eos_ids) == "[EOS]"
+    r = generate(smollm2, "The old wizard walked through the forest", max_new_tokens=2)
+    P = r.prompt_len
+    # The same pass over the prompt plus the first generated token: its last entry is the
+    # probability generation gave that token at step 1 (a different code path: the cache).
+    probs = next_token_probs(smollm2, r.token_ids[: P + 1])
+    assert probs[P] == pytest.approx(float(r.chosen_prob[0]), abs=1e-4)
+    assert np.isnan(probs[0]) and np.all((probs[1:] > 0) & (probs[1:] <= 1))
+    import lib.analysis.surprise as surprise
+
+    monkeypatch.setattr(surprise, "CHUNK", 3)  # chunk edges fall mid-prompt: same numbers
+    assert np.allclose(
+        surprise.next_token_probs(smollm2, r.token_ids[: P + 1]), probs, 1e-5, equal_nan=True
+    )

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from lib.config import Limits
-from lib.labels import display_text, graph_label
+from lib.labels import display_text
 from lib.measures import entropy_bits
 from lib.model.capture import RECORDER_KWARG, AttentionRecorder
 from lib.model.loading import LoadedModel
@@ -176,15 +176,15 @@ def generate(
 
     all_ids = ids + chosen
     # EOS is [EOS] only where the model wrote it; the same id inside a chat prompt is a marker.
-    labels = [graph_label(lm.tokenizer, t) for t in ids]
-    labels += [graph_label(lm.tokenizer, t, eos_ids) for t in chosen]
+    texts = [display_text(lm.tokenizer, t) for t in all_ids]
+    labels = texts[: len(ids)] + [display_text(lm.tokenizer, t, eos_ids) for t in chosen]
     return GenerationResult(
         model_spec=lm.spec,
         model_name=lm.name,
         prompt=normalise_prompt(prompt),
         token_ids=np.asarray(all_ids, dtype=np.int64),
         labels=tuple(labels),
-        texts=tuple(display_text(lm.tokenizer, t) for t in all_ids),
+        texts=tuple(texts),
         prompt_len=len(ids),
         bos_offset=bos_offset,
         attention=_trim(attention, len(chosen), len(all_ids) - 1),

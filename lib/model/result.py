@@ -75,9 +75,9 @@ class GenerationResult:
     T = prompt_len + n_steps tokens; L layers, H query heads; K top candidates per step.
 
     token_ids    (T,) int64     prompt ids then generated ids
-    labels       T strings      graph-mode labels (lib.labels: seed 000's clean_label; EOS
-                                shown as [EOS])
-    texts        T strings      display-mode texts (lib.labels: whitespace as · ↵ →)
+    labels       T strings      `texts`, with a generated end-of-sequence shown as [EOS]
+    texts        T strings      each token under lib.labels' one rule (whitespace as · ↵ →,
+                                invisible characters named, split characters in hex)
     attention    (n_steps, L, H, T - 1) float32: row s is the attention of the query that
                  produced generated token s, i.e. position prompt_len - 1 + s, over keys
                  [0, prompt_len + s); keys past that are zero. Raw softmax weights.

@@ -10,13 +10,18 @@ from lib.labels import TokenSplit
 from lib.model.result import GenerationResult
 
 
-def token_table(r: GenerationResult) -> pd.DataFrame:
-    """One row per token of the run: position, part, text, id, and for generated tokens the
-    probability the model gave the token it chose (prompt tokens were not chosen: empty)."""
+def token_table(r: GenerationResult, prompt_probs: np.ndarray | None = None) -> pd.DataFrame:
+    """One row per token of the run: position, part, text, id, and the probability the
+    model gave the token: for a generated token when it chose it, for a prompt token
+    `prompt_probs` (P,) from the tokens before it (lib.analysis.surprise; the first: empty)."""
     T = len(r.token_ids)
     part = np.array(["prompt"] * r.prompt_len + ["generated"] * r.n_steps, dtype=object)
     part[: r.bos_offset] = "prompt (hidden BOS)"
     prob = np.full(T, np.nan)
+    if prompt_probs is not None:
+        if prompt_probs.shape != (r.prompt_len,):
+            raise ValueError(f"prompt_probs must be ({r.prompt_len},)")
+        prob[: r.prompt_len] = prompt_probs
     prob[r.prompt_len :] = r.chosen_prob
     return pd.DataFrame(
         {
