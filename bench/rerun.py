@@ -73,7 +73,7 @@ def run(prompt: str, new_tokens: int, repeats: int, log) -> dict:
     default = measure("default settings (threshold 0.05, current step)")
     # The heaviest drawing: every connection of every step so far, at threshold 0.
     at.slider(key="threshold__w").set_value(0.0).run()
-    at.toggle(key="show_all__w").set_value(True).run()
+    next(b for b in at.button if b.label == "Show all connections").click().run()
     _check(at)
     heavy = measure("threshold 0 and show all")
     return {

@@ -5,16 +5,38 @@ import streamlit as st
 from app import caches
 from app import widgets as w
 from app.runs import Run
-from app.state import bound, state
+from app.state import LINES_THRESHOLD, LINES_TOP_K, bound, state
 from lib.config import MAX_GRAPH_PROMPT
 from lib.viz.graph import attention_graph, select_edges, selection_from_event, window_edges
 from lib.viz.tables import strongest_connections
-from lib.viz.text import graph_caption
+from lib.viz.text import graph_caption, no_lines_note, sink_share_note
 
 
-def reset_selection() -> None:
-    state.graph_nonce += 1  # a new chart key starts with no selection
+def reset_selection(show_all: bool = False) -> None:
+    """Seed 000's two buttons: both clear the click selection (a new chart key starts with
+    none); "Show all connections" then draws every step so far, "Reset selection" this one."""
+    state.graph_nonce += 1
     state.graph_focus = None
+    state.show_all = show_all
+
+
+def top_k_instead() -> None:
+    state.graph_lines = LINES_TOP_K
+
+
+def which_lines(where) -> tuple[float, int | None]:
+    """The threshold, or the k strongest lines per step instead (None: use the threshold)."""
+    mode = where.radio("Lines drawn", [LINES_THRESHOLD, LINES_TOP_K], **bound("graph_lines"))
+    if mode == LINES_TOP_K:
+        where.number_input(
+            "k",
+            1,
+            50,
+            **bound("graph_top_k"),
+            help="Lines to prompt tokens and lines to earlier generated tokens, each, per step.",
+        )
+        return float(state.threshold), int(state.graph_top_k)
+    return w.threshold_slider(where), None
 
 
 @st.fragment
@@ -24,14 +46,19 @@ def graph(run: Run, layer: int | None, head: int | None, hide: bool) -> None:
     c1, c2 = st.columns([3, 2])
     with c1:
         current = w.step_slider("step", n, "Which generated token's attention to show.")
-    threshold = w.threshold_slider(c2)
-    b1, b2 = st.columns([3, 2])
-    b1.toggle(
+    threshold, top_k = which_lines(c2)
+    b1, b2, b3 = st.columns([2, 2, 3])
+    b1.button(
         "Show all connections",
-        **bound("show_all"),
+        on_click=reset_selection,
+        args=(True,),
+        icon=":material/select_all:",
         help="Draw the connections of every step up to the current one, not just this step.",
     )
     b2.button("Reset selection", on_click=reset_selection, icon=":material/restart_alt:")
+    b3.caption(
+        "Showing every step up to this one." if state.show_all else "Showing this step only."
+    )
     # Long prompts: a window of prompt tokens keeps every label readable. Weights are still
     # normalised over the whole prompt, so the lines keep their true values.
     n_in = len(r.prompt_labels)
@@ -52,14 +79,22 @@ def graph(run: Run, layer: int | None, head: int | None, hide: bool) -> None:
     state.selected_token = selected
     steps = caches.steps(run.key, layer, head, hide, r)
     step = steps[current]
-    sink = (
-        f" The hidden first token (attention sink) took {step.sink_raw:.1%} of the raw attention."
-    )
     token = w.md_escape(r.generated_labels[current])
     st.markdown(
         f"**Step {current + 1} of {n}:** the model writes “{token}” "
-        f"(probability {float(r.chosen_prob[current]):.3f})." + (sink if step.sink_raw else "")
+        f"(probability {float(r.chosen_prob[current]):.3f})."
     )
+    first = "[BOS]" if r.bos_offset else r.prompt_labels[0]
+    share = step.sink_raw if (r.bos_offset or hide) else float(step.input_raw[0])
+    note = sink_share_note(share, w.md_escape(first), shown=not (r.bos_offset or hide))
+    if r.bos_offset or hide:
+        st.caption(note)
+    else:
+        n1, n2 = st.columns([5, 1], vertical_alignment="center")
+        n1.info(note, icon=":material/anchor:")
+        if n2.button("Hide the sink", help=w.SINK_HELP):
+            state.hide_sink = True
+            st.rerun(scope="app")  # the switch above the fragment changes every view
     if selected is not None:
         side, idx = selected
         name = r.prompt_labels[idx] if side == "input" else r.generated_labels[idx]
@@ -70,8 +105,11 @@ def graph(run: Run, layer: int | None, head: int | None, hide: bool) -> None:
             f"Filtered on {'prompt' if side == 'input' else 'generated'} token {idx} "
             f"“{w.md_escape(name)}”: showing {what}. Reset selection to see all."
         )
-    edges = select_edges(steps, current, threshold, bool(state.show_all), selected)
+    edges = select_edges(steps, current, threshold, bool(state.show_all), selected, top_k)
     edges = window_edges(edges, lo, hi)
+    if not len(edges) and top_k is None and selected is None:
+        st.info(no_lines_note(step, threshold), icon=":material/visibility_off:")
+        st.button("Draw the strongest 5 lines per step instead", on_click=top_k_instead)
     shown = (selected[0], selected[1] - lo) if selected and selected[0] == "input" else selected
     fig = attention_graph(r.prompt_labels[lo:hi], r.generated_labels, edges, current, shown)
     st.plotly_chart(
@@ -82,7 +120,7 @@ def graph(run: Run, layer: int | None, head: int | None, hide: bool) -> None:
         width="content",
         config={"displayModeBar": False},
     )
-    st.caption(graph_caption(r, layer, head, hide, threshold, len(edges)))
+    st.caption(graph_caption(r, layer, head, hide, threshold, len(edges), top_k))
     with st.expander("Strongest connections at this step"):
         st.dataframe(
             strongest_connections(r, step),

@@ -68,8 +68,8 @@ def test_every_page_renders_and_switching_keeps_the_run(app):
 
 def test_pages_without_a_run_point_to_generate(app):
     for page in ALL_PAGES[:-1]:  # every page but Generate itself
-        if page == "pages/atlas.py":
-            continue  # the map is of stored texts, not of the current run
+        if page in ("pages/atlas.py", "pages/analogy.py"):
+            continue  # the map is of stored texts, the arithmetic of the model's weights
         app.switch_page(page).run()
         assert_ok(app)
         assert any("Nothing generated yet" in i.value for i in app.info), page
@@ -90,7 +90,7 @@ def test_step_and_threshold_change_the_graph(app):
     app.slider(key="threshold__w").set_value(0.2).run()
     fewer = edge_count(figure(app))
     assert fewer < visible_prompt + 4
-    app.toggle(key="show_all__w").set_value(True).run()
+    button(app, "Show all connections").click().run()
     assert edge_count(figure(app)) >= fewer
 
 
@@ -109,7 +109,7 @@ def test_click_filters_and_reset_clears(app):
     generate(app, max_tokens=6)
     app.switch_page("pages/attention_graph.py").run()
     app.slider(key="threshold__w").set_value(0.0).run()
-    app.toggle(key="show_all__w").set_value(True).run()
+    button(app, "Show all connections").click().run()
     app.slider(key="step__w").set_value(6).run()
     all_edges = edge_count(figure(app))
     chart_key = app.session_state["graph_chart_key"]
@@ -129,8 +129,12 @@ def test_click_filters_and_reset_clears(app):
 
     button(app, "Reset selection").click().run()
     assert app.session_state["selected_token"] is None
-    assert edge_count(figure(app)) == all_edges
     assert "yellow" not in marker_colours(figure(app), "input")
+    # Seed 000's reset goes back to the plain view: this step's lines only (threshold 0:
+    # one to each prompt token and each of the 5 earlier generated tokens).
+    assert edge_count(figure(app)) == len(app.session_state["run"].result.prompt_labels) + 5
+    button(app, "Show all connections").click().run()
+    assert edge_count(figure(app)) == all_edges
 
 
 def test_click_on_generated_token_shows_its_incoming_edges(app):
@@ -144,6 +148,39 @@ def test_click_on_generated_token_shows_its_incoming_edges(app):
     app.run()
     assert edge_count(figure(app)) == len(result.prompt_labels) + 3
     assert marker_colours(figure(app), "output")[3] == "yellow"
+
+
+def test_sink_is_explained_with_its_share_and_hidden_in_one_click(app):
+    generate(app, max_tokens=3)
+    result = app.session_state["run"].result
+    app.switch_page("pages/attention_graph.py").run()
+    # The share on screen is the model's own: the first prompt key's weight, averaged over
+    # every layer and head, read straight from the stored attention of step 1.
+    share = float(result.attention[0, :, :, 0].mean())
+    note = next(i.value for i in app.info if "attention sink" in i.value)
+    assert f"{share:.1%}" in note
+    button(app, "Hide the sink").click().run()
+    assert_ok(app)
+    assert app.session_state["hide_sink"] is True
+    assert app.toggle(key="hide_sink__w").value is True
+    assert not [i for i in app.info if "attention sink" in i.value]
+    assert any(f"took {share:.1%}" in c.value for c in app.caption)
+
+
+def test_a_long_prompt_says_why_no_line_shows_and_offers_the_strongest(app):
+    generate(app, prompt="the cat sat on the mat and " * 105, max_tokens=2)
+    result = app.session_state["run"].result
+    assert len(result.prompt_labels) > 700
+    app.switch_page("pages/attention_graph.py").run()
+    app.slider(key="threshold__w").set_value(0.2).run()
+    assert edge_count(figure(app)) == 0
+    assert any("No line of this step is above the threshold" in i.value for i in app.info)
+    button(app, "Draw the strongest 5 lines per step instead").click().run()
+    assert_ok(app)
+    assert edge_count(figure(app)) >= 1  # the strongest prompt lines inside the drawn window
+    app.number_input(key="graph_top_k__w").set_value(3).run()
+    assert_ok(app)
+    assert any("Only the 3 strongest lines" in c.value for c in app.caption)
 
 
 def test_empty_prompt_shows_a_message_and_runs_nothing(app):

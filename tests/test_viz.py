@@ -12,6 +12,7 @@ from lib.analysis.fingerprint import DIMENSIONS, Fingerprints
 from lib.analysis.head_roles import ROLES, HeadRoles
 from lib.analysis.logit_lens import LogitLens
 from lib.analysis.next_token import apply_min_p, apply_temperature, apply_top_k, apply_top_p
+from lib.config import MAX_LINE_WIDTH, MIN_LINE_WIDTH
 from lib.labels import TokenSplit
 from lib.model.result import GenerationResult, RunSettings
 from lib.viz import fingerprint as vf
@@ -94,6 +95,74 @@ def test_select_edges_threshold_and_selection():
     assert (e.kind == 1).sum() == 1 and e.weight[e.kind == 1][0] == pytest.approx(1.0)
     one = vg.select_edges(steps, 1, threshold=0.0, selected=("input", 1))
     assert one.src.tolist() == [1, 1] and one.dst.tolist() == [0, 1]  # token 1 -> each step
+
+
+def test_top_k_keeps_the_strongest_lines_of_each_kind_whatever_the_threshold():
+    r = hand_result()
+    steps = all_steps(r)
+    # Step 1's prompt part is [0.3, 0.1, 0.15] / 0.55: the two strongest are tokens 0 and 2.
+    e = vg.select_edges(steps, 1, threshold=0.99, top_k=2)
+    assert e.src[e.kind == 0].tolist() == [0, 2]
+    assert e.src[e.kind == 1].tolist() == [0]  # only one earlier generated token exists
+    alone = vg.select_edges(steps, 1, threshold=0.99)  # the threshold alone: no prompt line
+    assert (alone.kind == 0).sum() == 0
+
+
+def _drawn_widths(fig) -> dict[tuple[float, float], float]:
+    """(x, y) of each drawn line's start -> its width, from the figure's own traces."""
+    out = {}
+    for t in fig.data:
+        if t.mode != "lines" or t.x is None or t.showlegend:
+            continue
+        xs, ys = np.asarray(t.x, float), np.asarray(t.y, float)
+        for i in range(0, len(xs), 3):
+            out[(float(xs[i]), round(float(ys[i]), 4))] = float(t.line.width)
+    return out
+
+
+def test_line_width_is_one_fixed_scale_across_steps():
+    # Seed 000: MIN_LINE_WIDTH at weight 0 up to MAX_LINE_WIDTH at weight 1, linear.
+    assert float(vg.line_width(0.0)) == pytest.approx(MIN_LINE_WIDTH, abs=0.15)
+    assert float(vg.line_width(1.0)) == pytest.approx(MAX_LINE_WIDTH, abs=0.15)
+    assert float(vg.line_width(0.5)) == pytest.approx((MIN_LINE_WIDTH + MAX_LINE_WIDTH) / 2, 0.1)
+
+    # Two steps drawn apart, whose strongest lines differ (0.9 and 0.3): a 0.3 line is as
+    # wide on both, not blown up to the full width where it is its step's strongest.
+    def widths(weights):
+        e = vg.GraphEdges(
+            np.array([0, 0], np.int8),
+            np.array([0, 1]),
+            np.array([0, 0]),
+            np.array(weights, np.float32),
+            np.array(weights, np.float32),
+        )
+        return _drawn_widths(vg.attention_graph(("a", "b"), ("c",), e, 0))
+
+    first, second = widths([0.9, 0.3]), widths([0.3, 0.25])
+    y_a, y_b = 1.0, 0.0
+    assert first[(vg.X_IN, y_b)] == pytest.approx(second[(vg.X_IN, y_a)])  # both 0.3
+    assert second[(vg.X_IN, y_a)] < MAX_LINE_WIDTH / 2
+    assert first[(vg.X_IN, y_a)] > 2.5  # 0.9
+
+
+def test_graph_places_tokens_at_seed_positions():
+    r = hand_result()
+    fig = vg.attention_graph(
+        ("a", "b", "c"),
+        r.generated_labels,
+        vg.GraphEdges(
+            *(np.zeros(0, t) for t in (np.int8, np.int64, np.int64, np.float32, np.float32))
+        ),
+        0,
+    )
+    lo, hi = fig.layout.xaxis.range
+    inputs = next(t for t in fig.data if t.name == "input")
+    outputs = next(t for t in fig.data if t.name == "output")
+    assert (inputs.x[0] - lo) / (hi - lo) == pytest.approx(0.1)
+    assert (outputs.x[0] - lo) / (hi - lo) == pytest.approx(0.9)
+    assert list(inputs.y) == pytest.approx(np.linspace(1, 0, 3).tolist())
+    legend = [t.name for t in fig.data if t.showlegend]
+    assert legend == [f"weight {w:g}" for w in vg.LEGEND_WEIGHTS]
 
 
 def test_window_edges_renumbers_prompt_tokens():
@@ -209,9 +278,6 @@ def test_fingerprint_table_and_strip():
 
 def test_weight_views_where_tokens_appear():
     assert vw.appears_in(np.array([1, 2, 3]), {1, 2}, {2, 3}) == ["prompt", "both", "generated"]
-    chart = vw.eigen_chart(np.array([0.9 + 0j, 0.1 + 0j])).to_dict()
-    rows = next(iter(chart["datasets"].values()))
-    assert [r["eigenvalue"] for r in rows] == pytest.approx([0.9, 0.1])
 
 
 # ---- captions ---------------------------------------------------------------------------

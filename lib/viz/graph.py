@@ -1,11 +1,15 @@
 """The step-by-step attention graph (seed 000's layout) as one Plotly figure.
 
-Prompt tokens sit on the left (x = 2), generated tokens on the right (x = 18, axis -5..25;
-whole numbers so those x values travel as one byte each). Blue lines join a generated token
-to the prompt tokens it attends to; orange curves to earlier generated tokens. Edges are
-grouped into a few traces by line width (not one trace per edge), coordinates are numpy
-arrays (sent as binary, never validated value by value), so a 200 x 50 graph with every
-edge drawn builds in well under 100 ms and its JSON stays under 1 MB.
+Prompt tokens sit at x = 0.1 of the plot's width, generated tokens at x = 0.9, y by
+`linspace`, as seed 000 lays them out (the x axis counts tenths, 0..10, so those positions
+travel as the whole numbers 1 and 9, one byte each). Blue lines join a generated token to
+the prompt tokens it attends to; orange curves to earlier generated tokens. Line width is
+MIN_LINE_WIDTH + (MAX_LINE_WIDTH - MIN_LINE_WIDTH) x the normalised weight, on that one
+fixed scale for every step (`line_width`), rounded to the middle of one of WIDTH_BINS equal
+weight bins so that edges are grouped into a few traces (not one trace per edge).
+Coordinates are numpy arrays (sent as binary, never validated value by value), so a
+200 x 50 graph with every edge drawn builds in well under 100 ms and its JSON stays under
+1 MB.
 """
 
 from __future__ import annotations
@@ -18,13 +22,15 @@ import plotly.graph_objects as go
 
 from lib.analysis.attention import StepAttention
 from lib.config import MAX_LINE_WIDTH, MIN_LINE_WIDTH, PLOT_HEIGHT, PLOT_WIDTH
+from lib.labels import PARTIAL_NOTE, is_partial
 
-X_IN, X_OUT = 2, 18
+X_IN, X_OUT, X_RANGE = 1, 9, (0, 10)  # tenths of the width: seed 000's x = 0.1 and 0.9
 BLUE, ORANGE = (31, 119, 180), (255, 127, 14)
 INPUT_COLOUR, FUTURE_COLOUR = "#c6dbef", "#e6e6e6"
 CURRENT_COLOUR, PAST_COLOUR, SELECTED_COLOUR = "coral", "pink", "yellow"
-WIDTH_BINS = 8
-CURVE_DEPTH, CURVE_BULGE = 1.2, 5.0  # the curve control point: X_OUT - depth - bulge*|dy|
+WIDTH_BINS = 10  # weight bins of 0.1: widths 0.625, 0.875, ... 2.875 px
+LEGEND_WEIGHTS = (0.05, 0.25, 0.5, 1.0)
+CURVE_DEPTH, CURVE_BULGE = 0.4, 1.7  # the curve control point: X_OUT - depth - bulge*|dy|
 ROW_PX = 18  # vertical pixels per token row when the graph must grow
 KEEP_LOOK = {"marker": {"opacity": 1.0}}  # a click must not fade the rest of the graph
 
@@ -65,8 +71,11 @@ def select_edges(
     threshold: float,
     show_all: bool = False,
     selected: Selection = None,
+    top_k: int | None = None,
 ) -> GraphEdges:
-    """Edges above `threshold` for the steps in view.
+    """Edges above `threshold` for the steps in view, or, with `top_k`, the k strongest
+    lines to prompt tokens and the k strongest to earlier generated tokens of each step
+    (whatever their weight: a long prompt spreads attention below any fixed threshold).
 
     By default only the current step's edges; `show_all` draws every step up to `current`.
     A selected prompt token keeps its edges to every step up to `current`; a selected
@@ -82,7 +91,7 @@ def select_edges(
     for s in in_view:
         st = steps[s]
         for kind, w, raw in ((0, st.input_norm, st.input_raw), (1, st.output_norm, st.output_raw)):
-            idx = np.flatnonzero(w > threshold)
+            idx = np.flatnonzero(w > threshold) if top_k is None else strongest(w, top_k)
             if selected is not None and selected[0] == "input":
                 idx = idx[idx == selected[1]] if kind == 0 else idx[:0]
             parts.append((np.full(idx.size, kind), idx, np.full(idx.size, s), w[idx], raw[idx]))
@@ -96,6 +105,31 @@ def select_edges(
         weight.astype(np.float32),
         raw.astype(np.float32),
     )
+
+
+def strongest(weights: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k largest weights, in index order (ties: the earlier token)."""
+    k = max(0, min(int(k), weights.size))
+    if k == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.sort(np.argsort(-weights, kind="stable")[:k])
+
+
+def width_bin(weight: np.ndarray) -> np.ndarray:
+    """Which of WIDTH_BINS equal bins of [0, 1] each normalised weight falls in."""
+    return np.clip((np.asarray(weight) * WIDTH_BINS).astype(int), 0, WIDTH_BINS - 1)
+
+
+def line_width(weight: np.ndarray | float) -> np.ndarray:
+    """Seed 000's scale: MIN_LINE_WIDTH at weight 0 to MAX_LINE_WIDTH at weight 1, the same
+    for every step, at the middle of the weight's bin."""
+    frac = (width_bin(weight) + 0.5) / WIDTH_BINS
+    return MIN_LINE_WIDTH + (MAX_LINE_WIDTH - MIN_LINE_WIDTH) * frac
+
+
+def _rgba(rgb: tuple[int, int, int], weight: float) -> str:
+    frac = (float(width_bin(weight)) + 0.5) / WIDTH_BINS
+    return f"rgba({rgb[0]},{rgb[1]},{rgb[2]},{0.3 + 0.65 * frac:.2f})"
 
 
 def window_edges(edges: GraphEdges, lo: int, hi: int) -> GraphEdges:
@@ -175,15 +209,13 @@ def attention_graph(
     traces: list[go.Scatter] = []
 
     if len(edges):
-        # Width in [MIN, MAX] proportional to weight relative to the strongest edge shown.
-        rel = edges.weight / max(float(edges.weight.max()), 1e-12)
-        bins = np.minimum((rel * WIDTH_BINS).astype(int), WIDTH_BINS - 1)
+        bins = width_bin(edges.weight)
         for kind, rgb in ((0, BLUE), (1, ORANGE)):
             for b in range(WIDTH_BINS):
                 m = (edges.kind == kind) & (bins == b)
                 if not m.any():
                     continue
-                frac = (b + 1) / WIDTH_BINS
+                w = (b + 0.5) / WIDTH_BINS
                 xs, ys = _segments(kind, edges.src[m], edges.dst[m], y_in, y_out)
                 traces.append(
                     go.Scatter(
@@ -195,8 +227,8 @@ def attention_graph(
                         unselected=KEEP_LOOK,
                         line={
                             "shape": "spline" if kind else "linear",
-                            "width": MIN_LINE_WIDTH + (MAX_LINE_WIDTH - MIN_LINE_WIDTH) * frac,
-                            "color": f"rgba({rgb[0]},{rgb[1]},{rgb[2]},{0.25 + 0.65 * frac:.2f})",
+                            "width": float(line_width(w)),
+                            "color": _rgba(rgb, w),
                         },
                     )
                 )
@@ -206,7 +238,9 @@ def attention_graph(
             y_in[np.minimum(edges.src, n_in - 1)],
             y_out[np.minimum(edges.src, n_out - 1)],
         )
-        mid_x = np.where(edges.kind == 0, (X_IN + X_OUT) // 2, X_OUT - 1)
+        dy = np.abs(y_out[edges.dst] - src_y)
+        apex = X_OUT - 0.5 * (CURVE_DEPTH + CURVE_BULGE * dy)  # on the curve, as _segments
+        mid_x = np.where(edges.kind == 0, (X_IN + X_OUT) / 2, apex)
         mid_y = (src_y + y_out[edges.dst]) / 2
         # Per edge only what differs, in one object array: Plotly keeps it as it is, where
         # lists of 11,000 strings get validated and copied value by value (~40 ms). The hover
@@ -221,7 +255,7 @@ def attention_graph(
         custom[:, 5] = names[n_in + edges.dst]
         traces.append(
             go.Scatter(
-                x=mid_x.astype(np.int8),
+                x=mid_x.astype(np.float32),
                 y=mid_y.astype(np.float32),
                 mode="markers",
                 marker={"size": 7, "color": "rgba(0,0,0,0)"},
@@ -230,6 +264,23 @@ def attention_graph(
                 customdata=custom,
                 showlegend=False,
                 unselected=KEEP_LOOK,
+            )
+        )
+
+    # The width scale, drawn once: the same widths mean the same weights on every step.
+    # Before the token markers, which stay the figure's last two traces.
+    for w in LEGEND_WEIGHTS:
+        traces.append(
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="lines",
+                name=f"weight {w:g}",
+                legendgroup="scale",
+                legendgrouptitle={"text": "line width = normalised weight:"},
+                line={"width": float(line_width(w)), "color": _rgba(BLUE, w)},
+                hoverinfo="skip",
+                showlegend=True,
             )
         )
 
@@ -259,7 +310,8 @@ def attention_graph(
                 customdata=[[side, i] for i in range(len(labels))],
                 hovertext=[
                     f"{'prompt' if side == 'input' else 'generated'} token {i}: {_esc(lb)}"
-                    f"<br>click to filter"
+                    + (f"<br>{PARTIAL_NOTE}" if is_partial(lb) else "")
+                    + "<br>click to filter"
                     for i, lb in enumerate(labels)
                 ],
                 hoverinfo="text",
@@ -274,9 +326,18 @@ def attention_graph(
     fig.update_layout(
         width=PLOT_WIDTH,
         height=max(PLOT_HEIGHT, ROW_PX * rows + 80),
-        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        margin={"l": 10, "r": 10, "t": 40, "b": 40},
+        legend={
+            "orientation": "h",
+            "x": 0.5,
+            "xanchor": "center",
+            "y": 0,
+            "yanchor": "top",
+            "itemclick": False,
+            "itemdoubleclick": False,
+        },
         font={"size": 13, "color": "#1b1f24"},
-        xaxis={"visible": False, "range": [-5, 25], "fixedrange": True},
+        xaxis={"visible": False, "range": list(X_RANGE), "fixedrange": True},
         yaxis={"visible": False, "range": [-0.03, 1.03], "fixedrange": True},
         plot_bgcolor="white",
         hovermode="closest",
