@@ -27,7 +27,9 @@ nav = st.navigation(
         "Inside the model": [
             st.Page("pages/predictions.py", title="Tokens & predictions", icon=":material/token:"),
             st.Page("pages/head_roles.py", title="Head roles", icon=":material/psychology:"),
+            st.Page("pages/ablation.py", title="Ablate a head", icon=":material/content_cut:"),
             st.Page("pages/lenses.py", title="Logit lens & fingerprints", icon=":material/layers:"),
+            st.Page("pages/analogy.py", title="Vector arithmetic", icon=":material/calculate:"),
             st.Page("pages/atlas.py", title="Attention atlas", icon=":material/scatter_plot:"),
         ],
         "Train your own": [

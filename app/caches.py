@@ -22,13 +22,23 @@ from typing import TYPE_CHECKING
 import numpy as np
 import streamlit as st
 
+from lib.analysis import ablation as ab
+from lib.analysis import analogy as an
 from lib.analysis import head_roles as hr
 from lib.analysis import next_token as nt
+from lib.analysis import residual as rs
 from lib.analysis.attention import StepAttention, all_steps
 from lib.analysis.fingerprint import Fingerprints, run_fingerprints
 from lib.analysis.logit_lens import LogitLens
 from lib.analysis.logit_lens import logit_lens as compute_logit_lens
-from lib.analysis.weights import EmbeddingPCA, embedding_pca, layer_ov_spectra
+from lib.analysis.surprise import next_token_probs
+from lib.analysis.weights import (
+    EmbeddingPCA,
+    OVCopying,
+    embedding_pca,
+    layer_ov_spectra,
+    ov_copying,
+)
 from lib.config import BUNDLED_MODEL, Limits
 from lib.labels import TokenSplit, TokenText, display_texts, split_tokens
 from lib.model.full_attention import FullAttention, full_attention
@@ -170,9 +180,44 @@ def text_roles(run_key: str, hide: bool, _lm: LoadedModel, _ids: np.ndarray) -> 
     return hr.head_roles(_lm, _ids, exclude_first=hide)
 
 
+@st.cache_resource(max_entries=32, show_spinner="Replaying the step without the heads ...")
+def ablation_step(
+    run_key: str, step: int, heads: tuple[ab.Head, ...], _lm: LoadedModel, _result: GenerationResult
+) -> ab.HeadAblation:
+    """Step `step` of the run, plain and with `heads` (sorted (layer, head) pairs) zeroed."""
+    return ab.ablate_step(_lm, _result, step, heads)
+
+
+@st.cache_resource(max_entries=16, show_spinner="Running the probe without the heads ...")
+def ablation_probe(
+    model_spec: str, heads: tuple[ab.Head, ...], _lm: LoadedModel
+) -> ab.ProbeAblation:
+    """The induction probe's loss, plain (from `probe_roles`'s pass) and with `heads` zeroed."""
+    plain = probe_roles(model_spec, False, _lm).loss
+    return ab.probe_ablation(_lm, heads, PROBE_LEN, PROBE_SEED, before=plain)
+
+
 @st.cache_resource(max_entries=8, show_spinner="Reading every layer through the unembedding ...")
 def logit_lens(run_key: str, _lm: LoadedModel, _result: GenerationResult) -> LogitLens:
     return compute_logit_lens(_lm, _result)
+
+
+@st.cache_resource(max_entries=8, show_spinner="Reading before and after every sub-layer ...")
+def sublayer_lens(run_key: str, _lm: LoadedModel, _result: GenerationResult) -> rs.SublayerLens:
+    return rs.sublayer_lens(_lm, _result)
+
+
+@st.cache_resource(max_entries=8, show_spinner="Measuring what each sub-layer writes ...")
+def activation_norms(run_key: str, _lm: LoadedModel, _ids: np.ndarray) -> rs.ActivationNorms:
+    return rs.activation_norms(_lm, _ids)
+
+
+@st.cache_resource(max_entries=16, show_spinner="Reading the prompt once more ...")
+def prompt_probs(run_key: str, _lm: LoadedModel, _result: GenerationResult) -> np.ndarray:
+    """(P,) the probability of each prompt token from the tokens before it (read-only)."""
+    probs = next_token_probs(_lm, _result.token_ids[: _result.prompt_len])
+    probs.flags.writeable = False
+    return probs
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
@@ -188,6 +233,27 @@ def pca(run_key: str, _lm: LoadedModel, _ids: np.ndarray) -> EmbeddingPCA:
 @st.cache_resource(max_entries=8, show_spinner=False)
 def ov_spectra(model_spec: str, layer: int, _lm: LoadedModel) -> np.ndarray:
     return layer_ov_spectra(_lm, layer)
+
+
+@st.cache_resource(max_entries=2, show_spinner="Reading every head's OV circuit ...")
+def copying(model_spec: str, _lm: LoadedModel) -> OVCopying:
+    """Every head's OV-circuit eigenvalues and copying score: weights only, one per model."""
+    return ov_copying(_lm)
+
+
+@st.cache_resource(max_entries=2, show_spinner="Measuring every embedding row ...")
+def embedding_index(model_spec: str, _lm: LoadedModel) -> an.EmbeddingIndex:
+    """The input embeddings with every row's norm, computed once per model (cosine)."""
+    return an.embedding_index(_lm)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def analogy(
+    model_spec: str, equation: str, k: int, specials: bool, variants: bool, _lm: LoadedModel
+) -> an.Analogy:
+    """The equation's nearest tokens; a bad equation raises AnalogyInputError (not cached)."""
+    index = embedding_index(model_spec, _lm)
+    return an.analogy(_lm, index, an.parse_equation(equation), k, specials, variants)
 
 
 # ---- the attention atlas ------------------------------------------------------------------

@@ -31,6 +31,7 @@ BUNDLED_LABEL = "SmolLM2-135M-Instruct (bundled, offline)"
 MATRIX_CAPTURED = "Generated tokens (captured while generating)"
 MATRIX_WHOLE = "Whole sequence (one extra forward pass)"
 PROBE = "Repeated random tokens (induction probe)"
+LINES_THRESHOLD, LINES_TOP_K = "Above the threshold", "The strongest k per step"
 
 
 class Shared(Generic[T]):
@@ -87,7 +88,9 @@ class State:
     layer: Shared[int | None] = Shared(None)  # None: the mean over all layers
     head: Shared[int | None] = Shared(None)  # None: the mean over all heads
     hide_sink: Shared[bool] = Shared(False)
-    show_all: Shared[bool] = Shared(False)
+    show_all: Shared[bool] = Shared(False)  # every step up to the current one, not just it
+    graph_lines: Shared[str] = Shared(LINES_THRESHOLD)  # which lines: above a threshold, or top k
+    graph_top_k: Shared[int] = Shared(5)
     step: Shared[int] = Shared(1)
     selected_token: Shared[tuple[str, int] | None] = Shared(None)
     graph_nonce: Shared[int] = Shared(0)  # a new graph key clears the click selection
@@ -112,6 +115,14 @@ class State:
     hr_grid_nonce: Shared[int] = Shared(0)
     hr_lens_step: Shared[int] = Shared(1)
     hr_ov_layer: Shared[int] = Shared(0)
+    sl_measure: Shared[str] = Shared("probability")  # the sub-layer lens chart's y axis
+    cp_layer: Shared[int | None] = Shared(None)  # the copying spectrum's head; None: strongest
+    cp_head: Shared[int | None] = Shared(None)
+    # Ablate a head
+    ab_step: Shared[int] = Shared(1)
+    ab_heads: Shared[list[tuple[int, int]]] = Shared(factory=list)  # (layer, head) pairs
+    # (state.layer, state.head) when the selection last followed them; None: never opened
+    ab_seen: Shared[tuple[int | None, int | None] | None] = Shared(None)
     # Train a transformer (seed 002) and the induction lab
     train_text: Shared[str] = Shared(factory=lambda: "\n".join(SENTENCES))
     train_epochs: Shared[int] = Shared(200)
@@ -135,6 +146,11 @@ class State:
     ind_lr: Shared[float] = Shared(InductionConfig.learning_rate)
     ind_batch: Shared[int] = Shared(InductionConfig.batch)
     ind_lab: Shared[LabModel | None] = Shared(None)
+    # Vector arithmetic
+    analogy_equation: Shared[str] = Shared("king - man + woman")
+    analogy_k: Shared[int] = Shared(10)
+    analogy_specials: Shared[bool] = Shared(True)  # special tokens are never answers
+    analogy_variants: Shared[bool] = Shared(True)  # nor the inputs' other spellings
     # Attention atlas
     atlas_record: Shared[bool] = Shared(True)  # add this session's runs to the atlas
     atlas_owner: Shared[str] = Shared(factory=lambda: uuid.uuid4().hex)  # whose runs to delete

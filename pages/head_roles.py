@@ -6,8 +6,17 @@ import streamlit as st
 from app import caches
 from app import widgets as w
 from app.state import MATRIX_WHOLE, PROBE, bound, state
-from lib.analysis.head_roles import ROLE_TITLES, ROLES
-from lib.viz.head_roles import grid_chart, grid_frame, picked_head, strongest_heads
+from lib.analysis.weights import has_ov_weights
+from lib.viz.head_roles import (
+    COPYING,
+    SCORE_TITLES,
+    copying_roles_caption,
+    grid_chart,
+    grid_frame,
+    picked_head,
+    score_options,
+    strongest_heads,
+)
 from lib.viz.text import roles_caption
 
 TEXT = "This run's text"
@@ -15,7 +24,8 @@ TEXT = "This run's text"
 w.page_intro(
     "Head roles",
     "Each attention head tends to do one job. This grid scores every head (rows: layers, "
-    "columns: heads) for four well-known jobs; click a head to open its attention pattern.",
+    "columns: heads) for four well-known attention jobs, or for copying as read from its "
+    "weights; click a head to open its attention pattern.",
 )
 run = w.need_run()
 lm = w.need_model(run, "Scoring heads")
@@ -29,7 +39,9 @@ probe = c1.radio(
     "papers: the second time, a head that looks up what came next last time can predict "
     "every token. Your own text shows what the heads do on it.",
 )
-role = c2.selectbox("Score", ROLES, format_func=ROLE_TITLES.get, **bound("hr_role"))
+options = score_options(with_copying=has_ov_weights(lm))
+state.hr_role = state.hr_role if state.hr_role in options else "induction"
+role = c2.selectbox("Score", options, format_func=SCORE_TITLES.get, **bound("hr_role"))
 hide = w.sink_toggle(
     help="Drop the first token from every head's attention rows and renormalise before "
     "scoring (TransformerLens's exclude_bos). The sink share itself is always the raw share."
@@ -38,6 +50,8 @@ if probe == PROBE:
     roles = caches.probe_roles(lm.spec, hide, lm)
 else:
     roles = caches.text_roles(run.key, hide, lm, run.result.token_ids)
+# Copying is read from the weights (one per model), the other scores from attention.
+cp = caches.copying(lm.spec, lm) if COPYING in options else None
 
 chart_key = st.session_state["hr_grid_key"] = f"hr_grid_{state.hr_grid_nonce}"
 picked = picked_head(st.session_state.get(chart_key), roles.n_layers, roles.n_heads)
@@ -47,10 +61,14 @@ if picked is not None:  # hand the head to the matrices page, as typed values
     state.hr_grid_nonce += 1  # coming back shows a fresh grid, not the same click again
     st.switch_page("pages/matrices.py")
 st.altair_chart(
-    grid_chart(grid_frame(roles, role), role), on_select="rerun", key=chart_key, width="content"
+    grid_chart(grid_frame(roles, role, None if cp is None else cp.score), role),
+    on_select="rerun",
+    key=chart_key,
+    width="content",
 )
-scores = roles.score(role)
-if np.isnan(scores).all():
+if role == COPYING and cp is not None:
+    st.caption(copying_roles_caption(cp))
+elif np.isnan(roles.score(role)).all():
     st.info(
         "No token in this text qualifies for this score (it needs a token that occurred "
         "before). Try the repeated random tokens."
@@ -75,10 +93,17 @@ if probe == PROBE and roles.n_random:
     )
 
 with st.expander("Strongest heads for each role"):
-    st.dataframe(strongest_heads(roles), hide_index=True, width="stretch")
+    st.dataframe(
+        strongest_heads(roles, copying=None if cp is None else cp.score),
+        hide_index=True,
+        width="stretch",
+    )
     st.caption(
         "Previous token: attention to the token just before. Induction: attention to the "
         "token right after an earlier occurrence of the current token. Duplicate token: "
         "attention to earlier copies of the current token. Sink: the share of attention "
-        "parked on the first token. Each is averaged over the tokens that have such a target."
+        "parked on the first token. Each is averaged over the tokens that have such a target. "
+        "Copying (OV eigenvalues) is read from the weights, not from attention: whether what "
+        "a head writes raises the logit of the token it reads (chance 0: random weights "
+        "average 0)."
     )

@@ -6,16 +6,25 @@ from app import caches
 from app import widgets as w
 from app.runs import Run
 from app.state import bound, state
-from lib.analysis.logit_lens import readout_names
-from lib.analysis.weights import attention_eigenvalues, has_ov_weights
-from lib.measures import hide_sink
+from lib.analysis.logit_lens import readout_names, tied_embeddings
+from lib.analysis.residual import supports_sublayers
+from lib.analysis.weights import has_ov_weights
 from lib.model.loading import LoadedModel
+from lib.viz import lens as vl
 from lib.viz.fingerprint import dimensions_heatmap, fingerprint_table, zone_rules_text, zone_strip
 from lib.viz.lens import lens_overview, lens_table
-from lib.viz.text import describe_aggregation, fingerprint_caption
-from lib.viz.weights import appears_in, eigen_chart, ov_chart, pca_chart
-
-MAX_EIGEN = 120  # bars drawn; a long run's matrix has one eigenvalue per token
+from lib.viz.text import fingerprint_caption
+from lib.viz.weights import (
+    OV_CAPTION,
+    appears_in,
+    copying_caption,
+    copying_grid,
+    ov_chart,
+    pca_caption,
+    pca_chart,
+    spectrum_caption,
+    spectrum_chart,
+)
 
 
 def logit_lens(lm: LoadedModel, run: Run) -> None:
@@ -45,8 +54,37 @@ def logit_lens(lm: LoadedModel, run: Run) -> None:
         "The last row is exactly the model's output. The lens reads hidden states, not "
         "attention, so the sink switch does not change it."
     )
+    queries = r.token_ids[r.prompt_len - 1 : r.prompt_len - 1 + r.n_steps]
+    st.caption(
+        vl.embeddings_caption(lens, queries, tied_embeddings(lm), lambda i: w.md_escape(text(i)))
+    )
+    sublayers(lm, run, s)
     st.altair_chart(lens_overview(lens, r.texts[r.prompt_len :]), width="content")
     st.caption("Probability of each step's final prediction after every layer: most appear late.")
+
+
+def sublayers(lm: LoadedModel, run: Run, s: int) -> None:
+    st.subheader("Before and after attention")
+    if not supports_sublayers(lm):
+        st.info(vl.NO_SUBLAYERS)
+        return
+    sl = caches.sublayer_lens(run.key, lm, run.result)
+    text = caches.token_texts(lm.spec, lm)
+    measure = st.radio("Show", vl.SUBLAYER_MEASURES, horizontal=True, **bound("sl_measure"))
+    st.altair_chart(vl.sublayer_chart(sl, s, text, measure), width="content")
+    st.markdown(vl.sublayer_sentence(sl, s))
+    st.caption(vl.SUBLAYER_CAPTION)
+
+
+def activations(lm: LoadedModel, run: Run) -> None:
+    if not supports_sublayers(lm):
+        st.info(vl.NO_SUBLAYERS)
+        return
+    norms = caches.activation_norms(run.key, lm, run.result.token_ids)
+    text = caches.token_texts(lm.spec, lm)
+    tokens = [text(i) for i in run.result.token_ids]
+    st.altair_chart(vl.activations_chart(norms, tokens), width="content")
+    st.caption(vl.activations_caption(norms, [w.md_escape(t) for t in tokens]))
 
 
 def fingerprints(run: Run, hide: bool) -> None:
@@ -60,7 +98,7 @@ def fingerprints(run: Run, hide: bool) -> None:
         st.markdown(zone_rules_text())
 
 
-def weights(lm: LoadedModel, run: Run, hide: bool) -> None:
+def weights(lm: LoadedModel, run: Run) -> None:
     r = run.result
     st.subheader("The run's tokens in embedding space")
     pca = caches.pca(run.key, lm, r.token_ids)
@@ -69,35 +107,30 @@ def weights(lm: LoadedModel, run: Run, hide: bool) -> None:
         pca.token_ids, set(r.token_ids[: r.prompt_len].tolist()), set(r.generated_ids.tolist())
     )
     st.altair_chart(pca_chart(pca, [text(t) for t in pca.token_ids], where), width="content")
-    st.caption(
-        f"The input embeddings of the {len(where)} distinct tokens of this run, projected on "
-        "their two main directions (PCA). Tokens the model treats alike sit close together."
-    )
+    st.caption(pca_caption(pca, int(lm.model.config.hidden_size)))
+    if not has_ov_weights(lm):
+        st.info("This model's attention weights are not laid out as v_proj / o_proj.")
+        return
     st.subheader("What each head can write: OV-circuit singular values")
-    if has_ov_weights(lm):
-        state.hr_ov_layer = state.hr_ov_layer if state.hr_ov_layer in range(lm.n_layers) else 0
-        layer = st.selectbox("OV layer", list(range(lm.n_layers)), **bound("hr_ov_layer"))
-        st.altair_chart(ov_chart(caches.ov_spectra(lm.spec, int(layer), lm)), width="content")
-        st.caption(
-            "Each head moves information with W_O W_V (its layer's input-norm gain folded "
-            "in). A steep drop means the head writes a few directions (a specialist); a flat "
-            "curve means it can copy many. Weights only: the same for every prompt."
-        )
-    else:
-        st.caption("This model's attention weights are not laid out as v_proj / o_proj.")
-    st.subheader("Eigenvalues of an attention matrix")
-    layer, head = w.layer_head_picker(r.n_layers, r.n_heads)
-    head = None if layer is None else head
-    m = caches.full(run.key, layer, lm, r.token_ids).matrix(head)
-    ev = attention_eigenvalues(hide_sink(m) if hide else m)[:MAX_EIGEN]
-    st.altair_chart(eigen_chart(ev), width="content")
-    what = describe_aggregation(r.n_layers, r.n_heads, layer, head)
-    st.caption(
-        f"The whole sequence's attention matrix, {what}; the largest {len(ev)} eigenvalues. "
-        "A causal matrix is lower triangular, so its "
-        "eigenvalues are its diagonal: how much each token attends to itself. "
-        + ("The first token is hidden and rows renormalised." if hide else "Raw weights.")
-    )
+    state.hr_ov_layer = state.hr_ov_layer if state.hr_ov_layer in range(lm.n_layers) else 0
+    layer = st.selectbox("OV layer", list(range(lm.n_layers)), **bound("hr_ov_layer"))
+    st.altair_chart(ov_chart(caches.ov_spectra(lm.spec, int(layer), lm)), width="content")
+    st.caption(OV_CAPTION)
+    copying_heads(lm)
+
+
+def copying_heads(lm: LoadedModel) -> None:
+    st.subheader("Copying heads: OV-circuit eigenvalues")
+    cp = caches.copying(lm.spec, lm)
+    st.altair_chart(copying_grid(cp), width="content")
+    st.caption(copying_caption(cp))
+    if state.cp_layer not in range(cp.n_layers) or state.cp_head not in range(cp.n_heads):
+        state.cp_layer, state.cp_head, _ = cp.strongest(1)[0]  # start on the strongest copier
+    c1, c2 = st.columns(2)
+    layer = c1.selectbox("Layer", list(range(cp.n_layers)), **bound("cp_layer"))
+    head = c2.selectbox("Head", list(range(cp.n_heads)), **bound("cp_head"))
+    st.altair_chart(spectrum_chart(cp.eigenvalues[layer, head]), width="content")
+    st.caption(spectrum_caption(cp, int(layer), int(head)))
 
 
 w.page_intro(
@@ -107,12 +140,12 @@ w.page_intro(
 )
 run = w.need_run()
 hide = w.sink_toggle(
-    help="Applies to the attention views here (fingerprints, eigenvalues); the logit lens "
-    "and the weight views read no attention."
+    help="Applies to the attention fingerprints; the logit lens, the weight views and the "
+    "activations read no attention."
 )
 # Only the open tab is computed: switching tabs reruns the page.
-lens_tab, fp_tab, weights_tab = st.tabs(
-    ["Logit lens", "Attention fingerprints", "Embeddings & weights"],
+lens_tab, fp_tab, weights_tab, act_tab = st.tabs(
+    ["Logit lens", "Attention fingerprints", "Embeddings & weights", "Activations"],
     key="lens_tab",
     on_change="rerun",
 )
@@ -124,4 +157,7 @@ if lens_tab.open:
         logit_lens(w.need_model(run, "The logit lens"), run)
 if weights_tab.open:
     with weights_tab:
-        weights(w.need_model(run, "The weight views"), run, hide)
+        weights(w.need_model(run, "The weight views"), run)
+if act_tab.open:
+    with act_tab:
+        activations(w.need_model(run, "The activation norms"), run)

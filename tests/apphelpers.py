@@ -13,8 +13,10 @@ ALL_PAGES = (
     "pages/matrices.py",
     "pages/predictions.py",
     "pages/head_roles.py",
+    "pages/ablation.py",
     "pages/lenses.py",
     "pages/atlas.py",
+    "pages/analogy.py",
     "pages/generate.py",
 )
 

@@ -82,18 +82,15 @@ def test_lenses_page_renders_every_view_and_only_the_open_one(app):
     lens_table = app.dataframe[0].value
     assert len(lens_table) == result.n_layers + 1
     assert lens_table["after"].iloc[-1] == f"layer {result.n_layers - 1}"
-    assert len(app.get("vega_lite_chart")) == 1  # the lens overview; no other tab computed
+    assert len(app.get("vega_lite_chart")) == 2  # sub-layer chart + overview; no other tab
     app.slider(key="hr_lens_step__w").set_value(3).run()
     assert_ok(app)
     open_tab(app, "Attention fingerprints")
     assert len(app.get("vega_lite_chart")) == 2  # the zone strip and the 20 numbers
     assert not any(m.key == "hr_lens_step__w" for m in app.slider)  # the lens is not drawn
     open_tab(app, "Embeddings & weights")
-    assert len(app.get("vega_lite_chart")) == 3  # PCA, OV spectra, eigenvalues
+    assert len(app.get("vega_lite_chart")) == 4  # PCA, OV spectra, copying grid, spectrum
     app.selectbox(key="hr_ov_layer__w").set_value(5).run()
-    assert_ok(app)
-    app.selectbox(key="layer__w").set_value(2).run()
-    app.selectbox(key="head__w").set_value(1).run()
     assert_ok(app)
 
 

@@ -18,7 +18,6 @@ from lib.analysis.fingerprint import (
 )
 from lib.analysis.logit_lens import logit_lens, settles_at
 from lib.analysis.weights import (
-    attention_eigenvalues,
     embedding_pca,
     layer_ov_spectra,
     ov_singular_values,
@@ -187,13 +186,3 @@ def test_weight_views_on_a_tiny_model():
     assert sv.shape == (4, 8) and (np.diff(sv, axis=1) <= 1e-6).all()
     pca = embedding_pca(lm, np.array([3, 4, 5, 3, 6, 7]))
     assert pca.token_ids.tolist() == [3, 4, 5, 6, 7] and pca.coords.shape == (5, 2)
-
-
-def test_causal_attention_eigenvalues_are_its_diagonal():
-    rng = np.random.default_rng(1)
-    m = np.tril(rng.uniform(size=(6, 6)))
-    m /= m.sum(1, keepdims=True)
-    ev = attention_eigenvalues(m)
-    assert np.allclose(ev.real, np.sort(np.diag(m))[::-1])
-    assert np.allclose(np.sort(ev.real), np.sort(np.linalg.eigvals(m).real))
-    assert np.abs(attention_eigenvalues(np.array([[0, 1.0], [1, 0]]))).tolist() == [1, 1]

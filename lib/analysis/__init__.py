@@ -9,5 +9,11 @@ lib.model and hands the arrays to the pure functions above it.
     head_roles    previous-token, induction, duplicate-token and sink scores per head
     logit_lens    each layer's prediction through the final norm and unembedding
     fingerprint   seed 004's 20 numbers per token and its zone
-    weights       embedding PCA, OV-circuit spectra, eigenvalues
+    residual      the residual stream before/after each attention and MLP: sub-layer lens,
+                  activation sizes
+    weights       embedding PCA with clusters, OV-circuit spectra, copying scores (OV
+                  eigenvalues)
+    analogy       vector arithmetic on the input embeddings
+    ablation      zero-ablating heads, for one step and for the induction probe
+    surprise      the probability of each prompt token from the tokens before it
 """

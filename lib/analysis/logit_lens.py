@@ -60,7 +60,16 @@ class LogitLens:
         return self.top_ids.shape[1]
 
 
-def readout_names(n_layers: int) -> list[str]:
+def readout_names(n_layers: int, sublayers: bool = False) -> list[str]:
+    """The one naming of readouts, for every table, chart and sentence.
+
+    Whole layers: "embeddings", "layer 0", ... (after layer i). Sub-layers (2L + 1):
+    "embeddings", "layer 0 attn", "layer 0 MLP", ...; "layer i MLP" is the same state as
+    "layer i" (a layer ends with its MLP).
+    """
+    if sublayers:
+        parts = [f"layer {i} {p}" for i in range(n_layers) for p in ("attn", "MLP")]
+        return ["embeddings"] + parts
     return ["embeddings"] + [f"layer {i}" for i in range(n_layers)]
 
 
@@ -120,3 +129,9 @@ def logit_lens(lm: LoadedModel, result: GenerationResult, top_k: int = TOP_K) ->
         final_rank=rank,
         settles_at=settles_at(rank),
     )
+
+
+def tied_embeddings(lm: LoadedModel) -> bool:
+    """Whether the unembedding is the embedding matrix itself (tied weights)."""
+    out, inp = lm.model.get_output_embeddings(), lm.model.get_input_embeddings()
+    return out is not None and out.weight.data_ptr() == inp.weight.data_ptr()

@@ -1,4 +1,5 @@
-"""Seed 001's weight views for a real model: embedding PCA, OV-circuit spectra, eigenvalues."""
+"""Seed 001's weight views for a real model: embedding PCA with clusters, OV-circuit spectra,
+and each head's OV-circuit eigenvalues (copying heads, Elhage et al. 2021)."""
 
 from __future__ import annotations
 
@@ -17,16 +18,25 @@ class EmbeddingPCA:
     token_ids  (N,) int64     distinct ids, in order of first appearance
     coords     (N, 2) float32 coordinates on principal components 1 and 2
     explained  (2,) float32   share of the variance (of these N embeddings) each explains
+    clusters   (N,) int64     k-means cluster of each token, on the full embeddings (0..k-1,
+                              numbered in order of first appearance)
     """
 
     token_ids: np.ndarray
     coords: np.ndarray
     explained: np.ndarray
+    clusters: np.ndarray
 
     def __post_init__(self) -> None:
         N = self.token_ids.shape[0]
         if self.coords.shape != (N, 2) or self.explained.shape != (2,):
             raise ValueError(f"coords must be ({N}, 2) and explained (2,)")
+        if self.clusters.shape != (N,):
+            raise ValueError(f"clusters must be ({N},)")
+
+    @property
+    def n_clusters(self) -> int:
+        return int(self.clusters.max()) + 1 if len(self.clusters) else 0
 
 
 def pca_2d(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -43,14 +53,33 @@ def pca_2d(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return coords, explained
 
 
+MAX_CLUSTERS = 5  # few enough colours to tell apart
+CLUSTER_SEED = 0
+
+
+def kmeans_clusters(x: np.ndarray, k: int, seed: int = CLUSTER_SEED) -> np.ndarray:
+    """k-means labels of the rows of x (N, d): (N,) int64, renumbered in order of first
+    appearance so that the same tokens keep the same colours from run to run."""
+    n = x.shape[0]
+    k = min(k, n)
+    if k <= 1:
+        return np.zeros(n, dtype=np.int64)
+    from sklearn.cluster import KMeans  # imported on use: scikit-learn is slow to import
+
+    raw = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(x.astype(np.float64))
+    first = {c: i for i, c in enumerate(dict.fromkeys(raw.tolist()))}
+    return np.array([first[c] for c in raw.tolist()], dtype=np.int64)
+
+
 @torch.inference_mode()
 def embedding_pca(lm: LoadedModel, token_ids: np.ndarray) -> EmbeddingPCA:
-    """PCA of the input-embedding rows of the distinct tokens in `token_ids`."""
+    """PCA of the input-embedding rows of the distinct tokens in `token_ids`, and their
+    k-means clusters (k = min(MAX_CLUSTERS, N)) in the full embedding space."""
     ids = np.array(list(dict.fromkeys(np.asarray(token_ids).tolist())), dtype=np.int64)
     table = lm.model.get_input_embeddings().weight
     x = table[torch.as_tensor(ids, device=table.device)].float().cpu().numpy()
     coords, explained = pca_2d(x)
-    return EmbeddingPCA(ids, coords, explained)
+    return EmbeddingPCA(ids, coords, explained, kmeans_clusters(x, MAX_CLUSTERS))
 
 
 def ov_singular_values(
@@ -106,15 +135,136 @@ def has_ov_weights(lm: LoadedModel) -> bool:
     return attn is not None and hasattr(attn, "v_proj") and hasattr(attn, "o_proj")
 
 
-def attention_eigenvalues(matrix: np.ndarray) -> np.ndarray:
-    """Eigenvalues of a square attention matrix, largest magnitude first: (T,) complex.
+# ---- copying heads: eigenvalues of each head's full OV circuit (Elhage et al. 2021) ----
 
-    A causal matrix is lower triangular, so its eigenvalues are exactly its diagonal entries
-    (how much each token attends to itself); they are read off directly then, which is also
-    exact and O(T) instead of an O(T^3) solve.
+
+@dataclass(frozen=True, eq=False)
+class OVCopying:
+    """Each head's token-to-token OV circuit, summarised by its eigenvalues.
+
+    The circuit (V x V) maps a one-hot source token to the logits the head adds for it:
+    U diag(g_final) W_O,h W_V,g diag(g_in) E^T. Its non-zero eigenvalues are those of the
+    d_head x d_head product W_V,g diag(g_in) E^T U diag(g_final) W_O,h.
+
+    eigenvalues (L, H, d_head) complex64  per head, largest magnitude first
+    score       (L, H) float32            sum(eigenvalues) / sum(|eigenvalues|), in [-1, 1]:
+                                          +1 a positive (copying) map, -1 an anti-copying one
     """
-    m = np.asarray(matrix, dtype=np.float64)
-    if m.ndim != 2 or m.shape[0] != m.shape[1]:
-        raise ValueError("a square matrix is required")
-    ev = np.diag(m).astype(complex) if not np.triu(m, 1).any() else np.linalg.eigvals(m)
-    return ev[np.argsort(-np.abs(ev), kind="stable")]
+
+    eigenvalues: np.ndarray
+    score: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.eigenvalues.ndim != 3 or self.eigenvalues.dtype != np.complex64:
+            raise ValueError("eigenvalues must be (L, H, d_head) complex64")
+        if self.score.shape != self.eigenvalues.shape[:2] or self.score.dtype != np.float32:
+            raise ValueError(f"score must be {self.eigenvalues.shape[:2]} float32")
+
+    @property
+    def n_layers(self) -> int:
+        return int(self.score.shape[0])
+
+    @property
+    def n_heads(self) -> int:
+        return int(self.score.shape[1])
+
+    def strongest(self, n: int = 5) -> list[tuple[int, int, float]]:
+        """The n heads with the highest copying score: (layer, head, score)."""
+        flat = np.argsort(-self.score.ravel(), kind="stable")[:n]
+        return [(*divmod(int(i), self.n_heads), float(self.score.ravel()[i])) for i in flat]
+
+
+def embedding_product(
+    embed: np.ndarray, unembed: np.ndarray, final_gain: np.ndarray | None = None, chunk: int = 8192
+) -> np.ndarray:
+    """E^T U diag(g_final): (d_model, d_model) float64, from E and U (V, d_model).
+
+    Summed over the vocabulary in chunks (each in the weights' own precision, the running
+    sum in float64), so no V x V matrix and no float64 copy of E is ever held; for a tied
+    model pass the same array twice.
+    """
+    if embed.shape != unembed.shape:
+        raise ValueError("embedding and unembedding must both be (V, d_model)")
+    d = embed.shape[1]
+    out = np.zeros((d, d), dtype=np.float64)
+    for i in range(0, embed.shape[0], chunk):
+        out += embed[i : i + chunk].T @ unembed[i : i + chunk]
+    return out if final_gain is None else out * np.asarray(final_gain, dtype=np.float64)
+
+
+def head_ov_eigenvalues(
+    w_v: np.ndarray,
+    w_o: np.ndarray,
+    n_heads: int,
+    eu: np.ndarray,
+    norm_gain: np.ndarray | None = None,
+) -> np.ndarray:
+    """Eigenvalues of every head's token-space OV circuit in one layer: (H, d) complex128.
+
+    w_v (KV * d, d_model) and w_o (d_model, H * d) in PyTorch Linear layout (out, in); query
+    head h reads key/value group h // (H / KV). `eu` is embedding_product(...). Computed as
+    eig(W_V,g diag(gain) eu W_O,h): eig(A B) and eig(B A) share their non-zero values, so
+    the d x d product stands in for the V x V circuit. Largest magnitude first.
+    """
+    d = w_o.shape[1] // n_heads
+    n_kv = w_v.shape[0] // d
+    if w_v.shape[0] != n_kv * d or n_heads % n_kv or eu.shape != (w_v.shape[1],) * 2:
+        raise ValueError("W_V, W_O and E^T U do not fit together as grouped-query heads")
+    gain = np.ones(w_v.shape[1]) if norm_gain is None else np.asarray(norm_gain, np.float64)
+    # Every (group, head) block in one product: a few large BLAS calls beat many tiny ones.
+    blocks = ((w_v.astype(np.float64) * gain) @ eu) @ w_o.astype(np.float64)  # (KV*d, H*d)
+    groups = np.arange(n_heads) // (n_heads // n_kv)
+    small = np.stack(
+        [blocks[g * d : (g + 1) * d, h * d : (h + 1) * d] for h, g in enumerate(groups)]
+    )
+    ev = np.linalg.eigvals(small)  # (H, d)
+    return np.take_along_axis(ev, np.argsort(-np.abs(ev), axis=1, kind="stable"), axis=1)
+
+
+def copying_score(eigenvalues: np.ndarray) -> np.ndarray:
+    """sum(lambda) / sum(|lambda|) over the last axis (real part; 0 for an all-zero map).
+
+    A real matrix's eigenvalues come in conjugate pairs, so the sum is real: the trace.
+    """
+    ev = np.asarray(eigenvalues)
+    total = np.abs(ev).sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, ev.real.sum(axis=-1) / total, 0.0)
+
+
+def _arr(t: torch.Tensor) -> np.ndarray:
+    return t.detach().float().cpu().numpy()
+
+
+def _gain(norm: torch.nn.Module | None) -> np.ndarray | None:
+    w = getattr(norm, "weight", None)
+    return None if w is None else _arr(w)
+
+
+@torch.inference_mode()
+def ov_copying(lm: LoadedModel) -> OVCopying:
+    """Every head's OV-circuit eigenvalues and copying score, from the weights alone.
+
+    Direct path only: embedding -> one head -> unembedding, with the layer's input RMSNorm
+    gain and the final norm's gain folded in; the norms' data-dependent 1/rms scale (a
+    positive number per token) is left out, as are the MLPs and every other layer.
+    """
+    base = lm.model.base_model
+    embed = _arr(lm.model.get_input_embeddings().weight)
+    out_emb = lm.model.get_output_embeddings()
+    unembed = embed if out_emb is None else _arr(out_emb.weight)  # tied models: U is E
+    eu = embedding_product(embed, unembed, _gain(getattr(base, "norm", None)))
+    layers = []
+    for block in base.layers:
+        attn = block.self_attn
+        layers.append(
+            head_ov_eigenvalues(
+                _arr(attn.v_proj.weight),
+                _arr(attn.o_proj.weight),
+                lm.n_heads,
+                eu,
+                _gain(getattr(block, "input_layernorm", None)),
+            )
+        )
+    ev = np.stack(layers)
+    return OVCopying(ev.astype(np.complex64), copying_score(ev).astype(np.float32))

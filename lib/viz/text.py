@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from lib.analysis.attention import StepAttention
 from lib.analysis.fingerprint import DIMENSIONS
 from lib.analysis.head_roles import ROLE_TITLES, ROLES, HeadRoles
 from lib.analysis.next_token import Filtered
+from lib.config import MAX_LINE_WIDTH, MIN_LINE_WIDTH
 from lib.measures import entropy_bits
 from lib.model.result import GenerationResult
 from lib.train.induction import InductionHistory
@@ -36,6 +38,33 @@ def sink_note(hidden: bool, renormalised: str = "every row renormalised") -> str
     return "Raw softmax weights: the first token (the attention sink) is included."
 
 
+def sink_share_note(share: float, first: str, shown: bool) -> str:
+    """The attention sink explained where a student first meets it, with its share."""
+    if not shown:
+        return (
+            f"The hidden first token (the attention sink) took {share:.1%} of this step's raw "
+            "attention; the lines share out the rest."
+        )
+    return (
+        f"The first token “{first}” takes **{share:.1%}** of this step's raw attention: "
+        "the thickest line. Models park attention there when no other token is needed "
+        "(an *attention sink*); it says little about which words matter. Hide it to "
+        "share the lines out over the other tokens."
+    )
+
+
+def no_lines_note(step: StepAttention, threshold: float) -> str:
+    """Why a step draws no line: its weights are spread thinner than the threshold."""
+    n = len(step.input_norm)
+    best = float(step.input_norm.max()) if n else 0.0
+    return (
+        f"No line of this step is above the threshold {threshold:.3f}. With "
+        f"{count(n, 'prompt token')} each gets {1 / max(n, 1):.4f} when attention is "
+        f"spread evenly, and the strongest prompt token here gets {best:.4f}. Lower the "
+        "threshold, or draw the strongest lines of each step instead."
+    )
+
+
 def graph_caption(
     r: GenerationResult,
     layer: int | None,
@@ -43,6 +72,7 @@ def graph_caption(
     hide: bool,
     threshold: float,
     n_edges: int,
+    top_k: int | None = None,
 ) -> str:
     """What the attention graph shows, said under it."""
     hidden = ""
@@ -56,8 +86,15 @@ def graph_caption(
         f"{describe_aggregation(r.n_layers, r.n_heads, layer, head)}. Blue lines: attention "
         "to prompt tokens; orange curves: attention to earlier generated tokens. Each colour "
         "is normalised separately (divided by its own sum) so both are visible; line width "
-        "follows the normalised weight; hover a line for the normalised and raw weight. "
-        f"Lines below the threshold ({threshold:.3f}) are hidden ({n_edges} shown). Coral: "
+        f"is {MIN_LINE_WIDTH} px at weight 0 up to {MAX_LINE_WIDTH} px at weight 1, the same "
+        "scale on every step (in steps of 0.1); hover a line for the normalised and raw "
+        "weight. "
+        + (
+            f"Lines below the threshold ({threshold:.3f}) are hidden"
+            if top_k is None
+            else f"Only the {top_k} strongest lines of each colour per step are drawn"
+        )
+        + f" ({n_edges} shown). Coral: "
         "the token being generated; pink: earlier generated tokens; grey: not generated yet; "
         "yellow: your selection." + hidden
     )
@@ -74,7 +111,7 @@ def roles_caption(roles: HeadRoles, role: str, hide: bool) -> str:
         "(chance). 1 means all of a head's attention goes where the role says. "
         + ("The first token is hidden and rows renormalised. " if hide and role != "sink" else "")
         + ("The sink share is the raw share, the part the switch hides. " if role == "sink" else "")
-        + "Hover a cell for all four scores."
+        + "Hover a cell for every score of the head."
     )
 
 

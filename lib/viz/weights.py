@@ -1,4 +1,5 @@
-"""Seed 001's weight views: the run's tokens in embedding space, OV spectra, eigenvalues."""
+"""Seed 001's weight views: the run's tokens in embedding space (with k-means clusters), OV
+spectra, and copying heads from each head's OV-circuit eigenvalues."""
 
 from __future__ import annotations
 
@@ -8,28 +9,61 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from lib.analysis.weights import EmbeddingPCA
+from lib.analysis.weights import EmbeddingPCA, OVCopying
 
 
 def pca_chart(pca: EmbeddingPCA, texts: Sequence[str], where: Sequence[str]) -> alt.LayerChart:
-    """The distinct tokens on their two principal axes, coloured by where they appear."""
+    """The distinct tokens on their two principal axes: colour = k-means cluster, shape =
+    where in the run they appear (prompt, generated, both)."""
     pts = pd.DataFrame(
         {
             "pc1": pca.coords[:, 0].astype(np.float64),
             "pc2": pca.coords[:, 1].astype(np.float64),
             "token": list(texts),
             "id": pca.token_ids,
+            "cluster": [f"cluster {c + 1}" for c in pca.clusters.tolist()],
             "in": list(where),
         }
     )
     enc = alt.Chart(pts).encode(
         x=alt.X("pc1:Q", title=f"PC 1 ({pca.explained[0]:.0%} of variance)"),
         y=alt.Y("pc2:Q", title=f"PC 2 ({pca.explained[1]:.0%} of variance)"),
-        tooltip=["token:N", "id:Q", "in:N"],
+        tooltip=["token:N", "id:Q", "cluster:N", "in:N"],
     )
-    dots = enc.mark_circle(size=60).encode(color=alt.Color("in:N", title="appears in"))
-    words = enc.mark_text(align="left", dx=6, fontSize=11, limit=90).encode(text="token:N")
+    colour = alt.Color("cluster:N", title="k-means cluster", scale=alt.Scale(scheme="category10"))
+    dots = enc.mark_point(size=70, filled=True).encode(
+        color=colour,
+        shape=alt.Shape(
+            "in:N",
+            title="appears in",
+            scale=alt.Scale(
+                domain=["prompt", "generated", "both"], range=["circle", "triangle-up", "diamond"]
+            ),
+        ),
+    )
+    words = enc.mark_text(align="left", dx=6, fontSize=11, limit=90).encode(
+        text="token:N", color=colour
+    )
     return (dots + words).properties(width=640, height=420)
+
+
+def pca_caption(pca: EmbeddingPCA, hidden_size: int) -> str:
+    """What the PCA chart shows, and what was clustered."""
+    n = len(pca.token_ids)
+    return (
+        f"The input embeddings of the {n} distinct tokens of this run, projected on their two "
+        "main directions (PCA of these tokens only). Tokens the model treats alike sit close "
+        f"together. Colours: k-means with k = {pca.n_clusters} (fixed seed) on the full "
+        f"{hidden_size}-dimensional embeddings, not on the 2-D picture, so a cluster can look "
+        "split or mixed here. Shapes: prompt, generated, or both."
+    )
+
+
+OV_CAPTION = (
+    "Each head moves information with W_O W_V (its layer's input-norm gain folded in). A steep "
+    "drop means the head writes a few directions (a specialist); a flat curve means it can copy "
+    "many. Weights only: the same for every prompt."
+)
 
 
 def ov_chart(sv: np.ndarray) -> alt.Chart:
@@ -54,18 +88,112 @@ def ov_chart(sv: np.ndarray) -> alt.Chart:
     )
 
 
-def eigen_chart(ev: np.ndarray) -> alt.Chart:
-    """Eigenvalues (real parts), largest magnitude first, as bars."""
-    df = pd.DataFrame({"rank": np.arange(1, len(ev) + 1), "eigenvalue": np.real(ev)})
+COPYING_TITLE = "Copying (OV eigenvalues)"
+# Diverging, centred at 0: blue heads copy (+1), red heads suppress what they read (-1).
+COPYING_SCALE = alt.Scale(scheme="redblue", domain=[-1, 1], domainMid=0)
+
+
+def copying_frame(cp: OVCopying) -> pd.DataFrame:
+    """One row per head: layer, head, copying score."""
+    layer, head = np.meshgrid(np.arange(cp.n_layers), np.arange(cp.n_heads), indexing="ij")
+    return pd.DataFrame(
+        {
+            "layer": layer.ravel(),
+            "head": head.ravel(),
+            "copying": cp.score.ravel().astype(np.float64),
+        }
+    )
+
+
+def copying_grid(cp: OVCopying) -> alt.Chart:
+    """Layers x heads, each cell coloured by its copying score on a -1..+1 diverging scale."""
     return (
-        alt.Chart(df)
-        .mark_bar()
+        alt.Chart(copying_frame(cp))
+        .mark_rect(stroke="white", strokeWidth=0.5)
         .encode(
-            x=alt.X("rank:O", title="eigenvalue rank"),
-            y=alt.Y("eigenvalue:Q", scale=alt.Scale(domain=[0, 1])),
-            tooltip=["rank:Q", alt.Tooltip("eigenvalue:Q", format=".4f")],
+            x=alt.X("head:O", title="head", axis=alt.Axis(labelAngle=0)),
+            y=alt.Y("layer:O", title="layer"),
+            color=alt.Color("copying:Q", scale=COPYING_SCALE, title="copying score"),
+            tooltip=["layer:O", "head:O", alt.Tooltip("copying:Q", format=".3f")],
         )
-        .properties(width=alt.Step(8), height=240)
+        .properties(width=alt.Step(34), height=alt.Step(16))
+    )
+
+
+def spectrum_frame(ev: np.ndarray) -> pd.DataFrame:
+    """One head's eigenvalues, divided by the largest magnitude (so the biggest sits at 1)."""
+    ev = np.asarray(ev, dtype=np.complex128)
+    top = float(np.abs(ev).max()) if len(ev) else 0.0
+    scaled = ev / top if top > 0 else ev
+    return pd.DataFrame(
+        {
+            "rank": np.arange(1, len(ev) + 1),
+            "real": scaled.real,
+            "imaginary": scaled.imag,
+            "magnitude": np.abs(ev),
+            "sign": np.where(ev.real >= 0, "positive real part", "negative real part"),
+        }
+    )
+
+
+def spectrum_chart(ev: np.ndarray) -> alt.LayerChart:
+    """One head's OV-circuit eigenvalues in the complex plane, with the zero lines."""
+    df = spectrum_frame(ev)
+    span = max(1.0, float(np.abs(df[["real", "imaginary"]].to_numpy()).max(initial=0.0)))
+    axis = alt.Scale(domain=[-span, span])
+    zero = pd.DataFrame({"zero": [0.0]})
+    v = alt.Chart(zero).mark_rule(color="gray").encode(x="zero:Q")
+    h = alt.Chart(zero).mark_rule(color="gray").encode(y="zero:Q")
+    dots = (
+        alt.Chart(df)
+        .mark_circle(size=70, opacity=0.8)
+        .encode(
+            x=alt.X("real:Q", title="real part (/ largest |eigenvalue|)", scale=axis),
+            y=alt.Y("imaginary:Q", title="imaginary part (/ largest |eigenvalue|)", scale=axis),
+            color=alt.Color(
+                "sign:N",
+                title=None,
+                scale=alt.Scale(
+                    domain=["positive real part", "negative real part"],
+                    range=["#2166ac", "#b2182b"],
+                ),
+            ),
+            tooltip=[
+                "rank:Q",
+                alt.Tooltip("real:Q", format=".4f"),
+                alt.Tooltip("imaginary:Q", format=".4f"),
+                alt.Tooltip("magnitude:Q", format=".4g", title="|eigenvalue| (unscaled)"),
+            ],
+        )
+    )
+    return (v + h + dots).properties(width=420, height=420)
+
+
+def copying_caption(cp: OVCopying) -> str:
+    """What the copying grid shows, its strongest head, and what the numbers leave out."""
+    (layer, head, best), *_ = cp.strongest(1)
+    return (
+        "Each head's OV circuit, read from the weights alone: which logits it adds for the "
+        "token it attends to (embedding -> the head's value and output maps -> unembedding). "
+        "Copying score = sum of its eigenvalues / sum of their magnitudes: +1 (blue) when "
+        "every eigenvalue is positive, so the head copies the token it attends to into the "
+        "prediction; -1 (red) when it pushes that token down; random weights score 0 on average. "
+        f"Strongest copier: layer {layer} head {head} ({best:.3f}). Approximate: the layer's "
+        "input-norm and the final-norm gains are folded in, but the norms' per-token scale, "
+        "the MLPs and the other layers are left out (the direct path only)."
+    )
+
+
+def spectrum_caption(cp: OVCopying, layer: int, head: int) -> str:
+    """The picked head's score and how many of its eigenvalues are positive."""
+    ev = cp.eigenvalues[layer, head]
+    positive = int((ev.real > 0).sum())
+    return (
+        f"Layer {layer} head {head}: copying score {float(cp.score[layer, head]):.3f}; "
+        f"{positive} of its {len(ev)} eigenvalues have a positive real part. Each dot is one "
+        "eigenvalue of the d_head x d_head product W_V E^T U W_O, which has the same non-zero "
+        "eigenvalues as the token-to-token circuit; the axes are divided by the largest "
+        "magnitude (the absolute size depends on the norm scale that is left out)."
     )
 
 
