@@ -39,7 +39,8 @@ nav = st.navigation(
             st.Page("pages/train_use.py", title="Use the trained model", icon=":material/chat:"),
             st.Page("pages/induction.py", title="Induction heads", icon=":material/repeat:"),
         ],
-    }
+    },
+    expanded=True,  # every lesson listed: a folded "View 4 more" hid the atlas and the lab
 )
 try:
     model_status()

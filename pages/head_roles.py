@@ -81,7 +81,13 @@ if probe == PROBE and roles.n_random:
     st.subheader("In-context copying")
     m1, m2, m3 = st.columns(3)
     m1.metric("Loss, first time through", f"{first:.2f} nats")
-    m2.metric("Loss, second time", f"{second:.2f} nats", delta=f"{second - first:.2f}")
+    # A drop in loss is good news: green, not the red a falling number gets by default.
+    m2.metric(
+        "Loss, second time",
+        f"{second:.2f} nats",
+        delta=f"{second - first:.2f} nats",
+        delta_color="inverse",
+    )
     m3.metric("Best induction head", f"{float(np.nanmax(roles.score('induction'))):.3f}")
     st.caption(
         f"The probe is {caches.PROBE_LEN} random tokens, then the same {caches.PROBE_LEN} again. "

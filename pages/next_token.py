@@ -75,11 +75,11 @@ panels = [
 ]
 notes = filter_notes(dist.probs, dist.entropy, *(f for f, _ in panels), settings)
 ids = dist.top(show)
-for col, (f, title), note in zip(st.columns(4), panels, notes, strict=True):
+frames = [ch.filter_frame(dist.probs, f, ids, text) for f, _ in panels]
+x_max = ch.common_x_max(frames)  # one x range, so the four charts can be compared
+for col, (f, title), note, df in zip(st.columns(4), panels, notes, frames, strict=True):
     line = f.threshold if f.name == "min-p" and min_p > 0 else None
-    col.altair_chart(
-        ch.filter_chart(ch.filter_frame(dist.probs, f, ids, text), title, line), width="stretch"
-    )
+    col.altair_chart(ch.filter_chart(df, title, line, x_max), width="stretch")
     col.caption(w.md_escape(note))
 st.info(
     min_p_lesson(float(dist.probs.max()), min_p, panels[3][0].threshold),
@@ -88,7 +88,8 @@ st.info(
 st.caption(
     "Grey bar: probability before the filter. Blue bar: after it, renormalised so the "
     "kept tokens add up to 1. ✕ cut: the filter removed the token. Each filter is "
-    "applied alone to the model's distribution (temperature 1)."
+    "applied alone to the model's distribution (temperature 1). The four charts share "
+    "one probability axis."
 )
 
 st.header("3. Sampling with a seed", divider="gray")

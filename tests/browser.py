@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -157,7 +158,12 @@ class AppSession:
 
     def open_page(self, title: str) -> None:
         nav = self.page.get_by_test_id("stSidebarNav")
-        self.act(lambda: nav.get_by_text(title, exact=True).click())
+        link = nav.get_by_text(title, exact=True)
+        if not link.is_visible():
+            # Streamlit folds a long navigation behind "View N more" (a click, no rerun).
+            nav.get_by_text(re.compile(r"^View \d+ more$")).first.click()
+            link.wait_for(state="visible")
+        self.act(lambda: link.click())
 
     def save_evidence(self, folder: Path, stem: str) -> None:
         """A screenshot and the console log, for a failed test to explain itself."""

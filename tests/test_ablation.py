@@ -181,7 +181,7 @@ def test_frame_labels_and_head_labels(lm):
     df = vz.ablation_frame(out, lambda i: "same" if i in (3, 4) else f"w{i}")
     assert len(df) == 2 * out.shown_ids.size
     assert df.groupby("token")["id"].nunique().max() == 1  # look-alike tokens kept apart
-    target = df[df["run's token"]]
+    target = df[df["written by the run"]]
     assert set(target["id"]) <= {5}
     assert all(
         t.endswith(vz.RUN_MARK) == (i == 5) for t, i in zip(df["token"], df["id"], strict=True)

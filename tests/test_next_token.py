@@ -202,6 +202,14 @@ def test_chart_frames():
     assert fdf["status"].tolist() == ["kept", "cut", "cut"]
     assert fdf["after"].tolist()[0] == pytest.approx(1.0)
     ch.filter_chart(fdf, "top-k", 0.3).to_dict()
+    # Side by side, the filters share one x range: the largest value any of them draws
+    # (top-k 1 renormalises the top token to 1.0; top-p 1.0 keeps the raw probabilities).
+    plain = ch.filter_frame(d.probs, nt.apply_top_p(d.probs, 1.0), [0, 1, 2], text)
+    x_max = ch.common_x_max([fdf, plain])
+    assert x_max == pytest.approx(1.0)
+    for frame in (fdf, plain):
+        spec = ch.filter_chart(frame, "f", None, x_max).to_dict()
+        assert spec["layer"][0]["encoding"]["x"]["scale"]["domain"] == [0, x_max]
     lens = nt.SequenceLens(
         top_ids=np.array([[1, 2], [0, 2], [2, 0]]),
         top_probs=np.array([[0.6, 0.3], [0.5, 0.1], [0.9, 0.05]], np.float32),

@@ -67,7 +67,10 @@ def test_md_escape_makes_markdown_literal():
     escaped = md_escape("**bold** [x](javascript:alert(1)) $x$ :red[hi] <b>")
     for active in ("**", "](", "$x$", ":red[", "<b>"):
         assert active not in escaped
-    assert escaped.replace("\\", "") == "**bold** [x](javascript:alert(1)) $x$ :red[hi] <b>"
+    typed = "**bold** [x](javascript:alert(1)) $x$ :red[hi] <b>"
+    assert escaped.replace("\\", "") == "\u2068" + typed + "\u2069"
+    # Isolated: right-to-left text inside cannot reorder the sentence around it.
+    assert escaped.startswith("\u2068") and escaped.endswith("\u2069")
 
 
 def test_empty_and_whitespace_prompts(app):

@@ -56,7 +56,7 @@ def ablation_frame(ab: HeadAblation, text: TokenText) -> pd.DataFrame:
                     "id": int(i),
                     "model": when,
                     "probability": float(probs[order]),
-                    "run's token": int(i) == ab.target,
+                    "written by the run": int(i) == ab.target,
                 }
             )
     return pd.DataFrame(rows)
@@ -85,7 +85,7 @@ def ablation_chart(df: pd.DataFrame) -> alt.Chart:
                 alt.Tooltip("id:Q", title="id"),
                 alt.Tooltip("model:N"),
                 alt.Tooltip("probability:Q", format=".5f"),
-                alt.Tooltip("run's token:N"),
+                alt.Tooltip("written by the run:N"),
             ],
         )
         .properties(height=alt.Step(11))

@@ -77,10 +77,19 @@ def filter_frame(
     )
 
 
-def filter_chart(df: pd.DataFrame, title: str, threshold: float | None = None) -> alt.LayerChart:
+def common_x_max(frames: Sequence[pd.DataFrame]) -> float:
+    """The largest probability any of the filter frames draws (before or after), so charts
+    side by side share one x range."""
+    return float(max(max(df["before"].max(), df["after"].max()) for df in frames))
+
+
+def filter_chart(
+    df: pd.DataFrame, title: str, threshold: float | None = None, x_max: float | None = None
+) -> alt.LayerChart:
     """Grey bar: probability before; blue bar: renormalised after; red ✕: cut.
 
-    `threshold` draws the probability a token needed to survive (min-p, top-k).
+    `threshold` draws the probability a token needed to survive (min-p, top-k); `x_max`
+    fixes the x range to [0, x_max] (charts to be compared side by side).
     """
     order = df["token"].tolist()
     y = alt.Y("token:N", sort=order, title=None, axis=alt.Axis(labelLimit=110, labelOverlap=False))
@@ -91,8 +100,9 @@ def filter_chart(df: pd.DataFrame, title: str, threshold: float | None = None) -
         alt.Tooltip("status:N"),
     ]
     base = alt.Chart(df).encode(y=y, tooltip=tooltip)
+    scale = alt.Scale(domainMin=0) if x_max is None else alt.Scale(domain=[0, x_max], nice=False)
     before = base.mark_bar(color=BEFORE, opacity=0.9).encode(
-        x=alt.X("before:Q", title="probability", scale=alt.Scale(domainMin=0))
+        x=alt.X("before:Q", title="probability", scale=scale)
     )
     after = base.mark_bar(color=KEPT, height=8).encode(x="after:Q")
     cut = (

@@ -1,0 +1,47 @@
+"""The views added for seeds 000 and 001, in a real browser: each draws, none fails, and a
+screenshot of each is kept in test-artifacts/ to be looked at."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.apphelpers import FAILURE_TEXT
+from tests.browser import VEGA_DRAWN
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def test_new_views_draw_in_chromium(session, artifacts_dir):
+    s, pg = session, session.page
+    s.fill("Prompt", "The cat sat on the mat. The cat sat on the")
+    s.click("button", "Generate")
+    expect(pg.get_by_test_id("stCode").first).to_contain_text("The cat sat")
+
+    s.open_page("Attention graph")
+    expect(pg.get_by_text("attention sink").first).to_be_visible()
+    legend = pg.locator(".js-plotly-plot .legendtext", has_text="weight 0.05")
+    expect(legend).to_have_count(1)  # the fixed width scale is drawn
+    pg.screenshot(path=str(artifacts_dir / "lessons-graph.png"), full_page=True)
+
+    s.open_page("Logit lens & fingerprints")
+    expect(pg.locator(VEGA_DRAWN).nth(1)).to_be_visible()  # sub-layer chart + overview
+    pg.screenshot(path=str(artifacts_dir / "lessons-sublayer-lens.png"), full_page=True)
+    s.act(lambda: pg.get_by_role("tab", name="Activations").click())
+    expect(pg.locator(VEGA_DRAWN).first).to_be_visible()
+    pg.screenshot(path=str(artifacts_dir / "lessons-activations.png"), full_page=True)
+    s.act(lambda: pg.get_by_role("tab", name="Embeddings & weights").click())
+    expect(pg.get_by_text("Copying heads").first).to_be_visible()
+    pg.screenshot(path=str(artifacts_dir / "lessons-copying.png"), full_page=True)
+
+    s.open_page("Ablate a head")
+    expect(pg.locator(VEGA_DRAWN).first).to_be_visible()
+    pg.screenshot(path=str(artifacts_dir / "lessons-ablation.png"), full_page=True)
+
+    s.open_page("Vector arithmetic")
+    expect(pg.get_by_text("queen").first).to_be_visible()
+    pg.screenshot(path=str(artifacts_dir / "lessons-analogy.png"), full_page=True)
+
+    expect(pg.get_by_text(FAILURE_TEXT)).to_have_count(0)
+    expect(pg.get_by_test_id("stException")).to_have_count(0)
+    assert not s.js_errors, s.js_errors
