@@ -31,7 +31,6 @@ from lib.analysis.attention import StepAttention, all_steps
 from lib.analysis.fingerprint import Fingerprints, run_fingerprints
 from lib.analysis.logit_lens import LogitLens
 from lib.analysis.logit_lens import logit_lens as compute_logit_lens
-from lib.analysis.surprise import next_token_probs
 from lib.analysis.weights import (
     EmbeddingPCA,
     OVCopying,
@@ -212,12 +211,11 @@ def activation_norms(run_key: str, _lm: LoadedModel, _ids: np.ndarray) -> rs.Act
     return rs.activation_norms(_lm, _ids)
 
 
-@st.cache_resource(max_entries=16, show_spinner="Reading the prompt once more ...")
-def prompt_probs(run_key: str, _lm: LoadedModel, _result: GenerationResult) -> np.ndarray:
-    """(P,) the probability of each prompt token from the tokens before it (read-only)."""
-    probs = next_token_probs(_lm, _result.token_ids[: _result.prompt_len])
-    probs.flags.writeable = False
-    return probs
+def prompt_probs(run_key: str, lm: LoadedModel, result: GenerationResult) -> np.ndarray:
+    """(P,) the probability of each prompt token from the tokens before it (the first:
+    NaN), read from the run's cached sequence lens (the Tokens & predictions page's pass)."""
+    lens = sequence_lens(run_key, lm, result.token_ids)
+    return np.concatenate([[np.nan], lens.next_prob[: result.prompt_len - 1]]).astype(np.float32)
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)

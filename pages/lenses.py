@@ -52,7 +52,7 @@ def logit_lens(lm: LoadedModel, run: Run) -> None:
         "Logit lens: the hidden state after each layer, read through the model's own final "
         "norm and unembedding, as if the model stopped there. Rank 1 means top prediction. "
         "The last row is exactly the model's output. The lens reads hidden states, not "
-        "attention, so the sink switch does not change it."
+        "attention weights, so hiding the sink does not apply here."
     )
     queries = r.token_ids[r.prompt_len - 1 : r.prompt_len - 1 + r.n_steps]
     st.caption(
@@ -87,7 +87,12 @@ def activations(lm: LoadedModel, run: Run) -> None:
     st.caption(vl.activations_caption(norms, [w.md_escape(t) for t in tokens]))
 
 
-def fingerprints(run: Run, hide: bool) -> None:
+def fingerprints(run: Run) -> None:
+    # The sink switch sits with the one view on this page it changes.
+    hide = w.sink_toggle(
+        help="Drop the first token from every attention row and renormalise "
+        "before the fingerprints are computed."
+    )
     fp = caches.fingerprints(run.key, hide, run.result)
     tokens = run.result.texts[run.result.prompt_len :]
     st.altair_chart(zone_strip(fp, tokens), width="content")
@@ -139,10 +144,6 @@ w.page_intro(
     "each token's attention went, and what its weights can do.",
 )
 run = w.need_run()
-hide = w.sink_toggle(
-    help="Applies to the attention fingerprints; the logit lens, the weight views and the "
-    "activations read no attention."
-)
 # Only the open tab is computed: switching tabs reruns the page.
 lens_tab, fp_tab, weights_tab, act_tab = st.tabs(
     ["Logit lens", "Attention fingerprints", "Embeddings & weights", "Activations"],
@@ -151,7 +152,7 @@ lens_tab, fp_tab, weights_tab, act_tab = st.tabs(
 )
 if fp_tab.open:
     with fp_tab:
-        fingerprints(run, hide)
+        fingerprints(run)
 if lens_tab.open:
     with lens_tab:
         logit_lens(w.need_model(run, "The logit lens"), run)

@@ -9,6 +9,7 @@ from app.state import bound, state
 from lib import labels
 from lib.analysis import next_token as nt
 from lib.viz import next_token as ch
+from lib.viz import sequence as seq
 from lib.viz.tables import tokenizer_table
 
 MAX_AXIS = 120  # heatmap columns drawn at once
@@ -67,3 +68,28 @@ st.caption(
     f"model's first choice at {int((lens.next_rank == 1).sum())} of {T - 1} positions."
 )
 w.show_source("the predictions at every position", nt.sequence_lens)
+
+st.header("3. Point at a token", divider="gray")
+strip = seq.strip_frame(r, lens, text).iloc[lo : min(hi, T - 1)]
+chart_key = f"seq_strip_{run.key}"
+picked = seq.picked_position(st.session_state.get(chart_key), T - 1)
+st.altair_chart(seq.strip_chart(strip), on_select="rerun", key=chart_key, width="content")
+st.caption(
+    "Each chip is a token of the run (paler: the prompt), in reading order, coloured by the "
+    "probability the model gave the token that came after it. Hover a chip for the model's "
+    "top guesses there; click it for all of them."
+)
+if picked is None:
+    st.info("Click a token above to see everything the model expected after it.")
+else:
+    _, _, source = seq.candidates_at(r, lens, picked)
+    rank = int(lens.next_rank[picked])
+    st.markdown(
+        f"After **{w.md_escape(r.texts[picked])}** (position {picked}) the model expected "
+        f"these, {source}. The token that came next, "
+        f"**{w.md_escape(r.texts[picked + 1])}**, was "
+        + ("its first choice" if rank == 1 else f"its choice number {rank:,}")
+        + f" (probability {float(lens.next_prob[picked]):.4f})."
+    )
+    st.altair_chart(ch.candidates_chart(seq.position_frame(r, lens, picked, text)), width="stretch")
+    st.caption("Coral: the token that actually came next; ranks are over the whole vocabulary.")

@@ -165,19 +165,16 @@ def test_conversion_cache_is_complete_and_detects_damage(smollm2, tmp_path):
     assert not _folder_is_complete(copy)
 
 
-def test_prompt_token_probabilities_match_the_generation_step(smollm2, monkeypatch):
-    from lib.analysis.surprise import next_token_probs
+def test_prompt_token_probabilities_match_the_generation_step(smollm2):
+    from lib.analysis.next_token import sequence_lens
 
     r = generate(smollm2, "The old wizard walked through the forest", max_new_tokens=2)
     P = r.prompt_len
-    # The same pass over the prompt plus the first generated token: its last entry is the
-    # probability generation gave that token at step 1 (a different code path: the cache).
-    probs = next_token_probs(smollm2, r.token_ids[: P + 1])
-    assert probs[P] == pytest.approx(float(r.chosen_prob[0]), abs=1e-4)
-    assert np.isnan(probs[0]) and np.all((probs[1:] > 0) & (probs[1:] <= 1))
-    import lib.analysis.surprise as surprise
-
-    monkeypatch.setattr(surprise, "CHUNK", 3)  # chunk edges fall mid-prompt: same numbers
-    assert np.allclose(
-        surprise.next_token_probs(smollm2, r.token_ids[: P + 1]), probs, 1e-5, equal_nan=True
-    )
+    # The Generate table's prompt probabilities come from one pass over the run; at the
+    # last prompt position it must give the first generated token the probability that
+    # generation (a different code path: the KV cache) gave it.
+    lens = sequence_lens(smollm2, r.token_ids)
+    assert lens.next_prob[P - 1] == pytest.approx(float(r.chosen_prob[0]), abs=1e-4)
+    assert lens.next_prob[P] == pytest.approx(float(r.chosen_prob[1]), abs=1e-4)
+    small = sequence_lens(smollm2, r.token_ids, chunk=3)  # chunk edges mid-prompt
+    assert np.allclose(small.next_prob, lens.next_prob, atol=1e-5)

@@ -15,5 +15,4 @@ lib.model and hands the arrays to the pure functions above it.
                   eigenvalues)
     analogy       vector arithmetic on the input embeddings
     ablation      zero-ablating heads, for one step and for the induction probe
-    surprise      the probability of each prompt token from the tokens before it
 """

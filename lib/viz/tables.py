@@ -13,7 +13,7 @@ from lib.model.result import GenerationResult
 def token_table(r: GenerationResult, prompt_probs: np.ndarray | None = None) -> pd.DataFrame:
     """One row per token of the run: position, part, text, id, and the probability the
     model gave the token: for a generated token when it chose it, for a prompt token
-    `prompt_probs` (P,) from the tokens before it (lib.analysis.surprise; the first: empty)."""
+    `prompt_probs` (P,) from the tokens before it (caches.prompt_probs; the first: empty)."""
     T = len(r.token_ids)
     part = np.array(["prompt"] * r.prompt_len + ["generated"] * r.n_steps, dtype=object)
     part[: r.bos_offset] = "prompt (hidden BOS)"
