@@ -1,6 +1,7 @@
 """Token Attention Visualizer: `uv run streamlit run main.py`."""
 
 import logging
+from pathlib import Path
 
 import streamlit as st
 
@@ -8,15 +9,22 @@ from app.runs import LIMITS
 from app.state import state
 from app.widgets import model_status
 
-st.set_page_config(page_title="Token Attention Visualizer", page_icon="🔍", layout="wide")
+st.set_page_config(page_title="Token Attention Visualizer", page_icon="🔍")
+st.logo(str(Path(__file__).parent / "assets" / "logo.svg"), size="large")
+# Pages to read keep a narrow column; the others are as wide as their figures need (Next
+# token's four filter charts side by side, the predictions heatmap and grid). Streamlit 1.67
+# takes st.set_page_config again after st.navigation (each call overrides only what it is
+# given), so the page about to run gets its layout below, here and nowhere else.
+NARROW_PAGES = frozenset({"Welcome", "Step by step", "Ablate a head", "Vector arithmetic"})
 # A deployment may lower the cap below a value this session chose earlier.
 state.max_tokens = min(max(int(state.max_tokens), 1), LIMITS.max_new_tokens)
 nav = st.navigation(
     {
+        "Start here": [
+            st.Page("pages/home.py", title="Welcome", icon=":material/home:", default=True),
+        ],
         "Write": [
-            st.Page(
-                "pages/generate.py", title="Generate", icon=":material/edit_note:", default=True
-            ),
+            st.Page("pages/generate.py", title="Generate", icon=":material/edit_note:"),
             st.Page("pages/next_token.py", title="Next token", icon=":material/casino:"),
             st.Page("pages/step_by_step.py", title="Step by step", icon=":material/call_split:"),
         ],
@@ -42,6 +50,7 @@ nav = st.navigation(
     },
     expanded=True,  # every lesson listed: a folded "View 4 more" hid the atlas and the lab
 )
+st.set_page_config(layout="centered" if nav.title in NARROW_PAGES else "wide")
 try:
     model_status()
     nav.run()

@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import streamlit as st
 
-from lib.config import BUNDLED_MODEL, DEFAULT_MAX_TOKENS, DEFAULT_PROMPT, DEFAULT_THRESHOLD
+from lib.config import (
+    BUNDLED_MODEL,
+    DEFAULT_MAX_TOKENS,
+    DEFAULT_PROMPT,
+    DEFAULT_THRESHOLD,
+    MAX_NEW_TOKENS_CAP,
+)
 from lib.train.data import SENTENCES
 from lib.train.induction import InductionConfig
 
@@ -61,6 +67,16 @@ class Branches:
 
     step: int
     runs: tuple[Run, Run]
+
+
+@dataclass(frozen=True)
+class Sampled:
+    """The token just written or drawn, and where: the run and its 0-based generation step
+    (charts of that step mark it; a token id alone could be any step's)."""
+
+    run_key: str
+    step: int
+    token: int
 
 
 class State:
@@ -109,6 +125,15 @@ class State:
     nt_cmp_step: Shared[int] = Shared(1)
     nt_error: Shared[str | None] = Shared(None)
     nt_branches: Shared[Branches | None] = Shared(None)
+    sampled_token: Shared[Sampled | None] = Shared(None)  # highlighted in every chart of its step
+    # Step by step's autoplay: one token per tick of `ap_pace` seconds until `ap_cap` tokens
+    ap_on: Shared[bool] = Shared(False)
+    ap_pace: Shared[float] = Shared(1.5)
+    ap_cap: Shared[int] = Shared(MAX_NEW_TOKENS_CAP)
+    ap_last: Shared[float | None] = Shared(None)  # time.monotonic() the last tick started
+    ap_took: Shared[float | None] = Shared(None)  # seconds the last tick took to write a token
+    ap_real: Shared[float | None] = Shared(None)  # seconds between the last two tokens' starts
+    ap_note: Shared[str | None] = Shared(None)  # why autoplay last stopped
     # Head roles, Logit lens & fingerprints
     hr_probe: Shared[str] = Shared(PROBE)
     hr_role: Shared[str] = Shared("induction")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import streamlit as st
 
@@ -204,6 +205,19 @@ def show_source(title: str, *functions: Callable) -> None:
     with st.expander(f"Source: {title}", expanded=False, icon=":material/code:"):
         for fn in functions:
             st.code(inspect.getsource(fn), language="python")
+
+
+def page_source(page_file: str, *functions: Callable) -> None:
+    """The last thing on every page: its own script (`__file__`), then the library functions
+    it leans on, each headed by where it lives. The file is read on every run, so the code
+    shown is the code that just ran."""
+    path = Path(page_file)
+    label = f"Source: this page ({path.parent.name}/{path.name})"
+    with st.expander(label, expanded=False, icon=":material/code:"):
+        st.code(path.read_text(encoding="utf-8"), language="python", line_numbers=True)
+        for fn in functions:
+            where = f"# {fn.__module__}.{fn.__qualname__}\n"
+            st.code(where + inspect.getsource(fn), language="python")
 
 
 # ---- the training lab -------------------------------------------------------------------

@@ -98,3 +98,4 @@ st.caption(
 w.show_source(
     "the ablation (lib/analysis/ablation.py)", ab.zero_heads, ab.ablate, ab.probe_ablation
 )
+w.page_source(__file__)

@@ -95,3 +95,4 @@ st.caption(
     "single word to see its own neighbours). Nothing here runs the model's layers."
 )
 w.show_source("the arithmetic (lib/analysis/analogy.py)", an.solve, an.nearest)
+w.page_source(__file__)

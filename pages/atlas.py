@@ -283,3 +283,4 @@ with st.expander("Build or refresh the map", expanded=atlas is None):
                 build(store, output)
             finally:
                 lock.release()
+w.page_source(__file__)

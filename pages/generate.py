@@ -11,10 +11,12 @@ from app.widgets import (
     md_escape,
     model_picker,
     page_intro,
+    page_source,
     threshold_slider,
 )
 from lib.atlas.store import recording_allowed
 from lib.labels import bidi_visible
+from lib.model import generation
 from lib.viz.tables import token_table
 
 page_intro(
@@ -103,3 +105,4 @@ if state.atlas_record and recording_allowed():
         "this server's attention atlas. Switch that off, or delete your runs, on the "
         "Attention atlas page."
     )
+page_source(__file__, generation.generate, generation.choose_token)

@@ -6,6 +6,7 @@ import streamlit as st
 from app import caches
 from app import widgets as w
 from app.state import MATRIX_WHOLE, PROBE, bound, state
+from lib.analysis.head_roles import mask_score, role_masks
 from lib.analysis.weights import has_ov_weights
 from lib.viz.head_roles import (
     COPYING,
@@ -113,3 +114,4 @@ with st.expander("Strongest heads for each role"):
         "a head writes raises the logit of the token it reads (chance 0: random weights "
         "average 0)."
     )
+w.page_source(__file__, role_masks, mask_score)

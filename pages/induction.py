@@ -128,3 +128,4 @@ w.download(
     file_name="induction-history.csv",
     mime="text/csv",
 )
+w.page_source(__file__, random_repeats, InductionTrainer.step)

@@ -162,3 +162,4 @@ if weights_tab.open:
 if act_tab.open:
     with act_tab:
         activations(w.need_model(run, "The activation norms"), run)
+w.page_source(__file__)

@@ -8,6 +8,7 @@ from app import widgets as w
 from app.state import MATRIX_CAPTURED, MATRIX_WHOLE, bound
 from lib.analysis.attention import aggregate
 from lib.viz.matrices import MAX_AXIS, head_grid, heatmap, matrix_caption, matrix_file_name, view
+from lib.viz.text import matrix_sink_note
 
 w.page_intro(
     "Attention matrices",
@@ -48,6 +49,8 @@ q_lo, q_hi = w.window_slider("Query rows shown", len(query_pos), MAX_AXIS, "matr
 k_lo, k_hi = w.window_slider("Key columns shown", matrix.shape[1], MAX_AXIS, "matrix_keys")
 v = view(matrix[q_lo:q_hi], query_pos[q_lo:q_hi], r.texts, hide, k_lo, k_hi)
 st.altair_chart(heatmap(v), width="content")
+if not hide:  # the dark first column every student sees first
+    st.caption(matrix_sink_note(float(np.mean(matrix[q_lo:q_hi, 0])), w.md_escape(r.texts[0])))
 st.caption(matrix_caption(r, layer, head, hide))
 
 c1, c2 = st.columns(2)
@@ -69,3 +72,4 @@ if heads is not None and st.toggle(
         "Same rows and columns as above, one small heatmap per head, shared colour "
         "scale. Hover for tokens and values."
     )
+w.page_source(__file__, aggregate)

@@ -5,7 +5,7 @@ import streamlit as st
 from app import caches
 from app import widgets as w
 from app.runs import sampling_from_state
-from app.state import bound, state
+from app.state import Sampled, bound, state
 from lib.analysis import next_token as nt
 from lib.measures import rank
 from lib.model.generation import draw
@@ -28,6 +28,9 @@ lm = w.need_model(run, "This page recomputes the model's predictions, so it")
 text = caches.token_texts(lm.spec, lm)
 t = w.step_slider("nt_step", r.n_steps, "Which generated token to look at.", default_last=True)
 dist = caches.step_distribution(run.key, t, lm, r)
+sampling = sampling_from_state("nt_", do_sample=True)
+drawn = draw(dist.logits, sampling)  # section 3's seeded draw, marked in every chart here
+state.sampled_token = Sampled(run.key, t, drawn)
 chosen_rank = rank(dist.probs, dist.chosen)
 st.markdown(
     f"**Step {t + 1} of {r.n_steps}.** Probability of the token the run wrote: "
@@ -48,10 +51,12 @@ c2.metric("Chosen token's probability", f"{float(dist.probs[dist.chosen]):.3f}")
 c3.metric("Chosen token's rank", f"{chosen_rank}")
 st.slider("Candidates shown", 5, 40, **bound("nt_show"))
 show = int(state.nt_show)
-st.altair_chart(ch.candidates_chart(ch.candidates_frame(dist, show, text)), width="stretch")
+cands = ch.candidates_frame(dist, show, text)
+st.altair_chart(ch.candidates_chart(cands, highlight=drawn), width="stretch")
 st.caption(
     "The most likely next tokens at this step (temperature 1, no filter), most likely on "
-    "top; coral: the token the run wrote. · is a space, ↵ a newline, → a tab."
+    "top; coral: the token the run wrote; outlined, ◀ sampled: the token the seed of "
+    "section 3 draws. · is a space, ↵ a newline, → a tab."
 )
 
 st.header("2. Sampling filters, each alone on this distribution", divider="gray")
@@ -79,7 +84,7 @@ frames = [ch.filter_frame(dist.probs, f, ids, text) for f, _ in panels]
 x_max = ch.common_x_max(frames)  # one x range, so the four charts can be compared
 for col, (f, title), note, df in zip(st.columns(4), panels, notes, frames, strict=True):
     line = f.threshold if f.name == "min-p" and min_p > 0 else None
-    col.altair_chart(ch.filter_chart(df, title, line, x_max), width="stretch")
+    col.altair_chart(ch.filter_chart(df, title, line, x_max, highlight=drawn), width="stretch")
     col.caption(w.md_escape(note))
 st.info(
     min_p_lesson(float(dist.probs.max()), min_p, panels[3][0].threshold),
@@ -87,19 +92,20 @@ st.info(
 )
 st.caption(
     "Grey bar: probability before the filter. Blue bar: after it, renormalised so the "
-    "kept tokens add up to 1. ✕ cut: the filter removed the token. Each filter is "
-    "applied alone to the model's distribution (temperature 1). The four charts share "
-    "one probability axis."
+    "kept tokens add up to 1. ✕ cut: the filter removed the token. Outlined, ◀: the seed's "
+    "draw of section 3 (after all four filters, so one filter alone may cut it). Each "
+    "filter is applied alone to the model's distribution (temperature 1). The four charts "
+    "share one probability axis."
 )
 
 st.header("3. Sampling with a seed", divider="gray")
-sampling = sampling_from_state("nt_", do_sample=True)
 combined = nt.apply_all(dist.logits, sampling)
 s1, s2 = st.columns([3, 2])
 s1.altair_chart(
     ch.filter_chart(
         ch.filter_frame(dist.probs, combined, ids, text),
         "All four together: what sampling draws from",
+        highlight=drawn,
     ),
     width="stretch",
 )
@@ -111,7 +117,6 @@ with s2:
         icon=":material/casino:",
         help="Draw again with the next seed. Going back to a seed gives its draw again.",
     )
-    drawn = draw(dist.logits, sampling)
     st.caption(f"Seed {int(state.nt_seed)} draws:")
     st.code(text(drawn), language=None)
     st.caption(
@@ -130,3 +135,4 @@ w.show_source(
     draw,
     nt.step_distribution,
 )
+w.page_source(__file__)

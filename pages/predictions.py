@@ -6,6 +6,7 @@ import streamlit as st
 from app import caches
 from app import widgets as w
 from app.state import bound, state
+from app.token_view import show_token_chips
 from lib import labels
 from lib.analysis import next_token as nt
 from lib.viz import next_token as ch
@@ -29,6 +30,7 @@ m1, m2, m3 = st.columns(3)
 m1.metric("Vocabulary size", f"{labels.vocabulary_size(lm.tokenizer):,}")
 m2.metric("Prompt tokens", f"{r.prompt_len:,}")
 m3.metric("Generated tokens", f"{r.n_steps:,}")
+show_token_chips(split, r.prompt_len)
 if r.settings.chat_template:
     st.caption("The chat template is on: the prompt you typed was sent to the model as")
     st.code(lm.tokenizer.decode(r.token_ids[: r.prompt_len].tolist()), language=None)
@@ -93,3 +95,4 @@ else:
     )
     st.altair_chart(ch.candidates_chart(seq.position_frame(r, lens, picked, text)), width="stretch")
     st.caption("Coral: the token that actually came next; ranks are over the whole vocabulary.")
+w.page_source(__file__)

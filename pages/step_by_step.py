@@ -1,10 +1,10 @@
-"""Step by step: add one token at a time, or change one choice and see where it leads."""
+"""Step by step: add tokens one at a time, by hand or autoplay, or change one choice."""
 
 import streamlit as st
 
-from app import caches
+from app import caches, stepping
 from app import widgets as w
-from app.runs import LIMITS, fetch_run, run_generation, sampling_from_state, set_current_run
+from app.runs import LIMITS, fetch_run, sampling_from_state, set_current_run
 from app.state import Branches, bound, state
 from lib.analysis import next_token as nt
 from lib.model.generation import draw
@@ -19,7 +19,6 @@ w.page_intro(
     "Add tokens yourself, or change one choice and compare where the two texts go.",
 )
 run = w.need_run()
-r, n = run.result, run.result.n_steps
 lm = w.need_model(run, "Writing step by step")
 text = caches.token_texts(lm.spec, lm)
 if state.nt_error:
@@ -32,34 +31,59 @@ sampling = sampling_from_state("nt_", state.nt_decoding == "Sample")
 st.caption(
     w.md_escape(
         f"{sampling.describe()} (the filters and seed of the Next token page). Next token replays "
-        "the run so far and adds one token; the longer run becomes the current run on every page."
+        "the run so far and adds one token; the longer run becomes the current run on every "
+        "page. Autoplay adds one per tick, until its stop, the end-of-sequence token or Stop."
     )
 )
-st.code(r.prompt + r.generated_text, language=None, wrap_lines=True)
-can_add = r.stop_reason != "eos" and n < LIMITS.max_new_tokens
-if r.stop_reason == "eos":
-    st.caption("The run ended with the end-of-sequence token: nothing follows it.")
-elif not can_add:
-    st.caption(f"The run has the most tokens allowed ({LIMITS.max_new_tokens}).")
-else:
-    after = caches.step_distribution(run.key, n, lm, r)  # the distribution after the last token
-    st.caption("With these settings the next token will be:")
-    st.code(text(draw(after.logits, sampling)), language=None)
-b1, b2 = st.columns(2)
-if b1.button("Next token", type="primary", disabled=not can_add, icon=":material/add:"):
-    request = run.request.with_settings(
-        max_new_tokens=n + 1, sampling=sampling, forced_tokens=nt.next_token_forced(r)
+a1, a2, a3, a4 = st.columns([2, 4, 3, 2], vertical_alignment="bottom")
+a1.toggle("Autoplay", **bound("ap_on"), help="Write one token per tick, at the pace set.")
+a2.slider("Pace (seconds per token)", 0.5, 5.0, step=0.25, **bound("ap_pace"))
+state.ap_cap = stepping.cap()  # within this deployment's limit
+a3.number_input("Stop at (tokens)", 1, LIMITS.max_new_tokens, **bound("ap_cap"))
+a4.button("Stop", icon=":material/stop:", disabled=not state.ap_on, on_click=stepping.stop_autoplay)
+
+
+@st.fragment(run_every=float(state.ap_pace) if state.ap_on else None)
+def writing() -> None:
+    """The run as it grows: each autoplay tick reruns this part of the page alone."""
+    with (slot := st.empty()).container():  # generation's progress, while it runs
+        ended = stepping.autoplay_tick(lm, sampling)
+    slot.empty()
+    if ended:
+        st.rerun()  # the whole page: the toggle, the timer and "What if" follow the run
+    run = state.run
+    r, n = run.result, run.result.n_steps
+    st.code(r.prompt + r.generated_text, language=None, wrap_lines=True)
+    for note in filter(None, (state.ap_note, stepping.pace_note())):
+        st.caption(note)
+    if reason := stepping.why_not_extend(r, LIMITS.max_new_tokens):
+        st.caption(reason)
+    else:
+        after = caches.step_distribution(run.key, n, lm, r)  # the distribution after the last token
+        st.caption("With these settings the next token will be:")
+        st.code(text(draw(after.logits, sampling)), language=None)
+    busy = bool(reason) or state.ap_on  # while on, autoplay writes the tokens
+    b1, b2 = st.columns(2)
+    if b1.button("Next token", type="primary", disabled=busy, icon=":material/add:"):
+        state.nt_error = stepping.add_token(lm, run, sampling)
+        st.rerun()
+    if b2.button("Start over from the prompt", icon=":material/restart_alt:"):
+        state.nt_error = stepping.start_over(lm, run, sampling)
+        st.rerun()
+    mark = stepping.sampled_at(run.key, n - 1)  # the token just written, at its step
+    frame = ch.candidates_frame(caches.step_distribution(run.key, n - 1, lm, r), 10, text)
+    st.altair_chart(ch.candidates_chart(frame, highlight=mark), width="stretch")
+    st.caption(
+        f"Step {n}: the model's candidates for the last token written (temperature 1, no "
+        "filter). Coral: the token the run wrote; outlined, ◀ sampled: the token last "
+        "sampled at this step, here or with the Next token page's seed (if it was)."
     )
-    if not (error := run_generation(lm, request)):
-        state.nt_step = n + 1
-    state.nt_error = error
-    st.rerun()
-if b2.button("Start over from the prompt", icon=":material/restart_alt:"):
-    request = run.request.with_settings(max_new_tokens=1, sampling=sampling, forced_tokens=())
-    state.nt_error = run_generation(lm, request)
-    state.nt_step = 1
-    st.rerun()
-w.show_source("how a step is added", nt.next_token_forced, nt.branch_forced)
+
+
+writing()
+run = state.run  # a tick above may have made a longer run current
+r, n = run.result, run.result.n_steps
+w.show_source("how a step is added", stepping.next_request, nt.next_token_forced, nt.branch_forced)
 
 st.header("2. What if", divider="gray")
 t = w.step_slider("nt_step", n, "Where to change the run's choice.", default_last=True)
@@ -133,3 +157,4 @@ if branches is not None and run.key in [b.key for b in branches.runs]:
         else "Bars: the 10 earlier tokens with the most attention from the query of that step "
         "(mean over all layers and heads; a hidden BOS is left out)."
     )
+w.page_source(__file__)

@@ -115,3 +115,4 @@ st.page_link(
     label="Ask the trained model: predictions, writing, saving",
     icon=":material/arrow_forward:",
 )
+w.page_source(__file__, Trainer.step)

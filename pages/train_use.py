@@ -106,3 +106,4 @@ w.download(
     file_name="loss-history.csv",
     mime="text/csv",
 )
+w.page_source(__file__, predictions, generate_words)

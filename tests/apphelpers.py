@@ -7,6 +7,7 @@ from streamlit.testing.v1 import AppTest
 FAILURE_TEXT = "Something went wrong while drawing this page"
 # Every page of main.py's navigation, the Generate page last (where the tests type).
 ALL_PAGES = (
+    "pages/home.py",
     "pages/next_token.py",
     "pages/step_by_step.py",
     "pages/attention_graph.py",

@@ -117,6 +117,7 @@ def open_session(request, server, browser, artifacts_dir):
         )
         session = AppSession(context, server, name or f"tab{len(opened)}")
         opened.append((context, session))
+        session.open_page("Generate")  # the app opens on Welcome; tests start where they type
         return session
 
     yield open_one
@@ -143,12 +144,15 @@ def session(open_session):
 
 @pytest.fixture
 def app(smollm2):
-    """The app under AppTest, first page drawn (the bundled model is converted beforehand)."""
+    """The app under AppTest on the Generate page, where tests type their prompt (the app
+    opens on Welcome; the bundled model is converted beforehand)."""
     from streamlit.testing.v1 import AppTest
 
     from tests.apphelpers import assert_ok
 
     at = AppTest.from_file("../main.py", default_timeout=240)
-    at.run()
+    at.run()  # the first run registers main.py's pages, so switch_page can find them
+    assert_ok(at)
+    at.switch_page("pages/generate.py").run()
     assert_ok(at)
     return at

@@ -194,6 +194,9 @@ def test_matrices_page_views(app):
     app.switch_page("pages/matrices.py").run()
     specs = [c.proto.spec for c in app.get("vega_lite_chart")]
     assert specs and "query: the token doing the attending" in specs[0]
+    # The sink's share, from the stored weights: key 0 over every layer, head and step.
+    share = float(app.session_state["run"].result.attention[..., 0].mean())
+    assert any(f"{share:.1%}" in c.value and "attention sink" in c.value for c in app.caption)
     app.toggle(key="hide_sink__w").set_value(True).run()
     assert_ok(app)
     app.radio(key="matrix_source__w").set_value("Whole sequence (one extra forward pass)").run()

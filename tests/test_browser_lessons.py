@@ -38,6 +38,14 @@ def test_new_views_draw_in_chromium(session, artifacts_dir):
     expect(pg.locator(VEGA_DRAWN).first).to_be_visible()
     pg.screenshot(path=str(artifacts_dir / "lessons-ablation.png"), full_page=True)
 
+    s.open_page("Tokens & predictions")
+    expect(pg.locator(VEGA_DRAWN).nth(1)).to_be_visible()  # the heatmap and the token strip
+    pg.screenshot(path=str(artifacts_dir / "lessons-predictions.png"), full_page=True)
+
+    s.open_page("Welcome")
+    expect(pg.get_by_role("heading", name="Welcome").first).to_be_visible()
+    pg.screenshot(path=str(artifacts_dir / "lessons-welcome.png"), full_page=True)
+
     s.open_page("Vector arithmetic")
     expect(pg.get_by_text("queen").first).to_be_visible()
     pg.screenshot(path=str(artifacts_dir / "lessons-analogy.png"), full_page=True)

@@ -19,6 +19,7 @@ CHOSEN = "#ff7f50"  # coral, as the token being written on the graph page
 KEPT = "#1f77b4"
 CUT = "#d62728"
 BEFORE = "#c7cdd4"
+MARK = "#111111"  # the token just sampled: outline and "◀ sampled"
 
 
 def candidates_frame(dist: StepDistribution, n: int, text: TokenText) -> pd.DataFrame:
@@ -38,27 +39,44 @@ def candidates_frame(dist: StepDistribution, n: int, text: TokenText) -> pd.Data
     )
 
 
-def candidates_chart(df: pd.DataFrame) -> alt.Chart:
-    """Horizontal bars, most likely on top; the token the run chose is coral."""
-    order = df.sort_values("rank")["token"].tolist()
-    return (
-        alt.Chart(df)
-        .mark_bar()
-        .encode(
-            x=alt.X("probability:Q", title="probability", scale=alt.Scale(domainMin=0)),
-            y=alt.Y(
-                "token:N", sort=order, title=None, axis=alt.Axis(labelLimit=180, labelOverlap=False)
-            ),
-            color=alt.condition(alt.datum.chosen, alt.value(CHOSEN), alt.value(KEPT), legend=None),
-            tooltip=[
-                alt.Tooltip("token:N", title="rank. token"),
-                alt.Tooltip("id:Q", title="id"),
-                alt.Tooltip("probability:Q", format=".5f"),
-                alt.Tooltip("chosen:N", title="chosen by the run"),
-            ],
-        )
-        .properties(height=alt.Step(18))
+def sampled_frame(df: pd.DataFrame, highlight: int | None) -> pd.DataFrame:
+    """`df` with a `sampled` column: True on the row of token id `highlight` (none if None)."""
+    return df.assign(sampled=df["id"] == highlight if highlight is not None else False)
+
+
+def sampled_marks(base: alt.Chart, x: str, dx: int = 3, text: str = "◀ sampled") -> list:
+    """A black outline around the sampled token's bar (0 to `x`) and `text` after its end."""
+    row = base.transform_filter(alt.datum.sampled)
+    outline = row.mark_bar(fillOpacity=0, stroke=MARK, strokeWidth=2).encode(x=f"{x}:Q")
+    label = row.mark_text(text=text, color=MARK, align="left", dx=dx, fontWeight="bold").encode(
+        x=f"{x}:Q"
     )
+    return [outline, label]
+
+
+def candidates_chart(df: pd.DataFrame, highlight: int | None = None) -> alt.Chart | alt.LayerChart:
+    """Horizontal bars, most likely on top; the token the run chose is coral; the token id
+    `highlight` (the one just sampled) is outlined and marked "◀ sampled"."""
+    order = df.sort_values("rank")["token"].tolist()
+    df = sampled_frame(df, highlight)
+    base = alt.Chart(df).encode(
+        y=alt.Y(
+            "token:N", sort=order, title=None, axis=alt.Axis(labelLimit=180, labelOverlap=False)
+        ),
+        tooltip=[
+            alt.Tooltip("token:N", title="rank. token"),
+            alt.Tooltip("id:Q", title="id"),
+            alt.Tooltip("probability:Q", format=".5f"),
+            alt.Tooltip("chosen:N", title="chosen by the run"),
+        ],
+    )
+    bars = base.mark_bar().encode(
+        x=alt.X("probability:Q", title="probability", scale=alt.Scale(domainMin=0)),
+        color=alt.condition(alt.datum.chosen, alt.value(CHOSEN), alt.value(KEPT), legend=None),
+    )
+    if not df["sampled"].any():
+        return bars.properties(height=alt.Step(18))
+    return alt.layer(bars, *sampled_marks(base, "probability")).properties(height=alt.Step(18))
 
 
 def filter_frame(
@@ -69,6 +87,7 @@ def filter_frame(
     return pd.DataFrame(
         {
             "rank": np.arange(1, len(ids) + 1),
+            "id": ids,
             "token": [f"{r}. {text(i)}" for r, i in enumerate(ids, start=1)],
             "before": [float(before[i]) for i in ids],
             "after": [float(after.probs[i]) for i in ids],
@@ -84,13 +103,19 @@ def common_x_max(frames: Sequence[pd.DataFrame]) -> float:
 
 
 def filter_chart(
-    df: pd.DataFrame, title: str, threshold: float | None = None, x_max: float | None = None
+    df: pd.DataFrame,
+    title: str,
+    threshold: float | None = None,
+    x_max: float | None = None,
+    highlight: int | None = None,
 ) -> alt.LayerChart:
     """Grey bar: probability before; blue bar: renormalised after; red ✕: cut.
 
     `threshold` draws the probability a token needed to survive (min-p, top-k); `x_max`
-    fixes the x range to [0, x_max] (charts to be compared side by side).
+    fixes the x range to [0, x_max] (charts to be compared side by side); the token id
+    `highlight` (the one just sampled) is outlined and marked "◀".
     """
+    df = sampled_frame(df, highlight)
     order = df["token"].tolist()
     y = alt.Y("token:N", sort=order, title=None, axis=alt.Axis(labelLimit=110, labelOverlap=False))
     tooltip = [
@@ -111,6 +136,11 @@ def filter_chart(
         .encode(x="before:Q")
     )
     layers = [before, after, cut]
+    if df["sampled"].any():  # around both bars; "◀" after "✕ cut" if this filter alone cut it
+        ends = base.transform_calculate(end="max(datum.before, datum.after)")
+        for status, dx in (("kept", 3), ("cut", 42)):
+            row = ends.transform_filter(alt.datum.status == status)
+            layers += sampled_marks(row, "end", dx, "◀")  # narrow charts: the short mark
     if threshold is not None:
         rule = (
             alt.Chart(pd.DataFrame({"threshold": [threshold]}))

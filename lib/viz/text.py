@@ -53,6 +53,15 @@ def sink_share_note(share: float, first: str, shown: bool) -> str:
     )
 
 
+def matrix_sink_note(share: float, first: str) -> str:
+    """The heatmap's dark first column, explained with its share of the rows shown."""
+    return (
+        f"The dark first column is the *attention sink*: the rows shown give the first token "
+        f"“{first}” **{share:.1%}** of their attention on average. Models park attention "
+        "there when no other token is needed; the switch above hides it and renormalises."
+    )
+
+
 def no_lines_note(step: StepAttention, threshold: float) -> str:
     """Why a step draws no line: its weights are spread thinner than the threshold."""
     n = len(step.input_norm)
