@@ -209,11 +209,16 @@ def show_source(title: str, *functions: Callable) -> None:
 
 def page_source(page_file: str, *functions: Callable) -> None:
     """The last thing on every page: its own script (`__file__`), then the library functions
-    it leans on, each headed by where it lives. The file is read on every run, so the code
-    shown is the code that just ran."""
+    it leans on, each headed by where it lives. The file is read when shown, so the code
+    shown is the code that just ran.
+
+    A switch, not an expander: an expander's content is always sent and sits in the page
+    (every rerun would carry the whole script, and a search of the page finds its own
+    strings twice); the code is sent only while the switch is on.
+    """
     path = Path(page_file)
     label = f"Source: this page ({path.parent.name}/{path.name})"
-    with st.expander(label, expanded=False, icon=":material/code:"):
+    if st.toggle(label, key=f"page_source_{path.stem}"):
         st.code(path.read_text(encoding="utf-8"), language="python", line_numbers=True)
         for fn in functions:
             where = f"# {fn.__module__}.{fn.__qualname__}\n"

@@ -36,6 +36,7 @@ def run(prompt: str, new_tokens: int, repeats: int, log) -> dict:
     log(f"rerun: generating {new_tokens} tokens in the app (AppTest), then the graph page")
     at = AppTest.from_file(str(ROOT / "main.py"), default_timeout=900)
     at.run()
+    at.switch_page("pages/generate.py").run()  # the app opens on the Welcome page
     _check(at)
     at.text_area(key="prompt__w").input(prompt)
     at.slider(key="max_tokens__w").set_value(new_tokens)

@@ -121,6 +121,7 @@ def run(prompt: str, repeats: int, log) -> dict:
             browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
             ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
             app = AppSession(ctx, app_url, "app")
+            app.open_page("Generate")  # the app opens on the Welcome page
             app.fill("Prompt", prompt)
             app.click("button", "Generate")  # the default 20 new tokens
             app.open_page("Attention graph")

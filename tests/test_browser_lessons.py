@@ -43,7 +43,7 @@ def test_new_views_draw_in_chromium(session, artifacts_dir):
     pg.screenshot(path=str(artifacts_dir / "lessons-predictions.png"), full_page=True)
 
     s.open_page("Welcome")
-    expect(pg.get_by_role("heading", name="Welcome").first).to_be_visible()
+    expect(pg.get_by_role("heading", name="Token Attention Visualizer")).to_be_visible()
     pg.screenshot(path=str(artifacts_dir / "lessons-welcome.png"), full_page=True)
 
     s.open_page("Vector arithmetic")

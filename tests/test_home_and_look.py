@@ -117,11 +117,16 @@ def test_after_a_run_every_page_shows_its_own_source(app):
         app.switch_page(page).run()
         assert_ok(app)
         label = f"Source: this page ({page})"
-        box = next((e for e in app.expander if e.label == label), None)
-        assert box is not None, page
-        assert not box.proto.expanded
-        shown = box.code[0].value  # st.code drops the file's final newline
-        assert shown.rstrip() == (ROOT / page).read_text(encoding="utf-8").rstrip(), page
+        switch = next((t for t in app.toggle if t.label == label), None)
+        assert switch is not None, page
+        assert not switch.value  # off: no code sent with the page
+        source = (ROOT / page).read_text(encoding="utf-8").rstrip()
+        assert not [c for c in app.code if c.value.rstrip() == source], page
+        switch.set_value(True).run()
+        assert_ok(app)
+        # st.code drops the file's final newline
+        assert [c for c in app.code if c.value.rstrip() == source], page
+        app.toggle(key=switch.key).set_value(False).run()
         if page == "pages/predictions.py":  # the token chips, one per token
             chips = [h.proto.body for h in app.get("html") if "tav-chips" in h.proto.body]
             assert len(chips) == 1 and chips[0].count('class="tav-id"') == n_tokens
