@@ -12,7 +12,7 @@ import streamlit as st
 from app import caches
 from app.runs import Run
 from app.state import BUNDLED_LABEL, bound, clamp_step, state, widget_key
-from lib.config import BUNDLED_MODEL, SUGGESTED_HUB_MODELS
+from lib.config import BUNDLED_MODEL, SUGGESTED_HUB_MODELS, Limits
 from lib.model.loading import LoadedModel, ModelLoadError
 
 OTHER_MODEL = "Other: a Hugging Face id or a local folder"
@@ -72,13 +72,18 @@ def model_picker() -> None:
     """Choose the bundled model, a suggested hub model or any id / folder; on failure the
     previous model stays in use."""
     with st.expander("Model", icon=":material/memory:"):
-        choices = {BUNDLED_LABEL: BUNDLED_MODEL} | {m: m for m in SUGGESTED_HUB_MODELS}
+        hub = Limits.from_env().allow_hub  # a shared server may switch the hub off
+        choices = {BUNDLED_LABEL: BUNDLED_MODEL} | {m: m for m in SUGGESTED_HUB_MODELS if hub}
+        if state.model_choice not in (*choices, OTHER_MODEL):
+            state.model_choice = BUNDLED_LABEL
         m1, m2 = st.columns([2, 3])
         choice = m1.selectbox(
             "Choose a model",
             [*choices, OTHER_MODEL],
             **bound("model_choice"),
-            help="Hub models need a network connection the first time.",
+            help="Hub models need a network connection the first time."
+            if hub
+            else "This server loads no models from the hub; a model folder on it still works.",
         )
         if choice == OTHER_MODEL:
             spec = m2.text_input(

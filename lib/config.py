@@ -31,6 +31,14 @@ def _env_int(name: str, default: int) -> int:
         return default
 
 
+def _env_flag(name: str, default: bool) -> bool:
+    """An on/off switch: 0, false, no or off (any case) is off; anything else is on."""
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() not in ("0", "false", "no", "off")
+
+
 @dataclass(frozen=True)
 class Limits:
     """Bounds that keep the worst case inside a small deployment's memory."""
@@ -40,6 +48,7 @@ class Limits:
     max_new_tokens: int = MAX_NEW_TOKENS_CAP
     max_model_params: int = 2_000_000_000
     result_cache_entries: int = 10
+    allow_hub: bool = True  # TAV_ALLOW_HUB=0: a shared server loads only local models
 
     @classmethod
     def from_env(cls) -> Limits:
@@ -52,4 +61,5 @@ class Limits:
             ),
             max_model_params=_env_int("TAV_MAX_MODEL_PARAMS", d.max_model_params),
             result_cache_entries=_env_int("TAV_RESULT_CACHE_ENTRIES", d.result_cache_entries),
+            allow_hub=_env_flag("TAV_ALLOW_HUB", d.allow_hub),
         )

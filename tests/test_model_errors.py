@@ -14,6 +14,22 @@ def test_hub_id_offline_is_a_clear_message(monkeypatch):
         load_model("gpt2")
 
 
+def test_hub_switched_off_refuses_hub_ids_before_any_download(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # were the check late, this would try the hub
+    with pytest.raises(ModelLoadError, match="TAV_ALLOW_HUB=0"):
+        load_model("gpt2", limits=Limits(allow_hub=False))
+
+
+@pytest.mark.parametrize(
+    ("value", "allowed"), [("0", False), ("false", False), (" Off ", False), ("1", True)]
+)
+def test_allow_hub_switch_from_the_environment(monkeypatch, value, allowed):
+    monkeypatch.setenv("TAV_ALLOW_HUB", value)
+    assert Limits.from_env().allow_hub is allowed
+    monkeypatch.delenv("TAV_ALLOW_HUB")
+    assert Limits.from_env().allow_hub is True  # the default: a laptop may use the hub
+
+
 @pytest.mark.parametrize("spec", ["bad id!!", "a b", "x/y/z/w"])
 def test_malformed_ids_are_refused_before_any_download(spec):
     with pytest.raises(ModelLoadError):

@@ -157,6 +157,18 @@ def test_bad_model_choice_keeps_the_previous_model(app, spec, message):
     assert app.session_state["run"].result.prompt == "Then the wizard"
 
 
+def test_hub_switched_off_on_a_shared_server(app, monkeypatch):
+    from lib.config import SUGGESTED_HUB_MODELS
+
+    monkeypatch.setenv("TAV_ALLOW_HUB", "0")
+    app.run()
+    options = app.selectbox(key="model_choice__w").options
+    assert not set(SUGGESTED_HUB_MODELS) & set(options)  # no hub model is offered
+    load_model_in(app, "HuggingFaceTB/SmolLM2-360M-Instruct")
+    assert any("TAV_ALLOW_HUB=0" in e.replace("\\", "") for e in model_errors(app))
+    assert app.session_state["model_spec"].startswith("bundled:")  # the bundled model stays
+
+
 def test_folder_that_is_not_a_model_and_a_model_too_big(app, tmp_path):
     from transformers import LlamaConfig
 

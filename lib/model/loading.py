@@ -35,6 +35,12 @@ class ModelLoadError(Exception):
     """A model could not be loaded; str(error) is a message for the user."""
 
 
+HUB_OFF = (
+    "This server does not load models from the Hugging Face hub (TAV_ALLOW_HUB=0). The "
+    "bundled SmolLM2-135M-Instruct, and model folders on the server, are available."
+)
+
+
 @dataclass(eq=False)
 class LoadedModel:
     """A model ready for capture, with what the pages need to describe it.
@@ -315,6 +321,8 @@ def load_model(
     limits = limits or Limits.from_env()
     ensure_registered()
     source, location = resolve_source(spec)
+    if source == "hub" and not limits.allow_hub:
+        raise ModelLoadError(HUB_OFF)
     if source != "bundled":
         return _load(spec, source, location, progress, limits)
     try:
