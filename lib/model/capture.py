@@ -19,7 +19,8 @@ RECORDER_KWARG = "tav_recorder"
 class AttentionRecorder:
     """Collects attention probabilities during forward passes, one call per layer.
 
-    mode "last_row": keep the last query row of every layer, as (heads, keys).
+    mode "last_row": keep the last query row of every layer for every sequence of the
+    batch, as (batch, heads, keys).
     mode "full": keep full (queries, keys) matrices: the mean over all layers and heads,
     plus every head of each layer listed in `layers`.
     mode "summary": keep the mean matrix over all layers and heads and, per layer, each
@@ -32,18 +33,19 @@ class AttentionRecorder:
             raise ValueError(f"unknown mode {mode!r}")
         self.mode = mode
         self.layers = set(layers)
-        self.rows: list[torch.Tensor] = []  # last_row: one (H, K) per layer call
+        self.rows: list[torch.Tensor] = []  # last_row: one (B, H, K) per layer call
         self.per_layer: dict[int, np.ndarray] = {}  # full: layer -> (H, Q, K)
         self._sum: torch.Tensor | None = None  # full: running sum over layers of (Q, K)
         self.entropies: list[torch.Tensor] = []  # summary: one (Q,) per layer
         self._calls = 0
 
     def record(self, probs: torch.Tensor) -> None:
-        """probs: (1, H, Q, K) float32 softmax weights of one layer, in call order."""
+        """probs: (B, H, Q, K) float32 softmax weights of one layer, in call order (B is 1
+        except in "last_row" mode)."""
         layer = self._calls
         self._calls += 1
         if self.mode == "last_row":
-            self.rows.append(probs[0, :, -1, :].to("cpu", torch.float32))
+            self.rows.append(probs[:, :, -1, :].to("cpu", torch.float32))
             return
         heads_mean = probs[0].mean(dim=0)
         self._sum = heads_mean if self._sum is None else self._sum + heads_mean
@@ -60,8 +62,9 @@ class AttentionRecorder:
         return torch.stack(self.entropies).numpy()
 
     def take_rows(self) -> np.ndarray:
-        """The last-row weights of the forward pass just run: (layers, heads, keys) float32."""
-        out = torch.stack(self.rows).numpy()
+        """The last-row weights of the forward pass just run: (batch, layers, heads, keys)
+        float32."""
+        out = torch.stack(self.rows, dim=1).numpy()
         self.rows = []
         self._calls = 0
         return out

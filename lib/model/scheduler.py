@@ -1,0 +1,247 @@
+"""One worker per model that writes every session's runs together, one pass per step.
+
+A class pressing Generate at the same moment would otherwise run 30 generations in 30
+threads that thrash two cores. Here sessions `submit` a prepared request and get a
+`Ticket`; one worker thread decodes every admitted run in one `Batch` (runs join between
+steps and leave when done) and reports progress on the tickets. Identical requests in
+flight share one ticket, finished results go to the shared `ResultStore`, and the queue
+has a length limit with a message for whoever finds it full.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from dataclasses import dataclass
+
+from lib.labels import display_text
+from lib.model.batching import Batch, Decoding, Prepared, can_batch
+from lib.model.loading import LoadedModel
+from lib.model.result import GenerationResult
+from lib.model.results import ResultStore
+
+IDLE_EXIT_S = 30.0  # the worker thread ends after this long with nothing to do
+
+log = logging.getLogger("tav")
+
+
+class QueueFull(RuntimeError):
+    """The queue is at its limit; str(error) is a message for the user."""
+
+
+@dataclass(frozen=True)
+class SchedulerLimits:
+    """How much the worker takes on: runs written at once (one batch), runs waiting,
+    and the attention rows the runs being written may hold together (bytes)."""
+
+    max_runs: int = 32
+    max_queue: int = 64
+    max_inflight_bytes: int = 800 * 2**20
+
+
+class Ticket:
+    """A session's handle on one run: its place, its progress, then its result.
+
+    `status` is "queued", "running", "done", "cancelled" or "failed" (`error` says why).
+    Progress (`written`, `pieces`, `batch_size`) changes between steps; `wait` wakes on
+    every change.
+    """
+
+    def __init__(self, key: str, prepared: Prepared | None) -> None:
+        self.key = key
+        self.prepared = prepared
+        self.total = prepared.settings.max_new_tokens if prepared else 0
+        self.status = "queued"
+        self.result: GenerationResult | None = None
+        self.error: str | None = None
+        self.pieces: list[str] = []  # the text of each token written so far
+        self.batch_size = 0  # runs in the pass that wrote the last token
+        self.subscribers = 1
+        self.version = 0
+        self._changed = threading.Condition()
+        self._seq: Decoding | None = None
+
+    @classmethod
+    def finished(cls, key: str, result: GenerationResult) -> Ticket:
+        ticket = cls(key, None)
+        ticket.status, ticket.result = "done", result
+        return ticket
+
+    @property
+    def written(self) -> int:
+        return len(self.pieces)
+
+    @property
+    def over(self) -> bool:
+        return self.status in ("done", "cancelled", "failed")
+
+    def wait(self, version: int, timeout: float) -> int:
+        """Block until the ticket changes from `version` (or it is over, or `timeout`
+        seconds pass); returns the version now."""
+        with self._changed:
+            self._changed.wait_for(lambda: self.version != version or self.over, timeout)
+            return self.version
+
+    def _update(self, **changes) -> None:
+        with self._changed:
+            for name, value in changes.items():
+                setattr(self, name, value)
+            self.version += 1
+            self._changed.notify_all()
+
+
+class Scheduler:
+    """The one place a model writes runs for sessions (see the module docstring)."""
+
+    def __init__(
+        self, lm: LoadedModel, store: ResultStore, limits: SchedulerLimits | None = None
+    ) -> None:
+        self.lm = lm
+        self.store = store
+        self.limits = limits or SchedulerLimits()
+        # a model whose cache cannot be padded (sliding windows) writes one run at a time
+        self.max_runs = self.limits.max_runs if can_batch(lm) else 1
+        self._lock = threading.Condition()
+        self._queue: deque[Ticket] = deque()
+        self._running: list[Ticket] = []
+        self._live: dict[str, Ticket] = {}  # queued or running, by run key
+        self._thread: threading.Thread | None = None
+        self._batch = Batch(lm)
+
+    @property
+    def forward_passes(self) -> int:
+        """Forward passes the worker has made (identical requests share theirs)."""
+        return self._batch.forward_passes
+
+    # ---- what sessions call ---------------------------------------------------------
+
+    def submit(self, key: str, prepared: Prepared) -> Ticket:
+        """A ticket for the run `key` names: the stored result, the run already in flight,
+        or a new place in the queue. Raises QueueFull when the queue is at its limit."""
+        with self._lock:
+            if (live := self._live.get(key)) is not None:
+                live.subscribers += 1
+                return live
+            if (result := self.store.get(key)) is not None:
+                return Ticket.finished(key, result)
+            if len(self._queue) >= self.limits.max_queue:
+                raise QueueFull(
+                    f"The server is busy: {len(self._queue)} runs are already waiting, the "
+                    "most it queues. Nothing was lost: press Generate again in a little while."
+                )
+            ticket = Ticket(key, prepared)
+            self._queue.append(ticket)
+            self._live[key] = ticket
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._work, name="tav-generation", daemon=True
+                )
+                self._thread.start()
+            self._lock.notify_all()
+            return ticket
+
+    def ahead(self, ticket: Ticket) -> int:
+        """Runs waiting in front of this one (0 once it is being written)."""
+        with self._lock:
+            try:
+                return self._queue.index(ticket)
+            except ValueError:
+                return 0
+
+    def load(self) -> tuple[int, int]:
+        """(runs being written, runs waiting) now."""
+        with self._lock:
+            return len(self._running), len(self._queue)
+
+    def release(self, ticket: Ticket) -> None:
+        """This session no longer wants the run; the last one to let go cancels it."""
+        with self._lock:
+            if ticket.over:
+                return
+            ticket.subscribers -= 1
+            if ticket.subscribers > 0:
+                return
+            self._live.pop(ticket.key, None)
+            if ticket in self._queue:
+                self._queue.remove(ticket)
+            ticket._update(status="cancelled")  # a running one leaves at the next step
+
+    # ---- the worker -----------------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                if not self._lock.wait_for(
+                    lambda: self._queue or self._running, timeout=IDLE_EXIT_S
+                ):
+                    self._thread = None
+                    return
+                admitted = self._admit()
+            try:
+                self._advance(admitted)
+            except Exception as err:  # noqa: BLE001 - every waiting session gets the message
+                log.exception("batched generation failed")
+                self._fail(f"Generation failed: {err}")
+
+    def _admit(self) -> list[Ticket]:
+        """Move queued tickets into the batch while it has room (under the lock)."""
+        admitted: list[Ticket] = []
+        held = sum(t.prepared.attention_bytes(self.lm) for t in self._running)
+        while self._queue and len(self._running) + len(admitted) < self.max_runs:
+            need = self._queue[0].prepared.attention_bytes(self.lm)
+            if (self._running or admitted) and held + need > self.limits.max_inflight_bytes:
+                break
+            ticket = self._queue.popleft()
+            ticket._seq = Decoding(self.lm, ticket.prepared)
+            ticket._update(status="running")
+            admitted.append(ticket)
+            held += need
+        self._running += admitted
+        return admitted
+
+    def _advance(self, admitted: list[Ticket]) -> None:
+        """Drop cancelled runs, then read the new prompts or write one token for all."""
+        cancelled = [t for t in self._running if t.status == "cancelled"]
+        if cancelled:
+            self._batch.drop([t._seq for t in cancelled])
+            with self._lock:
+                self._running = [t for t in self._running if t not in cancelled]
+        if admitted:
+            self._batch.add([t._seq for t in admitted])
+            stepped = admitted
+        elif self._batch.seqs:
+            stepped = [t for t in self._running if t._seq in self._batch.seqs]
+            self._batch.step()
+        else:
+            return
+        size = len(stepped)
+        for ticket in stepped:
+            seq = ticket._seq
+            pieces = ticket.pieces + [display_text(self.lm.tokenizer, seq.chosen[-1])]
+            if seq.done:
+                result = seq.result(self.lm)
+                self.store.put(ticket.key, result)
+                with self._lock:
+                    self._running.remove(ticket)
+                    if self._live.get(ticket.key) is ticket:
+                        del self._live[ticket.key]
+                ticket._seq = None
+                ticket._update(pieces=pieces, batch_size=size, result=result, status="done")
+            else:
+                ticket._update(pieces=pieces, batch_size=size)
+
+    def _fail(self, message: str) -> None:
+        with self._lock:
+            failed, self._running = self._running, []
+            for ticket in failed:
+                self._live.pop(ticket.key, None)
+        self._batch = self._reset_batch()  # its cache may be half-updated
+        for ticket in failed:
+            ticket._update(status="failed", error=message)
+
+    def _reset_batch(self) -> Batch:
+        passes = self._batch.forward_passes
+        batch = Batch(self.lm)
+        batch.forward_passes = passes
+        return batch

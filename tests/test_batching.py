@@ -1,0 +1,161 @@
+"""Batched generation and the scheduler, on the real bundled model.
+
+A run decoded beside others must be exactly the run decoded alone (tokens, attention rows
+to 1e-5, and an independent eager forward pass); identical requests in flight are written
+once; a full queue refuses with a message; a stopped run leaves the batch.
+"""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from lib.model.batching import Batch, Decoding, prefill_groups, prepare
+from lib.model.generation import generate
+from lib.model.result import RunSettings, SamplingSettings
+from lib.model.results import ResultStore
+from lib.model.scheduler import QueueFull, Scheduler, SchedulerLimits
+from tests.test_real_model import assert_matches_eager
+
+WIZARD = "The old wizard walked through the forest"
+REQUESTS = [
+    (WIZARD, RunSettings(12)),
+    ("Hi", RunSettings(8, sampling=SamplingSettings(True, 0.9, 40, 0.95, 0.0, 7))),
+    ("1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18", RunSettings(15)),
+    ("Paris is the capital of", RunSettings(5, forced_tokens=(1234, 42))),
+    ("Once upon a time", RunSettings(10, chat_template=True)),
+]
+
+
+def wait_over(ticket, timeout=120.0):
+    version = -1
+    while not ticket.over:
+        new = ticket.wait(version, timeout)
+        assert new != version or ticket.over, "no progress within the timeout"
+        version = new
+
+
+def test_prefill_groups_stay_within_the_budget():
+    lengths = [5, 300, 40, 2000, 7, 300]
+    groups = prefill_groups(lengths, budget=1000)
+    assert sorted(i for g in groups for i in g) == list(range(6))
+    for g in groups:
+        assert len(g) == 1 or len(g) * max(lengths[i] for i in g) <= 1000
+    assert [3] in groups  # longer than the budget: alone
+
+
+def test_batched_runs_equal_runs_alone_with_joins_between_steps(smollm2, smollm2_eager):
+    alone = [
+        generate(smollm2, p, s.max_new_tokens, s.sampling, s.chat_template, s.forced_tokens)
+        for p, s in REQUESTS
+    ]
+    seqs = [Decoding(smollm2, prepare(smollm2, p, s)) for p, s in REQUESTS]
+    batch = Batch(smollm2)
+    batch.add(seqs[:2])
+    batch.step()
+    batch.step()
+    batch.add(seqs[2:4])  # join a batch already two steps in, with longer prompts
+    batch.step()
+    batch.add(seqs[4:])
+    while len(batch):
+        batch.step()
+    for solo, seq in zip(alone, seqs, strict=True):
+        r = seq.result(smollm2)
+        assert r.token_ids.tolist() == solo.token_ids.tolist()
+        assert r.attention.shape == solo.attention.shape
+        assert np.abs(r.attention - solo.attention).max() <= 1e-5
+        assert np.abs(r.top_probs - solo.top_probs).max() <= 1e-5
+        assert r.top_ids[:, 0].tolist() == solo.top_ids[:, 0].tolist()
+        assert np.abs(r.chosen_prob - solo.chosen_prob).max() <= 1e-5
+    # and against an independent eager pass over the final text (padding never leaks in)
+    for seq in seqs[1:4]:
+        assert_matches_eager(seq.result(smollm2), smollm2_eager)
+    # passes: 3 prefills + one per step while anything was left, far fewer than alone
+    assert batch.forward_passes < sum(r.n_steps for r in alone)
+
+
+def test_identical_requests_in_flight_are_written_once(smollm2):
+    scheduler = Scheduler(smollm2, ResultStore(2**30))
+    prepared = prepare(smollm2, WIZARD, RunSettings(10))
+    tickets, start = [], threading.Barrier(8)
+
+    def student():
+        start.wait()
+        tickets.append(scheduler.submit("same-key", prepared))
+
+    threads = [threading.Thread(target=student) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for ticket in tickets:
+        wait_over(ticket)
+    results = {id(t.result) for t in tickets}
+    assert len(results) == 1 and tickets[0].status == "done"
+    assert scheduler.forward_passes == tickets[0].result.n_steps  # one run's passes: 1 + 9
+    again = scheduler.submit("same-key", prepared)  # finished: from the store, no pass
+    assert again.status == "done" and again.result is tickets[0].result
+    assert scheduler.forward_passes == 10
+
+
+def test_concurrent_sessions_get_their_own_runs(smollm2):
+    scheduler = Scheduler(smollm2, ResultStore(2**30))
+    prompts = [f"Student {i} wrote: the old wizard" for i in range(6)]
+    alone = {p: generate(smollm2, p, 8).token_ids.tolist() for p in prompts[:2]}
+    tickets = [scheduler.submit(p, prepare(smollm2, p, RunSettings(8))) for p in prompts]
+    for ticket in tickets:
+        wait_over(ticket)
+    for p, ticket in zip(prompts, tickets, strict=True):
+        assert ticket.result.prompt == p
+        if p in alone:
+            assert ticket.result.token_ids.tolist() == alone[p]
+    assert max(t.batch_size for t in tickets) > 1  # they were written together
+    assert scheduler.forward_passes < 6 * 8
+
+
+def test_a_full_queue_refuses_with_a_message(smollm2):
+    scheduler = Scheduler(smollm2, ResultStore(2**30), SchedulerLimits(max_runs=1, max_queue=1))
+    taken, refused = [], []
+    for i in range(3):  # one written, at most one waiting: the third cannot get in
+        try:
+            taken.append(scheduler.submit(f"k{i}", prepare(smollm2, f"Run {i}", RunSettings(30))))
+        except QueueFull as err:
+            refused.append(str(err))
+    assert refused and "busy" in refused[0] and "again" in refused[0]
+    for ticket in taken:
+        scheduler.release(ticket)
+    with pytest.raises(QueueFull):
+        Scheduler(smollm2, ResultStore(2**30), SchedulerLimits(max_queue=0)).submit(
+            "x", prepare(smollm2, "x", RunSettings(1))
+        )
+
+
+def test_a_stopped_run_leaves_the_batch(smollm2):
+    scheduler = Scheduler(smollm2, ResultStore(2**30))
+    ticket = scheduler.submit("long", prepare(smollm2, WIZARD, RunSettings(50)))
+    version = -1
+    while ticket.written < 2:
+        version = ticket.wait(version, 60)
+    scheduler.release(ticket)
+    assert ticket.status == "cancelled" and ticket.over
+    deadline = time.monotonic() + 60
+    while scheduler.load() != (0, 0):  # the worker drops it at the next step
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    passes = scheduler.forward_passes
+    assert passes < 50
+    assert "long" not in scheduler.store
+
+
+def test_result_store_is_bounded_by_bytes(smollm2):
+    runs = [generate(smollm2, f"Text number {i}", 4) for i in range(4)]
+    size = runs[0].nbytes()
+    store = ResultStore(int(size * 2.5))
+    for i, r in enumerate(runs):
+        store.put(str(i), r)
+    assert store.nbytes <= size * 2.5 and len(store) == 2
+    assert "0" not in store and store.get("3") is runs[3]
+    big = ResultStore(1)  # a run larger than the budget is still kept until the next
+    big.put("a", runs[0])
+    assert big.get("a") is runs[0]
