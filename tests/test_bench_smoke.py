@@ -26,6 +26,14 @@ REQUIRED = {
         "seed_json_bytes",
     ],
     "warm_start": ["load_s", "import_s"],
+    "classroom": [
+        "solo_s",
+        "serial_p95_s",
+        "batched_p95_s",
+        "batched_first_token_max_s",
+        "batched_forward_passes",
+        "peak_rss_bytes",
+    ],
 }
 CAPTURE_ROW = [
     "prompt_tokens",
@@ -70,6 +78,7 @@ def test_quick_benchmark_measures_every_item(tmp_path):
         "step_move",
         "train_lab",
         "atlas",
+        "classroom",
     }
     for row in items["capture"]["rows"]:
         assert all(positive(row[k]) for k in CAPTURE_ROW), row
@@ -85,7 +94,7 @@ def test_quick_benchmark_measures_every_item(tmp_path):
     runs = atlas["discovery"]
     assert positive(runs["1000"]["wall_s"]) and runs["1000"]["n_points"] == 1000
     assert all(positive(atlas["map"][k]) for k in ("build_s", "json_bytes", "draw_ms"))
-    assert {r["item"].split()[0] for r in report["table"]} == {str(i) for i in range(1, 9)}
+    assert {r["item"].split()[0] for r in report["table"]} == {str(i) for i in range(1, 10)}
     lab = items["train_lab"]
     assert positive(lab["epochs_per_s"]) and positive(lab["torch_encoder_epochs_per_s"])
     assert positive(lab["induction"]["total_s"]) and positive(lab["one_layer"]["total_s"])
