@@ -81,10 +81,14 @@ def server(smollm2, artifacts_dir):
 
 @pytest.fixture(scope="session")
 def browser():
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     from tests.browser import CHROMIUM_ARGS, chromium_path
 
+    # A finished script run is waited for exactly (`AppSession.act`); what the browser does
+    # after it (fetching Plotly's lazily loaded chunk, drawing WebGL) took over Playwright's
+    # default 5 s on a loaded CI machine. `expect` still returns as soon as its check holds.
+    expect.set_options(timeout=30_000)
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
         yield b
