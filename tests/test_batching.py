@@ -131,6 +131,31 @@ def test_a_full_queue_refuses_with_a_message(smollm2):
         )
 
 
+def test_a_run_that_cannot_start_fails_alone(smollm2, monkeypatch):
+    """A request that breaks at admission gets its message; the runs around it still
+    finish and the worker goes on serving later ones (it used to die and strand them)."""
+    import lib.model.scheduler as sched
+
+    real = sched.Decoding
+
+    def breaks_on_poison(lm, prepared):
+        if prepared.prompt == "poison":
+            raise RuntimeError("cannot lay out this run")
+        return real(lm, prepared)
+
+    monkeypatch.setattr(sched, "Decoding", breaks_on_poison)
+    scheduler = Scheduler(smollm2, ResultStore(2**30))
+    names = ["before", "poison", "after"]
+    tickets = [scheduler.submit(n, prepare(smollm2, n, RunSettings(4))) for n in names]
+    for ticket in tickets:
+        wait_over(ticket)
+    assert [t.status for t in tickets] == ["done", "failed", "done"]
+    assert "cannot lay out this run" in tickets[1].error
+    later = scheduler.submit("later", prepare(smollm2, "later", RunSettings(3)))
+    wait_over(later)
+    assert later.status == "done" and later.result.prompt == "later"
+
+
 def test_a_stopped_run_leaves_the_batch(smollm2):
     scheduler = Scheduler(smollm2, ResultStore(2**30))
     ticket = scheduler.submit("long", prepare(smollm2, WIZARD, RunSettings(50)))

@@ -16,7 +16,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from lib.labels import display_text
-from lib.model.batching import Batch, Decoding, Prepared, can_batch
+from lib.model.batching import _TOKENIZE, Batch, Decoding, Prepared, can_batch
 from lib.model.loading import LoadedModel
 from lib.model.result import GenerationResult
 from lib.model.results import ResultStore
@@ -134,10 +134,7 @@ class Scheduler:
             self._queue.append(ticket)
             self._live[key] = ticket
             if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._work, name="tav-generation", daemon=True
-                )
-                self._thread.start()
+                self._start_worker()
             self._lock.notify_all()
             return ticket
 
@@ -170,30 +167,51 @@ class Scheduler:
     # ---- the worker -----------------------------------------------------------------
 
     def _work(self) -> None:
-        while True:
+        try:
+            while True:
+                with self._lock:
+                    if not self._lock.wait_for(
+                        lambda: self._queue or self._running, timeout=IDLE_EXIT_S
+                    ):
+                        return
+                    admitted = self._admit()
+                try:
+                    self._advance(admitted)
+                except Exception as err:  # noqa: BLE001 - every waiting session gets the message
+                    log.exception("batched generation failed")
+                    self._fail(f"Generation failed: {err}")
+        finally:
+            # however the worker ends, the next submit starts a new one; tickets never strand
             with self._lock:
-                if not self._lock.wait_for(
-                    lambda: self._queue or self._running, timeout=IDLE_EXIT_S
-                ):
-                    self._thread = None
-                    return
-                admitted = self._admit()
-            try:
-                self._advance(admitted)
-            except Exception as err:  # noqa: BLE001 - every waiting session gets the message
-                log.exception("batched generation failed")
-                self._fail(f"Generation failed: {err}")
+                self._thread = None
+                if self._queue:
+                    self._start_worker()
+
+    def _start_worker(self) -> None:
+        """Start the worker thread (under the lock)."""
+        self._thread = threading.Thread(target=self._work, name="tav-generation", daemon=True)
+        self._thread.start()
 
     def _admit(self) -> list[Ticket]:
-        """Move queued tickets into the batch while it has room (under the lock)."""
+        """Move queued tickets into the batch while it has room (under the lock). A run
+        that cannot even start fails alone; the others go on."""
         admitted: list[Ticket] = []
         held = sum(t.prepared.attention_bytes(self.lm) for t in self._running)
         while self._queue and len(self._running) + len(admitted) < self.max_runs:
-            need = self._queue[0].prepared.attention_bytes(self.lm)
-            if (self._running or admitted) and held + need > self.limits.max_inflight_bytes:
-                break
-            ticket = self._queue.popleft()
-            ticket._seq = Decoding(self.lm, ticket.prepared)
+            ticket = self._queue[0]
+            try:
+                need = ticket.prepared.attention_bytes(self.lm)
+                if (self._running or admitted) and held + need > self.limits.max_inflight_bytes:
+                    break
+                seq = Decoding(self.lm, ticket.prepared)
+            except Exception as err:  # noqa: BLE001 - this session gets the message
+                log.exception("a run could not start")
+                self._queue.popleft()
+                self._live.pop(ticket.key, None)
+                ticket._update(status="failed", error=f"Generation failed: {err}")
+                continue
+            self._queue.popleft()
+            ticket._seq = seq
             ticket._update(status="running")
             admitted.append(ticket)
             held += need
@@ -218,9 +236,10 @@ class Scheduler:
         size = len(stepped)
         for ticket in stepped:
             seq = ticket._seq
-            pieces = ticket.pieces + [display_text(self.lm.tokenizer, seq.chosen[-1])]
-            if seq.done:
-                result = seq.result(self.lm)
+            with _TOKENIZE:  # sessions encode prompts at the same time
+                pieces = ticket.pieces + [display_text(self.lm.tokenizer, seq.chosen[-1])]
+                result = seq.result(self.lm) if seq.done else None
+            if result is not None:
                 self.store.put(ticket.key, result)
                 with self._lock:
                     self._running.remove(ticket)
