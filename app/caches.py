@@ -8,7 +8,8 @@ The rule:
 - Keys are strings and numbers only: a run's key (the hash of its request: model, prompt,
   settings), a model spec, and the view's parameters. The model and the result travel as
   `_`-prefixed arguments, which Streamlit does not hash: the key already names them.
-- Entries are bounded by count; the run cache by `TAV_RESULT_CACHE_ENTRIES`.
+- Entries are bounded by count; finished runs live in one `ResultStore` bounded by bytes
+  (`TAV_RESULT_CACHE_MB`), written by one batching `Scheduler` per model.
 
 Pages call these functions and nothing heavier; each is computed once per key, even when
 sessions ask at the same moment.
@@ -41,14 +42,14 @@ from lib.analysis.weights import (
 from lib.config import BUNDLED_MODEL, Limits
 from lib.labels import TokenSplit, TokenText, display_texts, split_tokens
 from lib.model.full_attention import FullAttention, full_attention
-from lib.model.generation import generate
 from lib.model.loading import LoadedModel, bundled_is_converted, converted_bundled_dir, load_model
 from lib.model.result import GenerationResult
+from lib.model.results import ResultStore
+from lib.model.scheduler import Scheduler, SchedulerLimits
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
-    from app.runs import RunRequest
     from lib.atlas.classify import Atlas, Placement
     from lib.atlas.store import Store
 
@@ -86,33 +87,17 @@ def model(spec: str) -> LoadedModel:
 # ---- runs -------------------------------------------------------------------------------
 
 
-@st.cache_resource(max_entries=LIMITS.result_cache_entries, show_spinner=False)
-def run(key: str, _request: RunRequest, _lm: LoadedModel) -> GenerationResult:
-    """Generate the run `key` names, showing each token as it is written."""
-    request = _request
-    # Elements made here are replayed on a cache hit: a finished progress bar, which is true.
-    bar = st.progress(0.0, text="Generating ...")
-    live = st.empty()
-    pieces: list[str] = []
+@st.cache_resource(show_spinner=False)
+def results() -> ResultStore:
+    """Every finished run, one copy shared by all sessions, within TAV_RESULT_CACHE_MB."""
+    return ResultStore(LIMITS.result_cache_mb * 2**20)
 
-    def on_token(step: int, total: int, text: str) -> None:
-        pieces.append(text)
-        bar.progress((step + 1) / total, text=f"Generated token {step + 1} of at most {total}")
-        live.text("".join(pieces))
 
-    s = request.settings
-    result = generate(
-        _lm,
-        request.prompt,
-        s.max_new_tokens,
-        sampling=s.sampling,
-        chat_template=s.chat_template,
-        forced_tokens=s.forced_tokens,
-        on_token=on_token,
-        limits=LIMITS,
-    )
-    live.empty()
-    return result
+@st.cache_resource(max_entries=2, show_spinner=False)
+def scheduler(model_spec: str, _lm: LoadedModel) -> Scheduler:
+    """The one worker that writes this model's runs for every session, batched."""
+    limits = SchedulerLimits(LIMITS.max_runs, LIMITS.max_queue, LIMITS.max_inflight_mb * 2**20)
+    return Scheduler(_lm, results(), limits)
 
 
 @st.cache_resource(max_entries=2, show_spinner="Compressing the run ...")

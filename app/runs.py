@@ -12,9 +12,10 @@ import streamlit as st
 from app import caches
 from app.state import MATRIX_WHOLE, state
 from lib.config import MAX_GRAPH_PROMPT, Limits
-from lib.model.generation import PromptError, normalise_prompt
+from lib.model.batching import PromptError, normalise_prompt, prepare
 from lib.model.loading import LoadedModel
 from lib.model.result import GenerationResult, RunSettings, SamplingSettings
+from lib.model.scheduler import QueueFull, Scheduler, Ticket
 
 LIMITS = Limits.from_env()
 
@@ -80,14 +81,89 @@ def request_from_state(lm: LoadedModel) -> RunRequest:
     )
 
 
+@dataclass(frozen=True)
+class Pending:
+    """The run this session is waiting for, kept across reruns: clicking anything while it
+    is written does not lose it (the Generate page picks it up again)."""
+
+    request: RunRequest
+    ticket: Ticket
+    scheduler: Scheduler
+
+
 def fetch_run(lm: LoadedModel, request: RunRequest) -> tuple[Run | None, str | None]:
-    """The run for `request` through the cache, WITHOUT making it the current run.
+    """The run for `request`, WITHOUT making it the current run: from the shared store,
+    or written by the model's scheduler while this shows its place and progress.
 
     Returns (run, None), or (None, a message for the user)."""
-    try:
-        return Run(request, caches.run(request.key, request, lm)), None
-    except PromptError as err:
-        return None, str(err)
+    if (result := caches.results().get(request.key)) is not None:
+        return Run(request, result), None
+    pending = state.pending
+    if pending is not None and pending.request.key != request.key:
+        cancel_pending()  # the student asked for something else
+        pending = None
+    if pending is None:
+        try:
+            prepared = prepare(lm, request.prompt, request.settings, LIMITS)
+            scheduler = caches.scheduler(lm.spec, lm)
+            ticket = scheduler.submit(request.key, prepared)
+        except (PromptError, QueueFull) as err:
+            return None, str(err)
+        pending = state.pending = Pending(request, ticket, scheduler)
+    ticket = pending.ticket
+    _wait(pending)
+    state.pending = None
+    if ticket.status == "done" and ticket.result is not None:
+        return Run(request, ticket.result), None
+    if ticket.status == "cancelled":
+        return None, "The run was stopped before it finished."
+    return None, ticket.error or "The run did not finish."
+
+
+def cancel_pending() -> None:
+    """Stop waiting for the pending run (the Stop button's callback); the scheduler stops
+    writing it unless another session asked for the same run."""
+    pending = state.pending
+    if pending is not None:
+        pending.scheduler.release(pending.ticket)
+        state.pending = None
+
+
+def _wait(pending: Pending) -> None:
+    """Show the run's place in the queue, then its tokens as they are written, until it is
+    over. A click elsewhere reruns the page and leaves the run pending, not lost."""
+    ticket, scheduler = pending.ticket, pending.scheduler
+    if ticket.over:
+        return
+    where = st.empty()
+    bar = st.progress(0.0, text="Waiting for the model ...")
+    live = st.empty()
+    st.button("Stop", key="stop_run", on_click=cancel_pending, icon=":material/stop:")
+    version = -1
+    while not ticket.over:
+        if ticket.status == "queued":
+            ahead = scheduler.ahead(ticket)
+            writing, _ = scheduler.load()
+            runs = "run is" if ahead == 1 else "runs are"
+            where.caption(
+                f"Waiting for a place: {ahead} {runs} ahead of yours; the model is writing "
+                f"{writing} runs together (at most {scheduler.max_runs} at once)."
+            )
+        else:
+            others = max(ticket.batch_size - 1, 0)
+            where.caption(
+                f"Written together with {others} other runs, one pass per token for all."
+                if others
+                else "Writing your run."
+            )
+            bar.progress(
+                ticket.written / ticket.total,
+                text=f"Generated token {ticket.written} of at most {ticket.total}",
+            )
+            live.text("".join(ticket.pieces))
+        version = ticket.wait(version, 0.5)
+    where.empty()
+    live.empty()
 
 
 def run_generation(

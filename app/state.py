@@ -28,7 +28,7 @@ from lib.train.data import SENTENCES
 from lib.train.induction import InductionConfig
 
 if TYPE_CHECKING:
-    from app.runs import Run
+    from app.runs import Pending, Run
     from lib.train.io import LabModel
 
 T = TypeVar("T")
@@ -88,6 +88,7 @@ class State:
     model_spec: Shared[str] = Shared(BUNDLED_MODEL)
     model_error: Shared[str | None] = Shared(None)
     run: Shared[Run | None] = Shared(None)
+    pending: Shared[Pending | None] = Shared(None)  # a run being written for this session
     prepared_downloads: Shared[set[str]] = Shared(factory=set)
     # Generate
     prompt: Shared[str] = Shared(DEFAULT_PROMPT)

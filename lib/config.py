@@ -47,7 +47,6 @@ class Limits:
     max_prompt_chars: int = 20_000
     max_new_tokens: int = MAX_NEW_TOKENS_CAP
     max_model_params: int = 2_000_000_000
-    result_cache_entries: int = 10  # the app's run cache (until it moves to the scheduler)
     result_cache_mb: int = 600  # finished runs kept for every session, by their arrays' size
     max_runs: int = 32  # runs written together in one batch
     max_queue: int = 64  # runs waiting for a place; more are refused with a message
@@ -64,7 +63,6 @@ class Limits:
                 _env_int("TAV_MAX_NEW_TOKENS", d.max_new_tokens), MAX_NEW_TOKENS_CAP
             ),
             max_model_params=_env_int("TAV_MAX_MODEL_PARAMS", d.max_model_params),
-            result_cache_entries=_env_int("TAV_RESULT_CACHE_ENTRIES", d.result_cache_entries),
             result_cache_mb=_env_int("TAV_RESULT_CACHE_MB", d.result_cache_mb),
             max_runs=max(1, _env_int("TAV_MAX_RUNS", d.max_runs)),
             max_queue=max(0, _env_int("TAV_MAX_QUEUE", d.max_queue)),

@@ -66,6 +66,13 @@ if st.button("Generate", type="primary", disabled=lm is None, icon=":material/pl
         st.warning("The prompt is empty. Type some text for the model to continue.")
     elif error := run_generation(lm):
         st.error(md_escape(error), icon=":material/error:")
+elif (
+    (pending := state.pending) is not None  # a click while it was written: go on waiting
+    and lm is not None
+    and pending.request.model_spec == lm.spec
+    and (error := run_generation(lm, pending.request))
+):
+    st.error(md_escape(error), icon=":material/error:")
 
 if state.run is not None:
     run = state.run

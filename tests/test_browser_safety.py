@@ -69,7 +69,9 @@ def test_injected_markup_is_shown_as_text_and_never_runs(session, artifacts_dir)
     assert not dialogs, f"a script ran: {dialogs}"
 
 
-def test_eight_sessions_at_once_each_see_their_own_run(open_session, smollm2, artifacts_dir):
+def test_twelve_sessions_at_once_each_see_their_own_run(open_session, smollm2, artifacts_dir):
+    """A class at one server: twelve tabs press Generate together; the runs are written in
+    one batch and each tab shows exactly its own run, as if generated alone."""
     prompts = [
         "The old wizard walked through the forest",
         "My favourite fruit is",
@@ -79,13 +81,17 @@ def test_eight_sessions_at_once_each_see_their_own_run(open_session, smollm2, ar
         "The recipe for pancakes starts with",
         "Once upon a time, a dragon",
         "The football match ended with",
+        "The best way to learn a language is",
+        "Yesterday the weather was",
+        "A cat sat on the",
+        "The robot opened the door and",
     ]
     tabs = [open_session(f"tab{i}", 1300, 1000) for i in range(len(prompts))]
     for tab, prompt in zip(tabs, prompts, strict=True):
         tab.fill("Prompt", prompt)
     generate_button = [tab.page.get_by_role("button", name="Generate") for tab in tabs]
     marks = [tab.start(b.click) for tab, b in zip(tabs, generate_button, strict=True)]
-    for tab, mark in zip(tabs, marks, strict=True):  # all eight were started before any wait
+    for tab, mark in zip(tabs, marks, strict=True):  # all twelve were started before any wait
         tab.wait_run(mark)
     for tab, prompt in zip(tabs, prompts, strict=True):
         expected = generate(smollm2, prompt, 20)  # the same run, alone, in this process

@@ -183,3 +183,27 @@ def test_folder_that_is_not_a_model_and_a_model_too_big(app, tmp_path):
     load_model_in(app, str(big))
     assert any("over this app's limit" in e.replace("\\", "") for e in model_errors(app))
     assert app.session_state["model_spec"].startswith("bundled:")
+
+
+def test_a_full_queue_says_so_and_keeps_the_prompt(app, monkeypatch):
+    """Issue 16: when the server's queue is full, Generate says so in words and nothing
+    the student typed is lost; once there is room the same click works."""
+    import dataclasses
+
+    from app import caches
+
+    caches.scheduler.clear()  # a scheduler made under the full limits below
+    monkeypatch.setattr(caches, "LIMITS", dataclasses.replace(caches.LIMITS, max_queue=0))
+    prompt = "A prompt no other test has sent to the queue"
+    app.text_area(key="prompt__w").input(prompt)
+    button(app, "Generate").click().run()
+    assert_ok(app)
+    errors = [str(e.value) for e in app.error]
+    assert any("busy" in e and "again" in e for e in errors), errors
+    assert app.session_state["run"] is None or app.session_state["run"].result.prompt != prompt
+    assert app.text_area(key="prompt__w").value == prompt
+    monkeypatch.undo()
+    caches.scheduler.clear()
+    button(app, "Generate").click().run()
+    assert_ok(app)
+    assert app.session_state["run"].result.prompt == prompt
