@@ -5,9 +5,10 @@ from pathlib import Path
 
 import streamlit as st
 
+from app import links
 from app.runs import LIMITS
 from app.state import state
-from app.widgets import model_status
+from app.widgets import classroom_switches, model_status
 
 st.set_page_config(page_title="Token Attention Visualizer", page_icon="🔍")
 st.logo(str(Path(__file__).parent / "assets" / "logo.svg"), size="large")
@@ -51,8 +52,13 @@ nav = st.navigation(
     expanded=True,  # every lesson listed: a folded "View 4 more" hid the atlas and the lab
 )
 st.set_page_config(layout="centered" if nav.title in NARROW_PAGES else "wide")
+share = None
 try:
+    links.apply_link()  # a shared link: its view and run, on the session's first run only
     model_status()
+    with st.sidebar:
+        classroom_switches()
+        share = st.empty()
     nav.run()
 except Exception:  # noqa: BLE001 - the last line of defence; st.stop/rerun are BaseException
     # Nothing typed into the app may end in a traceback on screen: log it for the developer,
@@ -63,3 +69,11 @@ except Exception:  # noqa: BLE001 - the last line of defence; st.stop/rerun are 
         "kept; try other settings, or report the problem with the server log.",
         icon=":material/error:",
     )
+finally:
+    # also after st.stop() (a page with nothing to show yet): the link matches the view
+    if share is not None:
+        try:
+            with share.container():
+                links.share_box(links.link_to(nav.url_path, links.sync_url()))
+        except Exception:  # noqa: BLE001 - a link is a convenience; the page is drawn
+            logging.getLogger("tav").exception("sharing the view failed")

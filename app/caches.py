@@ -28,7 +28,7 @@ from lib.analysis import analogy as an
 from lib.analysis import head_roles as hr
 from lib.analysis import next_token as nt
 from lib.analysis import residual as rs
-from lib.analysis.attention import StepAttention, all_steps
+from lib.analysis.attention import StepAttention, aggregate, all_steps
 from lib.analysis.fingerprint import Fingerprints, run_fingerprints
 from lib.analysis.logit_lens import LogitLens
 from lib.analysis.logit_lens import logit_lens as compute_logit_lens
@@ -296,6 +296,55 @@ def remote_classes(url: str, run_key: str, _vectors: np.ndarray) -> list[dict]:
     from lib.atlas.client import classify_remote
 
     return classify_remote(url, _vectors)
+
+
+# ---- take the lesson home ---------------------------------------------------------------
+
+
+@st.cache_resource(max_entries=4, show_spinner="Writing the offline page ...")
+def lesson_html(
+    run_key: str,
+    layer: int | None,
+    head: int | None,
+    hide: bool,
+    threshold: float,
+    top_k: int | None,
+    _result: GenerationResult,
+) -> bytes:
+    """The run as one offline HTML file, drawn with this view's settings."""
+    from lib.viz import export  # Plotly and vl-convert: imported when a file is asked for
+    from lib.viz.graph import select_edges
+    from lib.viz.matrices import MAX_AXIS, heatmap, matrix_caption, view
+    from lib.viz.text import graph_caption
+
+    r = _result
+    every = steps(run_key, layer, head, hide, r)
+    graph = export.graph_every_step(r, every, threshold, top_k)
+    n_edges = sum(len(select_edges(every, s, threshold, top_k=top_k)) for s in range(r.n_steps))
+    note = graph_caption(r, layer, head, hide, threshold, n_edges, top_k).replace(
+        "shown)", "shown over all steps)"
+    )
+    keys = len(r.token_ids) - 1
+    v = view(
+        aggregate(r, layer, head),
+        r.prompt_len - 1 + np.arange(r.n_steps),
+        r.texts,
+        hide,
+        max(0, keys - MAX_AXIS),
+    )
+    svg = export.chart_svg(heatmap(v).to_dict())
+    caption = matrix_caption(r, layer, head, hide)
+    if keys > MAX_AXIS:
+        caption += f" The last {MAX_AXIS} of {keys} key columns are drawn."
+    return export.run_html(r, graph, note, svg, caption).encode("utf-8")
+
+
+@st.cache_resource(max_entries=8, show_spinner="Drawing the picture ...")
+def chart_image(key: str, fmt: str, _spec: dict) -> bytes:
+    """A chart as PNG or SVG; `key` names the chart and its view."""
+    from lib.viz import export
+
+    return export.chart_png(_spec) if fmt == "png" else export.chart_svg(_spec).encode("utf-8")
 
 
 @st.cache_resource

@@ -90,6 +90,12 @@ class State:
     run: Shared[Run | None] = Shared(None)
     pending: Shared[Pending | None] = Shared(None)  # a run being written for this session
     prepared_downloads: Shared[set[str]] = Shared(factory=set)
+    link_applied: Shared[bool] = Shared(False)  # the URL's view was taken on the first run
+    projector: Shared[bool] = Shared(False)  # figures and labels sized for a projector
+    quiz: Shared[bool] = Shared(False)  # guess before a view is revealed
+    quiz_answers: Shared[dict[str, tuple[object, bool]]] = Shared(
+        factory=dict
+    )  # key: (guess, right)
     # Generate
     prompt: Shared[str] = Shared(DEFAULT_PROMPT)
     max_tokens: Shared[int] = Shared(DEFAULT_MAX_TOKENS)

@@ -14,6 +14,7 @@ from app.runs import Run
 from app.state import BUNDLED_LABEL, bound, clamp_step, state, widget_key
 from lib.config import BUNDLED_MODEL, SUGGESTED_HUB_MODELS, Limits
 from lib.model.loading import LoadedModel, ModelLoadError
+from lib.viz.look import PROJECTOR_TEXT, plotly_for_projector, vega_for_projector
 
 OTHER_MODEL = "Other: a Hugging Face id or a local folder"
 SINK_HELP = (
@@ -124,6 +125,41 @@ def need_model(run: Run, purpose: str) -> LoadedModel:
         )
         st.stop()
     return lm
+
+
+# ---- figures: every chart goes through here, so projector mode reaches all of them -------
+
+
+def chart(figure, where=None, **kwargs):
+    """Draw an Altair chart (in `where`, a column or placeholder; default the page);
+    returns what `st.altair_chart` returns (the selection, with on_select)."""
+    where = where or st
+    if state.projector:  # the spec itself: rebuilding an Altair object from it takes ~0.4 s
+        return where.vega_lite_chart(vega_for_projector(figure.to_dict()), **kwargs)
+    return where.altair_chart(figure, **kwargs)
+
+
+def plotly(figure, where=None, **kwargs):
+    """Draw a Plotly figure, as `chart` does an Altair one."""
+    if state.projector:
+        figure = plotly_for_projector(figure)
+    return (where or st).plotly_chart(figure, **kwargs)
+
+
+def classroom_switches() -> None:
+    """The classroom's two switches, in the sidebar of every page; both kept in the link."""
+    st.toggle(
+        "Projector mode",
+        **bound("projector"),
+        help=f"Every chart's text at least {PROJECTOR_TEXT} px, thicker lines and markers. "
+        "For the page's own text, use the browser's zoom (Ctrl and +). Kept in the link.",
+    )
+    st.toggle(
+        "Quiz mode",
+        **bound("quiz"),
+        help="Guess before you see: the attention graph, the next token and the head roles "
+        "ask first, then show the answer and your score (kept in this tab only).",
+    )
 
 
 # ---- controls shared by the views -------------------------------------------------------
@@ -275,6 +311,7 @@ def download(
     mime: str,
     size_hint: int = 0,
     help: str | None = None,
+    prepare: bool = False,
 ) -> None:
     """A download button that keeps working while other sessions rerun.
 
@@ -284,16 +321,19 @@ def download(
     11). Here the bytes are given to `st.download_button`, so the file belongs to this
     session's page while it shows, and `on_click="ignore"` keeps the click from rerunning
     the page (a rerun would let go of the file for a moment). Files over
-    EAGER_DOWNLOAD_BYTES are built only after a "Prepare" click, then kept for the session.
+    EAGER_DOWNLOAD_BYTES, or slow to build (`prepare`), are built only after a "Prepare"
+    click, then kept for the session.
     """
     prepared = state.prepared_downloads
     slot = where.empty()
-    if size_hint > EAGER_DOWNLOAD_BYTES and file_name not in prepared:
+    if (prepare or size_hint > EAGER_DOWNLOAD_BYTES) and file_name not in prepared:
         if not slot.button(
             f"Prepare: {label}",
             key=f"prepare:{file_name}",
             icon=":material/package_2:",
-            help=f"About {size_hint / 1e6:,.0f} MB before compression: built when you ask.",
+            help=f"About {size_hint / 1e6:,.0f} MB: built when you ask."
+            if size_hint
+            else "Built when you ask (it takes a moment).",
         ):
             return
         prepared.add(file_name)

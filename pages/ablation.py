@@ -73,7 +73,7 @@ m3.metric(
     help="How far the whole next-token distribution moved: 0 = not at all. KL(before || "
     "after), over every token of the vocabulary.",
 )
-st.altair_chart(ch.ablation_chart(ch.ablation_frame(ablated, text)), width="stretch")
+w.chart(ch.ablation_chart(ch.ablation_frame(ablated, text)), width="stretch")
 st.caption(w.md_escape(ch.step_caption(ablated, t)))
 
 st.header("2. The induction probe", divider="gray")

@@ -72,7 +72,7 @@ st.markdown(
     f"Nearest token: **“{w.md_escape(frame['token'][0])}”**, cosine "
     f"{frame['cosine'][0]:.3f} (1 = the same direction, 0 = unrelated)."
 )
-st.altair_chart(va.neighbours_chart(frame), width="content")
+w.chart(va.neighbours_chart(frame), width="content")
 st.caption(w.md_escape(va.analogy_caption(result, specials, variants)))
 
 st.subheader("The tokens each word became")

@@ -111,7 +111,7 @@ else:
         atlas,
         marks,
     )
-    event = st.plotly_chart(
+    event = w.plotly(
         fig,
         on_select="rerun",
         selection_mode="points",
@@ -148,7 +148,7 @@ else:
             f"(strength {p['strength']:.2f}) · model {w.md_escape(p['model'])} · "
             + ("a generated token" if p["step"] >= 0 else "a token of a text the model read")
         )
-        st.altair_chart(fingerprint_bars(atlas.vectors[state.atlas_point]), width="content")
+        w.chart(fingerprint_bars(atlas.vectors[state.atlas_point]), width="content")
         b1, b2, _ = st.columns([1, 1, 2])
         target = None
         if b1.button("Open its run in the graph", icon=":material/hub:"):

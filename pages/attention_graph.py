@@ -2,10 +2,11 @@
 
 import streamlit as st
 
-from app import caches
+from app import caches, links, quiz
 from app import widgets as w
 from app.runs import Run
 from app.state import LINES_THRESHOLD, LINES_TOP_K, bound, state
+from lib.analysis.quiz import most_attended
 from lib.config import MAX_GRAPH_PROMPT
 from lib.viz.graph import attention_graph, select_edges, selection_from_event, window_edges
 from lib.viz.tables import strongest_connections
@@ -40,7 +41,7 @@ def which_lines(where) -> tuple[float, int | None]:
 
 
 @st.fragment
-def graph(run: Run, layer: int | None, head: int | None, hide: bool) -> None:
+def graph(run: Run, layer: int | None, head: int | None, hide: bool, picture: str) -> None:
     """Everything a step move changes, rerun alone when its own controls move."""
     r, n = run.result, run.result.n_steps
     c1, c2 = st.columns([3, 2])
@@ -79,6 +80,19 @@ def graph(run: Run, layer: int | None, head: int | None, hide: bool) -> None:
     state.selected_token = selected
     steps = caches.steps(run.key, layer, head, hide, r)
     step = steps[current]
+    best = most_attended(step)
+    if not quiz.ask(
+        f"{run.key}:attention:{layer}:{head}:{hide}:{current}",
+        f"At step {current + 1}, which prompt token gets the most attention (the thickest "
+        "blue line)?",
+        range(len(r.prompt_labels)),
+        lambda i: f"{r.prompt_labels[i]} (prompt token {i})",
+        lambda i: i == best,
+        f"the thickest line goes to {r.prompt_labels[best]} (prompt token {best}), normalised "
+        f"weight {float(step.input_norm[best]):.3f}.",
+    ):
+        links.sync_url()
+        return
     token = w.md_escape(r.generated_labels[current])
     st.markdown(
         f"**Step {current + 1} of {n}:** the model writes “{token}” "
@@ -112,13 +126,30 @@ def graph(run: Run, layer: int | None, head: int | None, hide: bool) -> None:
         st.button("Draw the strongest 5 lines per step instead", on_click=top_k_instead)
     shown = (selected[0], selected[1] - lo) if selected and selected[0] == "input" else selected
     fig = attention_graph(r.prompt_labels[lo:hi], r.generated_labels, edges, current, shown)
-    st.plotly_chart(
+    w.plotly(
         fig,
         on_select="rerun",
         selection_mode="points",
         key=chart_key,
         width="content",
-        config={"displayModeBar": False},
+        config={
+            "displaylogo": False,  # the toolbar keeps only its camera: save as a picture
+            "modeBarButtonsToRemove": [
+                "zoom",
+                "pan",
+                "select",
+                "lasso2d",
+                "zoomIn",
+                "zoomOut",
+                "autoScale",
+                "resetScale",
+            ],
+            "toImageButtonOptions": {
+                "format": picture.lower(),
+                "filename": f"attention-graph-{run.key}-step{current + 1}",
+                "scale": 2,
+            },
+        },
     )
     st.caption(graph_caption(r, layer, head, hide, threshold, len(edges), top_k))
     with st.expander("Strongest connections at this step"):
@@ -131,6 +162,7 @@ def graph(run: Run, layer: int | None, head: int | None, hide: bool) -> None:
                 "raw": st.column_config.NumberColumn(format="%.5f"),
             },
         )
+    links.sync_url()  # a rerun of this fragment alone: the address bar follows the step
 
 
 w.page_intro(
@@ -141,5 +173,27 @@ w.page_intro(
 run = w.need_run()
 layer, head = w.layer_head_picker(run.result.n_layers, run.result.n_heads)
 hide = w.sink_toggle()
-graph(run, layer, head, hide)
+picture = st.session_state.get("graph_picture") or "PNG"
+graph(run, layer, head, hide, picture)
+
+st.subheader("Take it home")
+c1, c2 = st.columns([3, 2])
+top_k = int(state.graph_top_k) if state.graph_lines == LINES_TOP_K else None
+w.download(
+    c1,
+    "Download this run as an offline page (HTML)",
+    lambda: caches.lesson_html(
+        run.key, layer, head, hide, float(state.threshold), top_k, run.result
+    ),
+    file_name=f"lesson-{run.key}-{layer}-{head}-{int(hide)}-{state.threshold:g}-{top_k}.html",
+    mime="text/html",
+    prepare=True,
+    help="One file: the text, this graph with a slider over every step (this layer, head, "
+    "sink and lines setting), and the attention matrix. It opens in any browser with no "
+    "network: the plotting library is inside it.",
+)
+c2.segmented_control(
+    "Graph picture", ["PNG", "SVG"], key="graph_picture", default="PNG", required=True
+)
+c2.caption("The camera at the graph's top right saves the step shown as this kind of picture.")
 w.page_source(__file__, attention_graph, select_edges)

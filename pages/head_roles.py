@@ -3,10 +3,11 @@
 import numpy as np
 import streamlit as st
 
-from app import caches
+from app import caches, quiz
 from app import widgets as w
 from app.state import MATRIX_WHOLE, PROBE, bound, state
 from lib.analysis.head_roles import mask_score, role_masks
+from lib.analysis.quiz import top_heads
 from lib.analysis.weights import has_ov_weights
 from lib.viz.head_roles import (
     COPYING,
@@ -54,6 +55,23 @@ else:
 # Copying is read from the weights (one per model), the other scores from attention.
 cp = caches.copying(lm.spec, lm) if COPYING in options else None
 
+if role == "induction":
+    best = top_heads(roles.score("induction"))
+    named = ", ".join(
+        f"layer {a} head {b} ({float(roles.score('induction')[a, b]):.2f})" for a, b in best
+    )
+    where = "the probe" if probe == PROBE else "your text"
+    if not quiz.ask(
+        f"{lm.spec}:{run.key if probe == TEXT else 'probe'}:{hide}:induction",
+        f"Which head is an induction head, measured on {where}? A guess among the top "
+        f"{len(best)} counts.",
+        [(a, b) for a in range(roles.n_layers) for b in range(roles.n_heads)],
+        lambda h: f"layer {h[0]}, head {h[1]}",
+        lambda h: tuple(h) in best,
+        f"the strongest induction heads here: {named}.",
+    ):
+        st.stop()
+
 chart_key = st.session_state["hr_grid_key"] = f"hr_grid_{state.hr_grid_nonce}"
 picked = picked_head(st.session_state.get(chart_key), roles.n_layers, roles.n_heads)
 if picked is not None:  # hand the head to the matrices page, as typed values
@@ -61,7 +79,7 @@ if picked is not None:  # hand the head to the matrices page, as typed values
     state.matrix_source = MATRIX_WHOLE
     state.hr_grid_nonce += 1  # coming back shows a fresh grid, not the same click again
     st.switch_page("pages/matrices.py")
-st.altair_chart(
+w.chart(
     grid_chart(grid_frame(roles, role, None if cp is None else cp.score), role),
     on_select="rerun",
     key=chart_key,

@@ -65,7 +65,7 @@ if st.button("Train", type="primary", icon=":material/model_training:"):
         state.ind_lab = io.LabModel("induction", trainer.model, cfg, trainer.history())
 
     def draw() -> None:
-        chart.altair_chart(induction_chart(trainer.history()), width="content")
+        w.chart(induction_chart(trainer.history()), width="content", where=chart)
 
     w.train_live(trainer, cfg.steps, "step", keep, draw)
 
@@ -75,8 +75,8 @@ if lab is None:
     st.stop()
 h = lab.history
 phase = h.phase_change()
-chart.altair_chart(
-    induction_chart(h, None if phase is None else int(h.steps[phase])), width="content"
+w.chart(
+    induction_chart(h, None if phase is None else int(h.steps[phase])), width="content", where=chart
 )
 if h.stopped_early:
     st.caption(f"Stopped at step {int(h.steps[-1]):,} of {lab.config.steps:,}.")
@@ -96,7 +96,7 @@ for col, role, title in zip(
     ("Previous-token score", "Duplicate-token score", "Induction score"),
     strict=True,
 ):
-    col.altair_chart(head_scores_chart(h.role(role)[e], title), width="content")
+    w.chart(head_scores_chart(h.role(role)[e], title), width="content", where=col)
 st.caption(
     "The same scores the Head roles page gives the real model's 270 heads (lib/analysis/"
     "head_roles.py), measured on 16 held-out repeated sequences."

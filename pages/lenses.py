@@ -59,7 +59,7 @@ def logit_lens(lm: LoadedModel, run: Run) -> None:
         vl.embeddings_caption(lens, queries, tied_embeddings(lm), lambda i: w.md_escape(text(i)))
     )
     sublayers(lm, run, s)
-    st.altair_chart(lens_overview(lens, r.texts[r.prompt_len :]), width="content")
+    w.chart(lens_overview(lens, r.texts[r.prompt_len :]), width="content")
     st.caption("Probability of each step's final prediction after every layer: most appear late.")
 
 
@@ -71,7 +71,7 @@ def sublayers(lm: LoadedModel, run: Run, s: int) -> None:
     sl = caches.sublayer_lens(run.key, lm, run.result)
     text = caches.token_texts(lm.spec, lm)
     measure = st.radio("Show", vl.SUBLAYER_MEASURES, horizontal=True, **bound("sl_measure"))
-    st.altair_chart(vl.sublayer_chart(sl, s, text, measure), width="content")
+    w.chart(vl.sublayer_chart(sl, s, text, measure), width="content")
     st.markdown(vl.sublayer_sentence(sl, s))
     st.caption(vl.SUBLAYER_CAPTION)
 
@@ -83,7 +83,7 @@ def activations(lm: LoadedModel, run: Run) -> None:
     norms = caches.activation_norms(run.key, lm, run.result.token_ids)
     text = caches.token_texts(lm.spec, lm)
     tokens = [text(i) for i in run.result.token_ids]
-    st.altair_chart(vl.activations_chart(norms, tokens), width="content")
+    w.chart(vl.activations_chart(norms, tokens), width="content")
     st.caption(vl.activations_caption(norms, [w.md_escape(t) for t in tokens]))
 
 
@@ -95,9 +95,9 @@ def fingerprints(run: Run) -> None:
     )
     fp = caches.fingerprints(run.key, hide, run.result)
     tokens = run.result.texts[run.result.prompt_len :]
-    st.altair_chart(zone_strip(fp, tokens), width="content")
+    w.chart(zone_strip(fp, tokens), width="content")
     st.caption(fingerprint_caption(hide))
-    st.altair_chart(dimensions_heatmap(fp, tokens), width="content")
+    w.chart(dimensions_heatmap(fp, tokens), width="content")
     with st.expander("The 20 numbers and the zone rules"):
         st.dataframe(fingerprint_table(fp, tokens), width="stretch")
         st.markdown(zone_rules_text())
@@ -111,7 +111,7 @@ def weights(lm: LoadedModel, run: Run) -> None:
     where = appears_in(
         pca.token_ids, set(r.token_ids[: r.prompt_len].tolist()), set(r.generated_ids.tolist())
     )
-    st.altair_chart(pca_chart(pca, [text(t) for t in pca.token_ids], where), width="content")
+    w.chart(pca_chart(pca, [text(t) for t in pca.token_ids], where), width="content")
     st.caption(pca_caption(pca, int(lm.model.config.hidden_size)))
     if not has_ov_weights(lm):
         st.info("This model's attention weights are not laid out as v_proj / o_proj.")
@@ -119,7 +119,7 @@ def weights(lm: LoadedModel, run: Run) -> None:
     st.subheader("What each head can write: OV-circuit singular values")
     state.hr_ov_layer = state.hr_ov_layer if state.hr_ov_layer in range(lm.n_layers) else 0
     layer = st.selectbox("OV layer", list(range(lm.n_layers)), **bound("hr_ov_layer"))
-    st.altair_chart(ov_chart(caches.ov_spectra(lm.spec, int(layer), lm)), width="content")
+    w.chart(ov_chart(caches.ov_spectra(lm.spec, int(layer), lm)), width="content")
     st.caption(OV_CAPTION)
     copying_heads(lm)
 
@@ -127,14 +127,14 @@ def weights(lm: LoadedModel, run: Run) -> None:
 def copying_heads(lm: LoadedModel) -> None:
     st.subheader("Copying heads: OV-circuit eigenvalues")
     cp = caches.copying(lm.spec, lm)
-    st.altair_chart(copying_grid(cp), width="content")
+    w.chart(copying_grid(cp), width="content")
     st.caption(copying_caption(cp))
     if state.cp_layer not in range(cp.n_layers) or state.cp_head not in range(cp.n_heads):
         state.cp_layer, state.cp_head, _ = cp.strongest(1)[0]  # start on the strongest copier
     c1, c2 = st.columns(2)
     layer = c1.selectbox("Layer", list(range(cp.n_layers)), **bound("cp_layer"))
     head = c2.selectbox("Head", list(range(cp.n_heads)), **bound("cp_head"))
-    st.altair_chart(spectrum_chart(cp.eigenvalues[layer, head]), width="content")
+    w.chart(spectrum_chart(cp.eigenvalues[layer, head]), width="content")
     st.caption(spectrum_caption(cp, int(layer), int(head)))
 
 

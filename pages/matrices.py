@@ -5,8 +5,9 @@ import streamlit as st
 
 from app import caches
 from app import widgets as w
-from app.state import MATRIX_CAPTURED, MATRIX_WHOLE, bound
+from app.state import MATRIX_CAPTURED, MATRIX_WHOLE, bound, state
 from lib.analysis.attention import aggregate
+from lib.viz.look import vega_for_projector
 from lib.viz.matrices import MAX_AXIS, head_grid, heatmap, matrix_caption, matrix_file_name, view
 from lib.viz.text import matrix_sink_note
 
@@ -48,26 +49,38 @@ else:
 q_lo, q_hi = w.window_slider("Query rows shown", len(query_pos), MAX_AXIS, "matrix_rows")
 k_lo, k_hi = w.window_slider("Key columns shown", matrix.shape[1], MAX_AXIS, "matrix_keys")
 v = view(matrix[q_lo:q_hi], query_pos[q_lo:q_hi], r.texts, hide, k_lo, k_hi)
-st.altair_chart(heatmap(v), width="content")
+chart = heatmap(v)
+w.chart(chart, width="content")
 if not hide:  # the dark first column every student sees first
     st.caption(matrix_sink_note(float(np.mean(matrix[q_lo:q_hi, 0])), w.md_escape(r.texts[0])))
 st.caption(matrix_caption(r, layer, head, hide))
 
 c1, c2 = st.columns(2)
-w.download(
-    c1,
-    "Download this matrix (CSV)",
-    v.to_csv,
-    file_name=matrix_file_name(run.key, layer, head, source == MATRIX_CAPTURED, hide),
-    mime="text/csv",
-)
+csv_name = matrix_file_name(run.key, layer, head, source == MATRIX_CAPTURED, hide)
+w.download(c1, "Download this matrix (CSV)", v.to_csv, file_name=csv_name, mime="text/csv")
 w.download_run(c2, run)
+# The heatmap as drawn (this window; projector-sized when projector mode is on), for slides.
+stem = f"{csv_name.removesuffix('.csv')}-{q_lo}-{q_hi}-{k_lo}-{k_hi}" + (
+    "-projector" if state.projector else ""
+)
+spec = chart.to_dict()
+spec = vega_for_projector(spec) if state.projector else spec
+p1, p2 = st.columns(2)
+for where, fmt, mime in ((p1, "png", "image/png"), (p2, "svg", "image/svg+xml")):
+    w.download(
+        where,
+        f"Download this heatmap ({fmt.upper()})",
+        lambda fmt=fmt: caches.chart_image(stem, fmt, spec),
+        file_name=f"{stem}.{fmt}",
+        mime=mime,
+        prepare=True,
+    )
 
 if heads is not None and st.toggle(
     f"Show all {r.n_heads} heads of layer {layer}", key="matrix_head_grid"
 ):
     views = [view(h[q_lo:q_hi], query_pos[q_lo:q_hi], r.texts, hide, k_lo, k_hi) for h in heads]
-    st.altair_chart(head_grid(views), width="content")
+    w.chart(head_grid(views), width="content")
     st.caption(
         "Same rows and columns as above, one small heatmap per head, shared colour "
         "scale. Hover for tokens and values."

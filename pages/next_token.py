@@ -2,11 +2,12 @@
 
 import streamlit as st
 
-from app import caches
+from app import caches, quiz
 from app import widgets as w
 from app.runs import sampling_from_state
 from app.state import Sampled, bound, state
 from lib.analysis import next_token as nt
+from lib.analysis.quiz import next_token_choices
 from lib.measures import rank
 from lib.model.generation import draw
 from lib.viz import next_token as ch
@@ -32,12 +33,23 @@ sampling = sampling_from_state("nt_", do_sample=True)
 drawn = draw(dist.logits, sampling)  # section 3's seeded draw, marked in every chart here
 state.sampled_token = Sampled(run.key, t, drawn)
 chosen_rank = rank(dist.probs, dist.chosen)
+context = "".join(r.texts[: r.prompt_len + t][-12:])
+if not quiz.ask(
+    f"{run.key}:next:{t}",
+    f"Step {t + 1}: which token did the model write after “…{context}”?",
+    next_token_choices(dist.probs, dist.chosen),
+    text,
+    lambda i: i == dist.chosen,
+    f"the model wrote {text(dist.chosen)} (probability {float(dist.probs[dist.chosen]):.3f}, "
+    f"rank {chosen_rank} of its candidates).",
+):
+    st.stop()
 st.markdown(
     f"**Step {t + 1} of {r.n_steps}.** Probability of the token the run wrote: "
     f"{float(dist.probs[dist.chosen]):.3f} (rank {chosen_rank}); entropy of the distribution "
     f"{dist.entropy:.2f} bits. The run's decoding: {w.md_escape(r.settings.sampling.describe())}."
 )
-st.text("…" + "".join(r.texts[: r.prompt_len + t][-12:]) + " ⟶ " + text(dist.chosen))
+st.text("…" + context + " ⟶ " + text(dist.chosen))
 
 st.header("1. The candidates", divider="gray")
 c1, c2, c3 = st.columns(3)
@@ -52,7 +64,7 @@ c3.metric("Chosen token's rank", f"{chosen_rank}")
 st.slider("Candidates shown", 5, 40, **bound("nt_show"))
 show = int(state.nt_show)
 cands = ch.candidates_frame(dist, show, text)
-st.altair_chart(ch.candidates_chart(cands, highlight=drawn), width="stretch")
+w.chart(ch.candidates_chart(cands, highlight=drawn), width="stretch")
 st.caption(
     "The most likely next tokens at this step (temperature 1, no filter), most likely on "
     "top; coral: the token the run wrote; outlined, ◀ sampled: the token the seed of "
@@ -84,7 +96,7 @@ frames = [ch.filter_frame(dist.probs, f, ids, text) for f, _ in panels]
 x_max = ch.common_x_max(frames)  # one x range, so the four charts can be compared
 for col, (f, title), note, df in zip(st.columns(4), panels, notes, frames, strict=True):
     line = f.threshold if f.name == "min-p" and min_p > 0 else None
-    col.altair_chart(ch.filter_chart(df, title, line, x_max, highlight=drawn), width="stretch")
+    w.chart(ch.filter_chart(df, title, line, x_max, highlight=drawn), width="stretch", where=col)
     col.caption(w.md_escape(note))
 st.info(
     min_p_lesson(float(dist.probs.max()), min_p, panels[3][0].threshold),
@@ -101,13 +113,14 @@ st.caption(
 st.header("3. Sampling with a seed", divider="gray")
 combined = nt.apply_all(dist.logits, sampling)
 s1, s2 = st.columns([3, 2])
-s1.altair_chart(
+w.chart(
     ch.filter_chart(
         ch.filter_frame(dist.probs, combined, ids, text),
         "All four together: what sampling draws from",
         highlight=drawn,
     ),
     width="stretch",
+    where=s1,
 )
 with s2:
     st.number_input("Seed", 0, 2**31 - 1, **bound("nt_seed"))

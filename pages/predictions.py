@@ -61,7 +61,7 @@ st.toggle(
 lo, hi = w.window_slider("Positions shown", T, MAX_AXIS, "nt_window")
 text = caches.token_texts(lm.spec, lm)
 frame = ch.heatmap_frame(lens, split.texts, text, lo, hi, bool(state.nt_norm))
-st.altair_chart(ch.heatmap_chart(frame, bool(state.nt_norm)), width="content")
+w.chart(ch.heatmap_chart(frame, bool(state.nt_norm)), width="content")
 st.caption(
     "Each column is one position of the run (prompt and generated); its cells are the "
     "model's 10 most likely next tokens there, best on top. A coral dot marks the token "
@@ -75,7 +75,7 @@ st.header("3. Point at a token", divider="gray")
 strip = seq.strip_frame(r, lens, text).iloc[lo : min(hi, T - 1)]
 chart_key = f"seq_strip_{run.key}"
 picked = seq.picked_position(st.session_state.get(chart_key), T - 1)
-st.altair_chart(seq.strip_chart(strip), on_select="rerun", key=chart_key, width="content")
+w.chart(seq.strip_chart(strip), on_select="rerun", key=chart_key, width="content")
 st.caption(
     "Each chip is a token of the run (paler: the prompt), in reading order, coloured by the "
     "probability the model gave the token that came after it. Hover a chip for the model's "
@@ -93,6 +93,6 @@ else:
         + ("its first choice" if rank == 1 else f"its choice number {rank:,}")
         + f" (probability {float(lens.next_prob[picked]):.4f})."
     )
-    st.altair_chart(ch.candidates_chart(seq.position_frame(r, lens, picked, text)), width="stretch")
+    w.chart(ch.candidates_chart(seq.position_frame(r, lens, picked, text)), width="stretch")
     st.caption("Coral: the token that actually came next; ranks are over the whole vocabulary.")
 w.page_source(__file__)

@@ -72,7 +72,7 @@ def writing() -> None:
         st.rerun()
     mark = stepping.sampled_at(run.key, n - 1)  # the token just written, at its step
     frame = ch.candidates_frame(caches.step_distribution(run.key, n - 1, lm, r), 10, text)
-    st.altair_chart(ch.candidates_chart(frame, highlight=mark), width="stretch")
+    w.chart(ch.candidates_chart(frame, highlight=mark), width="stretch")
     st.caption(
         f"Step {n}: the model's candidates for the last token written (temperature 1, no "
         "filter). Coral: the token the run wrote; outlined, ◀ sampled: the token last "
@@ -140,9 +140,10 @@ if branches is not None and run.key in [b.key for b in branches.runs]:
             s = int(state.nt_cmp_step) - 1
             row = res.attention[s].mean(axis=(0, 1))
             frame = ch.attention_frame(row[: res.prompt_len + s], res.texts, res.bos_offset)
-            col.altair_chart(
+            w.chart(
                 ch.attention_chart(frame, f"Step {s + 1}: where the new token looks"),
                 width="stretch",
+                where=col,
             )
         col.button(
             f"Make {name[0]} the current run",

@@ -63,7 +63,7 @@ if st.button("Train", type="primary", icon=":material/model_training:"):
         )
 
     def draw() -> None:
-        chart.altair_chart(loss_chart(trainer.history().losses, floor), width="stretch")
+        w.chart(loss_chart(trainer.history().losses, floor), width="stretch", where=chart)
 
     w.train_live(trainer, cfg.epochs, "epoch", keep, draw)
 
@@ -73,7 +73,7 @@ if lab is None or lab.lab != "sentences":
     st.stop()
 h = lab.history
 lab_floor = td.ambiguity_floor(lab.sentences)
-chart.altair_chart(loss_chart(h.losses, lab_floor), width="stretch")
+w.chart(loss_chart(h.losses, lab_floor), width="stretch", where=chart)
 st.caption(
     f"Trained {len(h.losses)} epochs"
     + (" (stopped early)" if h.stopped_early else "")
@@ -103,7 +103,7 @@ c3.selectbox("Layer", range(h.attention.shape[1]), **bound("train_layer"))
 s = int(state.train_sentence)
 words = [td.START, *shown[s]]
 heads = h.attention[k, int(state.train_layer), s]
-st.altair_chart(attention_heatmaps(heads, words), width="content")
+w.chart(attention_heatmaps(heads, words), width="content")
 st.caption(
     "Each square is one head of the chosen layer (and the last, the average of the heads): "
     "row = the word reading, column = the word it looks at, darker = more attention; each "

@@ -1,0 +1,97 @@
+"""The classroom in a real browser (issue 16): a teacher's link opens the same view in a
+student's tab, and projector mode draws the graph's text large enough for the back row."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.inputs import INJECTION
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+PROMPT = "The teacher shared a link to this view"
+
+
+def plotly_text_sizes(page) -> list[float]:
+    """The font size, in px, of every token label the graph draws."""
+    return page.locator(".js-plotly-plot .textpoint text").evaluate_all(
+        "nodes => nodes.map(n => parseFloat(getComputedStyle(n).fontSize))"
+    )
+
+
+def test_a_teachers_link_opens_the_same_view(open_session, artifacts_dir):
+    teacher = open_session("teacher", 1400, 1200)
+    teacher.fill("Prompt", PROMPT)
+    teacher.click("button", "Generate")
+    teacher.open_page("Attention graph")
+    pg = teacher.page
+    pg.get_by_text("Step 1 of 20").wait_for()
+    slider = pg.get_by_role("slider").first  # the generation step
+    slider.focus()
+    for _ in range(6):
+        teacher.act(lambda: slider.press("ArrowRight"))
+    pg.get_by_text("Step 7 of 20").wait_for()
+    expect(pg).to_have_url(re.compile(r"attention_graph\?.*step=7"))  # the address follows
+    link = pg.url
+    assert "prompt=The+teacher+shared" in link
+    step_line = pg.get_by_text(re.compile(r"^Step 7 of 20: the model writes")).inner_text()
+
+    student = open_session("student", 1400, 1200)
+    student.act(lambda: student.page.goto(link))
+    sp = student.page
+    expect(sp.get_by_text(re.compile(r"^Step 7 of 20: the model writes"))).to_have_text(step_line)
+    expect(sp.locator(".js-plotly-plot").first).to_be_visible()
+    expect(sp.get_by_text("Parts of this link were not used")).to_have_count(0)
+
+    # Projector mode, switched on by the student, travels in their link too.
+    labels = plotly_text_sizes(sp)
+    assert labels and max(labels) < 16  # the normal look
+    student.act(lambda: sp.get_by_text("Projector mode").click())
+    expect(sp).to_have_url(re.compile(r"projector=1"))
+    expect(sp.locator(".js-plotly-plot .textpoint text").first).to_have_css("font-size", "18px")
+    big = plotly_text_sizes(sp)
+    assert len(big) == len(labels) and min(big) >= 16
+    sp.screenshot(path=str(artifacts_dir / "8-projector-graph.png"), full_page=True)
+
+
+def test_the_offline_page_opens_with_the_network_cut(
+    open_session, browser, tmp_path, artifacts_dir
+):
+    """The run as one HTML file: it draws the graph with no network at all, its slider
+    covers every step, and the injected markup in the prompt stays text."""
+    s = open_session("exporter", 1400, 1200)
+    s.fill("Prompt", INJECTION)
+    s.click("button", "Generate")
+    s.open_page("Attention graph")
+    s.click("button", "Prepare: Download this run as an offline page (HTML)")
+    with s.page.expect_download(timeout=120_000) as info:
+        s.page.get_by_role("button", name="Download this run as an offline page (HTML)").click()
+    path = tmp_path / "lesson.html"
+    path.write_bytes(Path(info.value.path()).read_bytes())
+
+    context = browser.new_context(offline=True)
+    asked: list[str] = []
+    context.route(  # any request beyond the file itself is recorded, then refused
+        re.compile(r"^(?!file:).*"), lambda route: (asked.append(route.request.url), route.abort())
+    )
+    page = context.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(path.as_uri())
+    expect(page.locator(".js-plotly-plot .textpoint").first).to_be_attached()
+    steps = page.evaluate(
+        "document.querySelector('.js-plotly-plot').layout.sliders[0].steps.length"
+    )
+    assert steps == 20
+    expect(page.locator("pre")).to_contain_text(INJECTION)  # the prompt, shown as typed
+    assert page.evaluate("document.images.length") == 0  # <img ...> in the prompt made none
+    assert page.locator("svg text", has_text="img").count() > 0  # the matrix's labels, as text
+    page.screenshot(path=str(artifacts_dir / "10-offline-page.png"), full_page=True)
+    assert not dialogs and not errors and not asked, (dialogs, errors, asked)
+    context.close()
