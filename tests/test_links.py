@@ -178,7 +178,9 @@ def test_a_hostile_link_gets_defaults_and_a_note(smollm2):
     assert at.session_state["run"].result.prompt == HOSTILE.strip()  # written, as text
     assert at.session_state["step"] == 1 and at.session_state["layer"] is None
     assert at.session_state["model_spec"].startswith("bundled:")
-    assert at.link_raw and all("<script>" not in r for r in at.link_raw)  # escaped: \<script\> shows as typed
+    assert at.link_raw and all(
+        "<script>" not in r for r in at.link_raw
+    )  # escaped: \<script\> shows as typed
 
 
 def _font_sizes(node, found: list[float]) -> None:
