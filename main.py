@@ -22,31 +22,35 @@ state.max_tokens = min(max(int(state.max_tokens), 1), LIMITS.max_new_tokens)
 nav = st.navigation(
     {
         "Start here": [
-            st.Page("pages/home.py", title="Welcome", icon=":material/home:", default=True),
+            st.Page("lessons/home.py", title="Welcome", icon=":material/home:", default=True),
         ],
         "Write": [
-            st.Page("pages/generate.py", title="Generate", icon=":material/edit_note:"),
-            st.Page("pages/next_token.py", title="Next token", icon=":material/casino:"),
-            st.Page("pages/step_by_step.py", title="Step by step", icon=":material/call_split:"),
+            st.Page("lessons/generate.py", title="Generate", icon=":material/edit_note:"),
+            st.Page("lessons/next_token.py", title="Next token", icon=":material/casino:"),
+            st.Page("lessons/step_by_step.py", title="Step by step", icon=":material/call_split:"),
         ],
         "Attention": [
-            st.Page("pages/attention_graph.py", title="Attention graph", icon=":material/hub:"),
-            st.Page("pages/matrices.py", title="Attention matrices", icon=":material/grid_on:"),
+            st.Page("lessons/attention_graph.py", title="Attention graph", icon=":material/hub:"),
+            st.Page("lessons/matrices.py", title="Attention matrices", icon=":material/grid_on:"),
         ],
         "Inside the model": [
-            st.Page("pages/predictions.py", title="Tokens & predictions", icon=":material/token:"),
-            st.Page("pages/head_roles.py", title="Head roles", icon=":material/psychology:"),
-            st.Page("pages/ablation.py", title="Ablate a head", icon=":material/content_cut:"),
-            st.Page("pages/lenses.py", title="Logit lens & fingerprints", icon=":material/layers:"),
-            st.Page("pages/analogy.py", title="Vector arithmetic", icon=":material/calculate:"),
-            st.Page("pages/atlas.py", title="Attention atlas", icon=":material/scatter_plot:"),
+            st.Page(
+                "lessons/predictions.py", title="Tokens & predictions", icon=":material/token:"
+            ),
+            st.Page("lessons/head_roles.py", title="Head roles", icon=":material/psychology:"),
+            st.Page("lessons/ablation.py", title="Ablate a head", icon=":material/content_cut:"),
+            st.Page(
+                "lessons/lenses.py", title="Logit lens & fingerprints", icon=":material/layers:"
+            ),
+            st.Page("lessons/analogy.py", title="Vector arithmetic", icon=":material/calculate:"),
+            st.Page("lessons/atlas.py", title="Attention atlas", icon=":material/scatter_plot:"),
         ],
         "Train your own": [
             st.Page(
-                "pages/train.py", title="Train a transformer", icon=":material/model_training:"
+                "lessons/train.py", title="Train a transformer", icon=":material/model_training:"
             ),
-            st.Page("pages/train_use.py", title="Use the trained model", icon=":material/chat:"),
-            st.Page("pages/induction.py", title="Induction heads", icon=":material/repeat:"),
+            st.Page("lessons/train_use.py", title="Use the trained model", icon=":material/chat:"),
+            st.Page("lessons/induction.py", title="Induction heads", icon=":material/repeat:"),
         ],
     },
     expanded=True,  # every lesson listed: a folded "View 4 more" hid the atlas and the lab

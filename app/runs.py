@@ -138,7 +138,8 @@ def _wait(pending: Pending) -> None:
     where = st.empty()
     bar = st.progress(0.0, text="Waiting for the model ...")
     live = st.empty()
-    st.button("Stop", key="stop_run", on_click=cancel_pending, icon=":material/stop:")
+    stop = st.empty()
+    stop.button("Stop", key="stop_run", on_click=cancel_pending, icon=":material/stop:")
     version = -1
     while not ticket.over:
         if ticket.status == "queued":
@@ -162,8 +163,8 @@ def _wait(pending: Pending) -> None:
             )
             live.text("".join(ticket.pieces))
         version = ticket.wait(version, 0.5)
-    where.empty()
-    live.empty()
+    for element in (where, bar, live, stop):  # the run is shown below; its progress is done
+        element.empty()
 
 
 def run_generation(

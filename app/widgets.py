@@ -110,7 +110,7 @@ def need_run() -> Run:
     """The current run; without one, a note pointing to Generate, then the page stops."""
     if state.run is None:
         st.info("Nothing generated yet. Write a prompt on the Generate page first.")
-        st.page_link("pages/generate.py", label="Go to Generate", icon=":material/edit:")
+        st.page_link("lessons/generate.py", label="Go to Generate", icon=":material/edit:")
         st.stop()
     return state.run
 

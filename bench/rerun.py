@@ -36,14 +36,14 @@ def run(prompt: str, new_tokens: int, repeats: int, log) -> dict:
     log(f"rerun: generating {new_tokens} tokens in the app (AppTest), then the graph page")
     at = AppTest.from_file(str(ROOT / "main.py"), default_timeout=900)
     at.run()
-    at.switch_page("pages/generate.py").run()  # the app opens on the Welcome page
+    at.switch_page("lessons/generate.py").run()  # the app opens on the Welcome page
     _check(at)
     at.text_area(key="prompt__w").input(prompt)
     at.slider(key="max_tokens__w").set_value(new_tokens)
     next(b for b in at.button if b.label == "Generate").click().run()
     _check(at)
     result = at.session_state["run"].result
-    at.switch_page("pages/attention_graph.py").run()
+    at.switch_page("lessons/attention_graph.py").run()
     _check(at)
 
     trivial = AppTest.from_string(TRIVIAL_SCRIPT, default_timeout=60)

@@ -7,18 +7,18 @@ from streamlit.testing.v1 import AppTest
 FAILURE_TEXT = "Something went wrong while drawing this page"
 # Every page of main.py's navigation, the Generate page last (where the tests type).
 ALL_PAGES = (
-    "pages/home.py",
-    "pages/next_token.py",
-    "pages/step_by_step.py",
-    "pages/attention_graph.py",
-    "pages/matrices.py",
-    "pages/predictions.py",
-    "pages/head_roles.py",
-    "pages/ablation.py",
-    "pages/lenses.py",
-    "pages/atlas.py",
-    "pages/analogy.py",
-    "pages/generate.py",
+    "lessons/home.py",
+    "lessons/next_token.py",
+    "lessons/step_by_step.py",
+    "lessons/attention_graph.py",
+    "lessons/matrices.py",
+    "lessons/predictions.py",
+    "lessons/head_roles.py",
+    "lessons/ablation.py",
+    "lessons/lenses.py",
+    "lessons/atlas.py",
+    "lessons/analogy.py",
+    "lessons/generate.py",
 )
 
 

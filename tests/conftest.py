@@ -157,6 +157,6 @@ def app(smollm2):
     at = AppTest.from_file("../main.py", default_timeout=240)
     at.run()  # the first run registers main.py's pages, so switch_page can find them
     assert_ok(at)
-    at.switch_page("pages/generate.py").run()
+    at.switch_page("lessons/generate.py").run()
     assert_ok(at)
     return at

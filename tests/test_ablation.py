@@ -233,7 +233,7 @@ def test_ablation_page_after_a_run(app):
     next(b for b in app.button if b.label == "Generate").click().run()
     assert_ok(app)
     app.session_state["layer"], app.session_state["head"] = 18, 6  # as Head roles hands over
-    app.switch_page("pages/ablation.py").run()
+    app.switch_page("lessons/ablation.py").run()
     assert_ok(app)
     assert app.title[0].value == "Ablate a head"
     picker = app.multiselect(key="ab_heads__w")

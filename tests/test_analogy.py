@@ -240,7 +240,7 @@ def test_smollm2_variants_and_multi_token_words(smollm2, index):
 
 @pytest.mark.slow
 def test_page_computes_an_equation_and_draws_the_chart(app):
-    at = app.switch_page("pages/analogy.py").run()
+    at = app.switch_page("lessons/analogy.py").run()
     assert_ok(at)
     assert at.title[0].value == "Vector arithmetic"
     at.text_input(key="analogy_equation__w").set_value("walked - walk + swim").run()
@@ -256,7 +256,7 @@ def test_page_computes_an_equation_and_draws_the_chart(app):
 
 @pytest.mark.slow
 def test_page_with_hostile_and_empty_input_shows_a_message(app):
-    at = app.switch_page("pages/analogy.py").run()
+    at = app.switch_page("lessons/analogy.py").run()
     box = at.text_input(key="analogy_equation__w")
     box.set_value("<script> + **bold** - ").run()  # an empty last term
     assert_ok(at)

@@ -57,18 +57,18 @@ def test_generate_page_shows_text_and_tokens(app):
 def test_every_page_renders_and_switching_keeps_the_run(app):
     generate(app, max_tokens=6)
     key = app.session_state["run"].key
-    for page in ("pages/attention_graph.py", "pages/matrices.py", "pages/generate.py"):
+    for page in ("lessons/attention_graph.py", "lessons/matrices.py", "lessons/generate.py"):
         app.switch_page(page).run()
         assert_ok(app)
         assert app.session_state["run"].key == key  # same run, nothing recomputed
     assert app.code[0].value.startswith("The old wizard")  # still shown after the round trip
-    app.switch_page("pages/matrices.py").run()
+    app.switch_page("lessons/matrices.py").run()
     assert len(app.get("vega_lite_chart")) >= 1
 
 
 def test_pages_without_a_run_point_to_generate(app):
     for page in ALL_PAGES[:-1]:  # every page but Generate itself
-        if page in ("pages/atlas.py", "pages/analogy.py"):
+        if page in ("lessons/atlas.py", "lessons/analogy.py"):
             continue  # the map is of stored texts, the arithmetic of the model's weights
         app.switch_page(page).run()
         assert_ok(app)
@@ -79,7 +79,7 @@ def test_step_and_threshold_change_the_graph(app):
     generate(app, max_tokens=6)
     result = app.session_state["run"].result
     visible_prompt = len(result.prompt_labels)
-    app.switch_page("pages/attention_graph.py").run()
+    app.switch_page("lessons/attention_graph.py").run()
     app.slider(key="threshold__w").set_value(0.0).run()
     # Softmax weights are all positive, so at threshold 0 step 1 draws one line per prompt token.
     assert edge_count(figure(app)) == visible_prompt
@@ -96,7 +96,7 @@ def test_step_and_threshold_change_the_graph(app):
 
 def test_layer_and_head_choice_changes_the_graph(app):
     generate(app, max_tokens=4)
-    app.switch_page("pages/attention_graph.py").run()
+    app.switch_page("lessons/attention_graph.py").run()
     app.slider(key="threshold__w").set_value(0.1).run()
     before = figure(app)["data"]
     app.selectbox(key="layer__w").set_value(3).run()
@@ -107,7 +107,7 @@ def test_layer_and_head_choice_changes_the_graph(app):
 
 def test_click_filters_and_reset_clears(app):
     generate(app, max_tokens=6)
-    app.switch_page("pages/attention_graph.py").run()
+    app.switch_page("lessons/attention_graph.py").run()
     app.slider(key="threshold__w").set_value(0.0).run()
     button(app, "Show all connections").click().run()
     app.slider(key="step__w").set_value(6).run()
@@ -140,7 +140,7 @@ def test_click_filters_and_reset_clears(app):
 def test_click_on_generated_token_shows_its_incoming_edges(app):
     generate(app, max_tokens=6)
     result = app.session_state["run"].result
-    app.switch_page("pages/attention_graph.py").run()
+    app.switch_page("lessons/attention_graph.py").run()
     app.slider(key="threshold__w").set_value(0.0).run()
     app.slider(key="step__w").set_value(6).run()
     chart_key = app.session_state["graph_chart_key"]
@@ -153,7 +153,7 @@ def test_click_on_generated_token_shows_its_incoming_edges(app):
 def test_sink_is_explained_with_its_share_and_hidden_in_one_click(app):
     generate(app, max_tokens=3)
     result = app.session_state["run"].result
-    app.switch_page("pages/attention_graph.py").run()
+    app.switch_page("lessons/attention_graph.py").run()
     # The share on screen is the model's own: the first prompt key's weight, averaged over
     # every layer and head, read straight from the stored attention of step 1.
     share = float(result.attention[0, :, :, 0].mean())
@@ -171,7 +171,7 @@ def test_a_long_prompt_says_why_no_line_shows_and_offers_the_strongest(app):
     generate(app, prompt="the cat sat on the mat and " * 105, max_tokens=2)
     result = app.session_state["run"].result
     assert len(result.prompt_labels) > 700
-    app.switch_page("pages/attention_graph.py").run()
+    app.switch_page("lessons/attention_graph.py").run()
     app.slider(key="threshold__w").set_value(0.2).run()
     assert edge_count(figure(app)) == 0
     assert any("No line of this step is above the threshold" in i.value for i in app.info)
@@ -191,7 +191,7 @@ def test_empty_prompt_shows_a_message_and_runs_nothing(app):
 
 def test_matrices_page_views(app):
     generate(app, max_tokens=5)
-    app.switch_page("pages/matrices.py").run()
+    app.switch_page("lessons/matrices.py").run()
     specs = [c.proto.spec for c in app.get("vega_lite_chart")]
     assert specs and "query: the token doing the attending" in specs[0]
     # The sink's share, from the stored weights: key 0 over every layer, head and step.
@@ -222,7 +222,7 @@ def test_a_large_run_is_prepared_for_download_on_request(app):
     button(app, "Prepare: Download the whole run (NPZ)").click().run()
     assert_ok(app)
     assert [d.label for d in app.get("download_button")] == ["Download the whole run (NPZ)"]
-    app.switch_page("pages/matrices.py").run()  # prepared once, for every page of the session
+    app.switch_page("lessons/matrices.py").run()  # prepared once, for every page of the session
     assert [d.label for d in app.get("download_button")] == [
         "Download this matrix (CSV)",
         "Download the whole run (NPZ)",

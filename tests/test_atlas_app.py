@@ -12,7 +12,7 @@ from tests.apphelpers import assert_ok, button
 from tests.test_app import generate
 
 pytestmark = pytest.mark.slow
-ATLAS = "pages/atlas.py"
+ATLAS = "lessons/atlas.py"
 
 
 def open_atlas(at):
@@ -59,7 +59,7 @@ def test_runs_are_recorded_and_can_be_deleted_or_not_recorded(app):
     np.testing.assert_allclose(fp.vectors[mine], run_fingerprints(run).vectors, atol=1e-6)
     open_atlas(app)
     app.toggle(key="atlas_record__w").set_value(False).run()
-    app.switch_page("pages/generate.py").run()
+    app.switch_page("lessons/generate.py").run()
     generate(app, prompt="Another note, not recorded", max_tokens=3)
     assert store.count(owner) == (1, 5)
     open_atlas(app)

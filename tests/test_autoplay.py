@@ -11,7 +11,7 @@ import pytest
 
 from tests.apphelpers import assert_ok, button
 
-STEPS = "pages/step_by_step.py"
+STEPS = "lessons/step_by_step.py"
 
 
 # ---- pure: the clock and the highlight ----------------------------------------------------
@@ -96,7 +96,7 @@ def _candidates(at) -> pd.DataFrame:
 def test_autoplay_writes_one_token_per_tick_and_stops_at_its_cap(app, smollm2):
     from lib.model.generation import generate
 
-    app.switch_page("pages/generate.py").run()
+    app.switch_page("lessons/generate.py").run()
     app.slider(key="max_tokens__w").set_value(3)
     button(app, "Generate").click().run()
     app.switch_page(STEPS).run()
@@ -130,5 +130,5 @@ def test_autoplay_writes_one_token_per_tick_and_stops_at_its_cap(app, smollm2):
     # Only the finished run went to the atlas, not every prefix of it.
     assert set(app.session_state["atlas_recorded"]) - recorded == {r5.key}
     # Every page follows: the graph's step slider walks through the 5 steps.
-    app.switch_page("pages/attention_graph.py").run()
+    app.switch_page("lessons/attention_graph.py").run()
     assert not app.exception and app.slider(key="step__w").max == 5

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser import AppSession
 from tests.inputs import INJECTION
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -23,7 +24,7 @@ def plotly_text_sizes(page) -> list[float]:
     )
 
 
-def test_a_teachers_link_opens_the_same_view(open_session, artifacts_dir):
+def test_a_teachers_link_opens_the_same_view(open_session, browser, artifacts_dir):
     teacher = open_session("teacher", 1400, 1200)
     teacher.fill("Prompt", PROMPT)
     teacher.click("button", "Generate")
@@ -40,8 +41,8 @@ def test_a_teachers_link_opens_the_same_view(open_session, artifacts_dir):
     assert "prompt=The+teacher+shared" in link
     step_line = pg.get_by_text(re.compile(r"^Step 7 of 20: the model writes")).inner_text()
 
-    student = open_session("student", 1400, 1200)
-    student.act(lambda: student.page.goto(link))
+    # A student's first visit: a new browser straight at the link (a page's own URL)
+    student = AppSession(browser.new_context(viewport={"width": 1400, "height": 1200}), link)
     sp = student.page
     expect(sp.get_by_text(re.compile(r"^Step 7 of 20: the model writes"))).to_have_text(step_line)
     expect(sp.locator(".js-plotly-plot").first).to_be_visible()
@@ -56,6 +57,8 @@ def test_a_teachers_link_opens_the_same_view(open_session, artifacts_dir):
     big = plotly_text_sizes(sp)
     assert len(big) == len(labels) and min(big) >= 16
     sp.screenshot(path=str(artifacts_dir / "8-projector-graph.png"), full_page=True)
+    assert not student.js_errors, student.js_errors
+    sp.context.close()
 
 
 def test_the_offline_page_opens_with_the_network_cut(

@@ -217,7 +217,7 @@ def test_app_shows_copying_heads_and_clusters(app):
     at.slider(key="max_tokens__w").set_value(6)
     next(b for b in at.button if b.label == "Generate").click().run()
     assert_ok(at)
-    at.switch_page("pages/lenses.py").run()
+    at.switch_page("lessons/lenses.py").run()
     at.session_state["lens_tab"] = "Embeddings & weights"  # what a click on the tab does
     at.run()
     assert_ok(at)
@@ -229,7 +229,7 @@ def test_app_shows_copying_heads_and_clusters(app):
     assert_ok(at)
     assert any(c.value.startswith("Layer 27 head 2: copying score") for c in at.caption)
 
-    at.switch_page("pages/head_roles.py").run()
+    at.switch_page("lessons/head_roles.py").run()
     at.selectbox(key="hr_role__w").set_value(vh.COPYING).run()
     assert_ok(at)
     assert any("Weights only" in c.value for c in at.caption)

@@ -30,8 +30,8 @@ def nav_pages() -> dict[str, str]:
 
 
 def home_contents() -> dict[str, tuple[tuple[str, str], ...]]:
-    """pages/home.py's CONTENTS, read without running the page."""
-    tree = ast.parse((ROOT / "pages/home.py").read_text(encoding="utf-8"))
+    """lessons/home.py's CONTENTS, read without running the page."""
+    tree = ast.parse((ROOT / "lessons/home.py").read_text(encoding="utf-8"))
     node = next(n for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "CONTENTS")
     return ast.literal_eval(node.value)
 
@@ -71,7 +71,7 @@ def test_narrow_pages_are_pages_of_the_navigation():
 def test_contents_list_every_other_page_in_navigation_order():
     pages = nav_pages()
     listed = [path for part in home_contents().values() for path, _ in part]
-    assert listed == [p for p in pages if p != "pages/home.py"]  # each once, in order
+    assert listed == [p for p in pages if p != "lessons/home.py"]  # each once, in order
     assert all((ROOT / p).is_file() for p in listed)
     assert all(lesson.strip() for part in home_contents().values() for _, lesson in part)
 
@@ -97,9 +97,9 @@ def test_welcome_opens_first_with_no_run_and_no_model():
 # ---- every page ends with its own source ------------------------------------------------
 
 
-@pytest.mark.parametrize("page", sorted(p.name for p in (ROOT / "pages").glob("*.py")))
+@pytest.mark.parametrize("page", sorted(p.name for p in (ROOT / "lessons").glob("*.py")))
 def test_every_page_script_ends_with_its_source(page):
-    last = ast.parse((ROOT / "pages" / page).read_text(encoding="utf-8")).body[-1]
+    last = ast.parse((ROOT / "lessons" / page).read_text(encoding="utf-8")).body[-1]
     assert isinstance(last, ast.Expr) and isinstance(last.value, ast.Call), page
     func = last.value.func
     name = func.attr if isinstance(func, ast.Attribute) else func.id
@@ -127,7 +127,7 @@ def test_after_a_run_every_page_shows_its_own_source(app):
         # st.code drops the file's final newline
         assert [c for c in app.code if c.value.rstrip() == source], page
         app.toggle(key=switch.key).set_value(False).run()
-        if page == "pages/predictions.py":  # the token chips, one per token
+        if page == "lessons/predictions.py":  # the token chips, one per token
             chips = [h.proto.body for h in app.get("html") if "tav-chips" in h.proto.body]
             assert len(chips) == 1 and chips[0].count('class="tav-id"') == n_tokens
 

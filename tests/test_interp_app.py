@@ -33,7 +33,7 @@ def datasets(at: AppTest) -> list[bytes]:
 
 
 def test_head_roles_page_renders_and_click_opens_the_head(app):
-    app.switch_page("pages/head_roles.py").run()
+    app.switch_page("lessons/head_roles.py").run()
     assert_ok(app)
     assert app.title[0].value == "Head roles"
     assert any("head_pick" in s for s in chart_specs(app))
@@ -49,13 +49,13 @@ def test_head_roles_page_renders_and_click_opens_the_head(app):
     assert app.selectbox(key="head__w").value == 6
     assert app.radio(key="matrix_source__w").value.startswith("Whole sequence")
     # Coming back shows the grid again instead of bouncing on the old click.
-    app.switch_page("pages/head_roles.py").run()
+    app.switch_page("lessons/head_roles.py").run()
     assert_ok(app)
     assert app.title[0].value == "Head roles"
 
 
 def test_head_roles_on_the_run_text_and_the_sink_switch(app):
-    app.switch_page("pages/head_roles.py").run()
+    app.switch_page("lessons/head_roles.py").run()
     before = datasets(app)
     app.toggle(key="hide_sink__w").set_value(True).run()
     assert_ok(app)
@@ -75,7 +75,7 @@ def open_tab(at: AppTest, label: str) -> AppTest:
 
 
 def test_lenses_page_renders_every_view_and_only_the_open_one(app):
-    app.switch_page("pages/lenses.py").run()
+    app.switch_page("lessons/lenses.py").run()
     assert_ok(app)
     assert app.title[0].value == "Logit lens & fingerprints"
     result = app.session_state["run"].result
@@ -95,7 +95,7 @@ def test_lenses_page_renders_every_view_and_only_the_open_one(app):
 
 
 def test_sink_switch_changes_the_lens_page_attention_views(app):
-    app.switch_page("pages/lenses.py").run()
+    app.switch_page("lessons/lenses.py").run()
     open_tab(app, "Attention fingerprints")
     before = datasets(app)
     app.toggle(key="hide_sink__w").set_value(True).run()
@@ -104,5 +104,5 @@ def test_sink_switch_changes_the_lens_page_attention_views(app):
     assert after != before
     assert app.session_state["hide_sink"] is True
     # The shared switch is the same one the matrices page reads.
-    app.switch_page("pages/matrices.py").run()
+    app.switch_page("lessons/matrices.py").run()
     assert app.toggle(key="hide_sink__w").value is True

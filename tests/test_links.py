@@ -111,7 +111,7 @@ def test_a_link_writes_its_run_and_sets_the_view(smollm2):
     prompt = "Sharing a view: the old wizard"
     at = open_link(
         {"prompt": prompt, "tokens": "6", "step": "4", "layer": "3", "head": "2", "sink": "1"},
-        "pages/attention_graph.py",
+        "lessons/attention_graph.py",
     )
     assert not at.link_notes
     run = at.session_state["run"]
@@ -131,14 +131,14 @@ def test_a_teachers_view_reproduced_from_its_link(smollm2):
     the link in their address bar gives a student the same run and the same view."""
     teacher = AppTest.from_file("../main.py", default_timeout=240)
     teacher.run()
-    teacher.switch_page("pages/generate.py").run()
+    teacher.switch_page("lessons/generate.py").run()
     teacher.text_area(key="prompt__w").input("A seeded lesson about rivers")
     teacher.slider(key="max_tokens__w").set_value(8)
     teacher.radio(key="decoding__w").set_value("Sample").run()  # the seed box opens
     teacher.number_input(key="seed__w").set_value(123)
     button(teacher, "Generate").click().run()
     assert_ok(teacher)
-    teacher.switch_page("pages/attention_graph.py").run()
+    teacher.switch_page("lessons/attention_graph.py").run()
     teacher.slider(key="step__w").set_value(5).run()
     teacher.selectbox(key="layer__w").set_value(1).run()
     teacher.radio(key="graph_lines__w").set_value(LINES_TOP_K).run()
@@ -147,7 +147,7 @@ def test_a_teachers_view_reproduced_from_its_link(smollm2):
     link = {name: teacher.query_params[name] for name in teacher.query_params}
     assert link["sample"] == "1" and link["seed"] == "123" and link["step"] == "5"
 
-    student = open_link(link, "pages/attention_graph.py")
+    student = open_link(link, "lessons/attention_graph.py")
     assert not student.link_notes
     t, s = teacher.session_state, student.session_state
     assert s["run"].key == t["run"].key  # the same request: the same run, shared
@@ -170,7 +170,7 @@ def test_a_hostile_link_gets_defaults_and_a_note(smollm2):
             "model": "no-such-user/no-such-model",
             "<script>": "x",
         },
-        "pages/generate.py",
+        "lessons/generate.py",
     )
     notes = " ".join(at.link_notes)
     for part in ("step=40", "layer=99", "select=in-5000", "no-such-user/no-such-model", "<script>"):

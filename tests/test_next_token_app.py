@@ -13,9 +13,9 @@ from tests.apphelpers import assert_ok, button
 
 pytestmark = pytest.mark.slow
 
-PAGE = "pages/next_token.py"
-STEPS = "pages/step_by_step.py"
-PREDICTIONS = "pages/predictions.py"
+PAGE = "lessons/next_token.py"
+STEPS = "lessons/step_by_step.py"
+PREDICTIONS = "lessons/predictions.py"
 
 
 def open_page(
@@ -23,7 +23,7 @@ def open_page(
 ) -> AppTest:
     """Generate on the Generate page, then show `page` (the Next token page)."""
     if not any(w.key == "max_tokens__w" for w in at.slider):
-        at.switch_page("pages/generate.py").run()
+        at.switch_page("lessons/generate.py").run()
     if prompt is not None:
         at.text_area(key="prompt__w").input(prompt)
     at.slider(key="max_tokens__w").set_value(max_tokens)
@@ -167,7 +167,7 @@ def test_step_by_step_next_token_and_start_over(app, smollm2):
     assert r5.settings.sampling.do_sample
     assert r5.settings.forced_tokens == tuple(r.generated_ids.tolist())
     # Every page follows: the graph walks through the 5 steps of the longer run.
-    app.switch_page("pages/attention_graph.py").run()
+    app.switch_page("lessons/attention_graph.py").run()
     assert not app.exception and app.slider(key="step__w").max == 5
     app.switch_page(STEPS).run()
     button(app, "Start over from the prompt").click().run()

@@ -52,7 +52,7 @@ def test_quiz_asks_first_then_shows_the_answer_and_the_score(smollm2):
     }.items():
         at.query_params[name] = value
     at.run()
-    at.switch_page("pages/attention_graph.py").run()
+    at.switch_page("lessons/attention_graph.py").run()
     assert_ok(at)
     assert not at.get("plotly_chart")  # nothing revealed before the guess
     r = at.session_state["run"].result
@@ -68,7 +68,7 @@ def test_quiz_asks_first_then_shows_the_answer_and_the_score(smollm2):
     shown = " ".join(str(s.value) for s in at.success).replace("\\", "")
     assert "Right!" in shown and "Your score: 1 of 1" in shown
 
-    at.switch_page("pages/next_token.py").run()
+    at.switch_page("lessons/next_token.py").run()
     assert_ok(at)
     assert not at.get("vega_lite_chart")  # the candidates stay hidden
     guess = next(s for s in at.selectbox if s.label == "Your guess")

@@ -44,7 +44,7 @@ def test_awkward_prompt_through_every_page(app, name):
 def test_injection_stays_literal_in_every_element(app):
     generate_in(app, INJECTION)
     result = app.session_state["run"].result
-    app.switch_page("pages/attention_graph.py").run()
+    app.switch_page("lessons/attention_graph.py").run()
     app.slider(key="threshold__w").set_value(0.0).run()
     fig = json.loads(app.get("plotly_chart")[0].proto.spec)
     texts = json.dumps(
@@ -53,12 +53,12 @@ def test_injection_stays_literal_in_every_element(app):
     assert "&lt;" in texts and "<img" not in texts and "<script" not in texts
     for md in app.markdown:  # markdown elements carry escaped text only
         assert "**bold**" not in md.value and "](javascript" not in md.value
-    app.switch_page("pages/matrices.py").run()
+    app.switch_page("lessons/matrices.py").run()
     assert_ok(app)
     spec = app.get("vega_lite_chart")[0].proto.spec
     assert "<script>" not in spec  # tokens are split, and carried as data, never markup
     assert any(t in spec for t in result.texts if "<" in t or "*" in t)
-    app.switch_page("pages/generate.py").run()
+    app.switch_page("lessons/generate.py").run()
     table = app.dataframe[0].value
     assert list(table["token"]) == list(result.texts)  # the table holds the texts as data
 
@@ -99,7 +99,7 @@ def test_previous_run_survives_a_refused_prompt(app):
 def test_long_prompt_draws_a_window_of_prompt_tokens(app):
     words = ["river", "mill", "stone", "bridge", "lantern", "orchard", "harbour", "meadow"]
     generate_in(app, " ".join(words[i % 8] for i in range(400)), max_tokens=2)
-    app.switch_page("pages/attention_graph.py").run()
+    app.switch_page("lessons/attention_graph.py").run()
     assert_ok(app)
     assert any("Drawing prompt tokens" in c.value for c in app.caption)
     fig = json.loads(app.get("plotly_chart")[0].proto.spec)

@@ -57,7 +57,7 @@ def test_clicking_a_token_shows_what_the_model_expected_after_it(app):
     app.slider(key="max_tokens__w").set_value(3)
     button(app, "Generate").click().run()
     r = app.session_state["run"].result
-    app.switch_page("pages/predictions.py").run()
+    app.switch_page("lessons/predictions.py").run()
     assert_ok(app)
     key = f"seq_strip_{app.session_state['run'].key}"
     P = r.prompt_len

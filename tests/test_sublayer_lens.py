@@ -258,7 +258,7 @@ def test_lens_and_activation_tabs_render(app):
     at = app
     at.slider(key="max_tokens__w").set_value(5)
     next(b for b in at.button if b.label == "Generate").click().run()
-    at.switch_page("pages/lenses.py").run()
+    at.switch_page("lessons/lenses.py").run()
     assert_ok(at)
     specs = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
     assert any('"kind:N"' in json.dumps(s) or "kind" in json.dumps(s) for s in specs)  # sub-layers

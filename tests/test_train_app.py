@@ -11,7 +11,7 @@ from tests.apphelpers import assert_ok, button
 
 pytestmark = pytest.mark.slow
 
-TRAIN, USE, INDUCTION = "pages/train.py", "pages/train_use.py", "pages/induction.py"
+TRAIN, USE, INDUCTION = "lessons/train.py", "lessons/train_use.py", "lessons/induction.py"
 
 
 def open_page(at: AppTest, page: str) -> AppTest:

@@ -104,7 +104,7 @@ if state.run is not None:
     )
     download_run(st, run)
     st.page_link(
-        "pages/attention_graph.py", label="See what each token attends to", icon=":material/hub:"
+        "lessons/attention_graph.py", label="See what each token attends to", icon=":material/hub:"
     )
 if state.atlas_record and recording_allowed():
     st.caption(

@@ -10,68 +10,68 @@ from app.state import state
 CONTENTS = {
     "Write": (
         (
-            "pages/generate.py",
+            "lessons/generate.py",
             "Type a prompt and watch the model continue it, one token at a time. "
             "The other pages all look inside this one run.",
         ),
         (
-            "pages/next_token.py",
+            "lessons/next_token.py",
             "At each step the model scores every token it knows. See those chances, and how "
             "greedy choice, temperature and top-k / top-p / min-p pick one.",
         ),
         (
-            "pages/step_by_step.py",
+            "lessons/step_by_step.py",
             "Add the next token yourself, or change one choice and see where the text goes.",
         ),
     ),
     "Attention": (
         (
-            "pages/attention_graph.py",
+            "lessons/attention_graph.py",
             "Lines from each new token back to the tokens it looked at, and how strongly.",
         ),
         (
-            "pages/matrices.py",
+            "lessons/matrices.py",
             "The same attention as heatmaps: every layer, every head, the exact numbers.",
         ),
     ),
     "Inside the model": (
         (
-            "pages/predictions.py",
+            "lessons/predictions.py",
             "How your text becomes tokens with ids, and what the model expected after each.",
         ),
         (
-            "pages/head_roles.py",
+            "lessons/head_roles.py",
             "Heads take on jobs: looking at the previous token, the first one, or copying.",
         ),
         (
-            "pages/ablation.py",
+            "lessons/ablation.py",
             "Switch a head off and see what changes: a test of the job it was given.",
         ),
         (
-            "pages/lenses.py",
+            "lessons/lenses.py",
             "The model's guess after every layer, each token's attention fingerprint, and "
             "what its weights can do.",
         ),
         (
-            "pages/analogy.py",
+            "lessons/analogy.py",
             "Words as rows of numbers: king − man + woman, and which tokens lie closest.",
         ),
         (
-            "pages/atlas.py",
+            "lessons/atlas.py",
             "A map of many tokens, placed by the way they paid attention.",
         ),
     ),
     "Train your own": (
         (
-            "pages/train.py",
+            "lessons/train.py",
             "Train a tiny transformer on a few sentences and watch its loss fall.",
         ),
         (
-            "pages/train_use.py",
+            "lessons/train_use.py",
             "Ask the model you trained for its guesses, let it write, and save it.",
         ),
         (
-            "pages/induction.py",
+            "lessons/induction.py",
             "A two-layer model learns to copy, and its induction heads appear all at once.",
         ),
     ),
@@ -92,7 +92,7 @@ st.markdown(
 )
 if state.run is None:
     st.info("Nothing generated yet: the first lesson starts with your own prompt.")
-    st.page_link("pages/generate.py", label="Start: write a prompt", icon=":material/edit:")
+    st.page_link("lessons/generate.py", label="Start: write a prompt", icon=":material/edit:")
 else:
     r = state.run.result
     st.success(

@@ -40,7 +40,7 @@ if upload is not None and st.session_state.get("train_loaded") != upload.file_id
 lab = state.train_lab
 if lab is None:
     st.info("Train a model on the Train a transformer page first, or load one above.")
-    st.page_link("pages/train.py", label="Train a transformer", icon=":material/model_training:")
+    st.page_link("lessons/train.py", label="Train a transformer", icon=":material/model_training:")
     st.stop()
 dataset_words = {w_ for s in lab.sentences for w_ in s}
 

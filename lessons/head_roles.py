@@ -78,7 +78,7 @@ if picked is not None:  # hand the head to the matrices page, as typed values
     state.layer, state.head = picked
     state.matrix_source = MATRIX_WHOLE
     state.hr_grid_nonce += 1  # coming back shows a fresh grid, not the same click again
-    st.switch_page("pages/matrices.py")
+    st.switch_page("lessons/matrices.py")
 w.chart(
     grid_chart(grid_frame(roles, role, None if cp is None else cp.score), role),
     on_select="rerun",

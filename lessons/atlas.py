@@ -152,9 +152,9 @@ else:
         b1, b2, _ = st.columns([1, 1, 2])
         target = None
         if b1.button("Open its run in the graph", icon=":material/hub:"):
-            target = "pages/attention_graph.py"
+            target = "lessons/attention_graph.py"
         if b2.button("Open its run in the matrices", icon=":material/grid_on:"):
-            target = "pages/matrices.py"
+            target = "lessons/matrices.py"
         if target:
             stored = store.run(int(p["run_id"]))
             lm = w.current_model()

@@ -102,7 +102,7 @@ st.caption(
     "head_roles.py), measured on 16 held-out repeated sequences."
 )
 st.page_link(
-    "pages/head_roles.py",
+    "lessons/head_roles.py",
     label="Compare: the induction heads of SmolLM2",
     icon=":material/psychology:",
 )

@@ -111,7 +111,7 @@ st.caption(
     "to watch the patterns form."
 )
 st.page_link(
-    "pages/train_use.py",
+    "lessons/train_use.py",
     label="Ask the trained model: predictions, writing, saving",
     icon=":material/arrow_forward:",
 )
