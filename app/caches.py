@@ -28,7 +28,7 @@ from lib.analysis import analogy as an
 from lib.analysis import head_roles as hr
 from lib.analysis import next_token as nt
 from lib.analysis import residual as rs
-from lib.analysis.attention import StepAttention, aggregate, all_steps
+from lib.analysis.attention import StepAttention, all_steps
 from lib.analysis.fingerprint import Fingerprints, run_fingerprints
 from lib.analysis.logit_lens import LogitLens
 from lib.analysis.logit_lens import logit_lens as compute_logit_lens
@@ -313,30 +313,9 @@ def lesson_html(
 ) -> bytes:
     """The run as one offline HTML file, drawn with this view's settings."""
     from lib.viz import export  # Plotly and vl-convert: imported when a file is asked for
-    from lib.viz.graph import select_edges
-    from lib.viz.matrices import MAX_AXIS, heatmap, matrix_caption, view
-    from lib.viz.text import graph_caption
 
-    r = _result
-    every = steps(run_key, layer, head, hide, r)
-    graph = export.graph_every_step(r, every, threshold, top_k)
-    n_edges = sum(len(select_edges(every, s, threshold, top_k=top_k)) for s in range(r.n_steps))
-    note = graph_caption(r, layer, head, hide, threshold, n_edges, top_k).replace(
-        "shown)", "shown over all steps)"
-    )
-    keys = len(r.token_ids) - 1
-    v = view(
-        aggregate(r, layer, head),
-        r.prompt_len - 1 + np.arange(r.n_steps),
-        r.texts,
-        hide,
-        max(0, keys - MAX_AXIS),
-    )
-    svg = export.chart_svg(heatmap(v).to_dict())
-    caption = matrix_caption(r, layer, head, hide)
-    if keys > MAX_AXIS:
-        caption += f" The last {MAX_AXIS} of {keys} key columns are drawn."
-    return export.run_html(r, graph, note, svg, caption).encode("utf-8")
+    every = steps(run_key, layer, head, hide, _result)
+    return export.lesson_page(_result, every, layer, head, hide, threshold, top_k).encode()
 
 
 @st.cache_resource(max_entries=8, show_spinner="Drawing the picture ...")

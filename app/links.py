@@ -36,30 +36,27 @@ MAX_NOTE_VALUE = 40  # characters of a bad value quoted back in the note
 # ---- parsing one value ------------------------------------------------------------------
 
 
-def _int(lo: int, hi: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
+def _number(cast: type, what: str, lo: float, hi: float) -> Callable[[str], Any]:
+    """A number within [lo, hi], read exactly: a rounded value would be another run."""
+
+    def parse(text: str) -> Any:
         try:
-            value = int(text)
+            value = cast(text)
         except ValueError:
-            raise ValueError("not a whole number") from None
-        if not lo <= value <= hi:
-            raise ValueError(f"not between {lo} and {hi}")
+            raise ValueError(f"not {what}") from None
+        if not (math.isfinite(value) and lo <= value <= hi):
+            raise ValueError(f"not between {lo:g} and {hi:g}")
         return value
 
     return parse
 
 
-def _float(lo: float, hi: float) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise ValueError("not a number") from None
-        if not (math.isfinite(value) and lo <= value <= hi):
-            raise ValueError(f"not between {lo:g} and {hi:g}")
-        return value  # exact: a rounded value would be another run
+def _int(lo: int, hi: int) -> Callable[[str], int]:
+    return _number(int, "a whole number", lo, hi)
 
-    return parse
+
+def _float(lo: float, hi: float) -> Callable[[str], float]:
+    return _number(float, "a number", lo, hi)
 
 
 def _flag(text: str) -> bool:

@@ -11,7 +11,7 @@ import streamlit as st
 
 from app import caches
 from app.runs import Run
-from app.state import BUNDLED_LABEL, bound, clamp_step, state, widget_key
+from app.state import BUNDLED_LABEL, LINES_TOP_K, bound, clamp_step, state, widget_key
 from lib.config import BUNDLED_MODEL, SUGGESTED_HUB_MODELS, Limits
 from lib.model.loading import LoadedModel, ModelLoadError
 from lib.viz.look import PROJECTOR_TEXT, plotly_for_projector, vega_for_projector
@@ -360,4 +360,21 @@ def download_run(where, run: Run) -> None:
         size_hint=run.result.nbytes(),
         help="Token ids, labels, every captured attention row (step x layer x head x key), "
         "and the next-token probabilities, as a NumPy archive.",
+    )
+
+
+def download_lesson(where, run: Run, layer: int | None, head: int | None, hide: bool) -> None:
+    """The run as one offline HTML page, drawn with the graph's current settings."""
+    top_k = int(state.graph_top_k) if state.graph_lines == LINES_TOP_K else None
+    threshold = float(state.threshold)
+    download(
+        where,
+        "Download this run as an offline page (HTML)",
+        lambda: caches.lesson_html(run.key, layer, head, hide, threshold, top_k, run.result),
+        file_name=f"lesson-{run.key}-{layer}-{head}-{int(hide)}-{threshold:g}-{top_k}.html",
+        mime="text/html",
+        prepare=True,
+        help="One file: the text, this graph with a slider over every step (this layer, head, "
+        "sink and lines setting), and the attention matrix. It opens in any browser with no "
+        "network: the plotting library is inside it.",
     )

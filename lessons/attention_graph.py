@@ -8,7 +8,13 @@ from app.runs import Run
 from app.state import LINES_THRESHOLD, LINES_TOP_K, bound, state
 from lib.analysis.quiz import most_attended
 from lib.config import MAX_GRAPH_PROMPT
-from lib.viz.graph import attention_graph, select_edges, selection_from_event, window_edges
+from lib.viz.graph import (
+    attention_graph,
+    select_edges,
+    selection_from_event,
+    toolbar_config,
+    window_edges,
+)
 from lib.viz.tables import strongest_connections
 from lib.viz.text import graph_caption, no_lines_note, sink_share_note
 
@@ -132,24 +138,7 @@ def graph(run: Run, layer: int | None, head: int | None, hide: bool, picture: st
         selection_mode="points",
         key=chart_key,
         width="content",
-        config={
-            "displaylogo": False,  # the toolbar keeps only its camera: save as a picture
-            "modeBarButtonsToRemove": [
-                "zoom",
-                "pan",
-                "select",
-                "lasso2d",
-                "zoomIn",
-                "zoomOut",
-                "autoScale",
-                "resetScale",
-            ],
-            "toImageButtonOptions": {
-                "format": picture.lower(),
-                "filename": f"attention-graph-{run.key}-step{current + 1}",
-                "scale": 2,
-            },
-        },
+        config=toolbar_config(picture, f"attention-graph-{run.key}-step{current + 1}"),
     )
     st.caption(graph_caption(r, layer, head, hide, threshold, len(edges), top_k))
     with st.expander("Strongest connections at this step"):
@@ -178,20 +167,7 @@ graph(run, layer, head, hide, picture)
 
 st.subheader("Take it home")
 c1, c2 = st.columns([3, 2])
-top_k = int(state.graph_top_k) if state.graph_lines == LINES_TOP_K else None
-w.download(
-    c1,
-    "Download this run as an offline page (HTML)",
-    lambda: caches.lesson_html(
-        run.key, layer, head, hide, float(state.threshold), top_k, run.result
-    ),
-    file_name=f"lesson-{run.key}-{layer}-{head}-{int(hide)}-{state.threshold:g}-{top_k}.html",
-    mime="text/html",
-    prepare=True,
-    help="One file: the text, this graph with a slider over every step (this layer, head, "
-    "sink and lines setting), and the attention matrix. It opens in any browser with no "
-    "network: the plotting library is inside it.",
-)
+w.download_lesson(c1, run, layer, head, hide)
 c2.segmented_control(
     "Graph picture", ["PNG", "SVG"], key="graph_picture", default="PNG", required=True
 )

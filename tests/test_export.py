@@ -26,10 +26,7 @@ def hostile_run(smollm2):
 
 
 def lesson(r) -> str:
-    steps = all_steps(r, None, None, False)
-    graph = export.graph_every_step(r, steps, THRESHOLD, None)
-    v = view(aggregate(r), r.prompt_len - 1 + np.arange(r.n_steps), r.texts)
-    return export.run_html(r, graph, "graph note", export.chart_svg(heatmap(v).to_dict()), "m")
+    return export.lesson_page(r, all_steps(r), None, None, False, THRESHOLD, None)
 
 
 def figure_json(page: str) -> dict:

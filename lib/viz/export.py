@@ -19,11 +19,13 @@ import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from lib.analysis.attention import StepAttention
+from lib.analysis.attention import StepAttention, aggregate
 from lib.config import MAX_GRAPH_PROMPT
 from lib.labels import bidi_visible
 from lib.model.result import GenerationResult
 from lib.viz.graph import attention_graph, select_edges, window_edges
+from lib.viz.matrices import MAX_AXIS, heatmap, matrix_caption, view
+from lib.viz.text import graph_caption
 
 IMAGE_SCALE = 2  # PNG pixels per CSS pixel: sharp on slides and projectors
 
@@ -44,17 +46,19 @@ def chart_png(spec: dict) -> bytes:
 
 def graph_every_step(
     r: GenerationResult, steps: Sequence[StepAttention], threshold: float, top_k: int | None
-) -> go.Figure:
-    """The attention graph with a slider over every step: each step's traces, only the
-    chosen step's visible (the app draws one step per figure; a file cannot rerun).
+) -> tuple[go.Figure, int]:
+    """The attention graph with a slider over every step (each step's traces, only the
+    chosen step's visible: the app draws one step per figure; a file cannot rerun), and
+    the number of lines drawn over all steps.
 
     A long prompt is drawn as its last MAX_GRAPH_PROMPT tokens, as the app first shows it.
     """
     labels = r.prompt_labels
     lo = max(0, len(labels) - MAX_GRAPH_PROMPT)
-    figures = []
+    figures, n_edges = [], 0
     for s in range(r.n_steps):
         edges = window_edges(select_edges(list(steps), s, threshold, top_k=top_k), lo, len(labels))
+        n_edges += len(edges)
         figures.append(attention_graph(labels[lo:], r.generated_labels, edges, s))
     counts = [len(f.data) for f in figures]
     fig = go.Figure(layout=figures[0].layout)
@@ -84,7 +88,29 @@ def graph_every_step(
         clickmode="none",  # no app to filter by a click here
         height=fig.layout.height + 150,
     )
-    return fig
+    return fig, n_edges
+
+
+def lesson_page(
+    r: GenerationResult,
+    steps: Sequence[StepAttention],
+    layer: int | None,
+    head: int | None,
+    hide: bool,
+    threshold: float,
+    top_k: int | None,
+) -> str:
+    """The run's offline page, drawn with a view's settings (`steps` are that view's)."""
+    graph, n_edges = graph_every_step(r, steps, threshold, top_k)
+    note = graph_caption(r, layer, head, hide, threshold, n_edges, top_k)
+    note = note.replace("shown)", "shown over all steps)")
+    keys = len(r.token_ids) - 1
+    rows = r.prompt_len - 1 + np.arange(r.n_steps)
+    v = view(aggregate(r, layer, head), rows, r.texts, hide, max(0, keys - MAX_AXIS))
+    caption = matrix_caption(r, layer, head, hide)
+    if keys > MAX_AXIS:
+        caption += f" The last {MAX_AXIS} of {keys} key columns are drawn."
+    return run_html(r, graph, note, chart_svg(heatmap(v).to_dict()), caption)
 
 
 PAGE = """<!doctype html>

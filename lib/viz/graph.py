@@ -365,3 +365,22 @@ def attention_graph(
         ],
     )
     return fig
+
+
+def toolbar_config(picture: str, file_stem: str) -> dict:
+    """Plotly's toolbar for the graph: only its camera, which saves the step shown as a
+    `picture` ("PNG" or "SVG") at twice the screen's pixels."""
+    return {
+        "displaylogo": False,
+        "modeBarButtonsToRemove": [
+            "zoom",
+            "pan",
+            "select",
+            "lasso2d",
+            "zoomIn",
+            "zoomOut",
+            "autoScale",
+            "resetScale",
+        ],
+        "toImageButtonOptions": {"format": picture.lower(), "filename": file_stem, "scale": 2},
+    }
