@@ -22,6 +22,8 @@ def test_vega_text_grows_and_the_data_stays():
     marks = [layer["mark"] for layer in big["layer"]]
     assert marks[0]["strokeWidth"] > 1 and marks[1]["fontSize"] >= PROJECTOR_TEXT
     assert spec["layer"][1]["mark"]["fontSize"] == 11  # the original is left alone
+    cells = vega_for_projector(base.mark_rect().properties(height=alt.Step(20)).to_dict())
+    assert cells["height"]["step"] > 20  # a heatmap's rows grow with their labels
 
 
 def test_plotly_graph_text_and_markers_grow():

@@ -34,7 +34,9 @@ def _walk_vega(node: Any) -> None:
             if isinstance(mark.get("strokeWidth"), int | float):
                 mark["strokeWidth"] = mark["strokeWidth"] * LINE_SCALE
         for key, value in node.items():
-            if key in ("labelFontSize", "titleFontSize"):
+            if key in ("width", "height") and isinstance(value, dict) and "step" in value:
+                value["step"] = value["step"] * PROJECTOR_TEXT / 12  # rows for the bigger labels
+            elif key in ("labelFontSize", "titleFontSize"):
                 node[key] = _bigger(value)
             elif key != "datasets":  # the data never changes
                 _walk_vega(value)
