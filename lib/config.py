@@ -50,8 +50,9 @@ class Limits:
     result_cache_mb: int = 600  # finished runs kept for every session, by their arrays' size
     max_runs: int = 32  # runs written together in one batch
     max_queue: int = 64  # runs waiting for a place; more are refused with a message
-    max_inflight_mb: int = 800  # attention rows the runs being written may hold together
+    max_inflight_mb: int = 800  # attention rows and key/value cache of the runs being written
     allow_hub: bool = True  # TAV_ALLOW_HUB=0: a shared server loads only local models
+    return_memory: bool = True  # freed blocks go back to the system (glibc): less RSS, ~12% slower
 
     @classmethod
     def from_env(cls) -> Limits:
@@ -68,4 +69,5 @@ class Limits:
             max_queue=max(0, _env_int("TAV_MAX_QUEUE", d.max_queue)),
             max_inflight_mb=_env_int("TAV_MAX_INFLIGHT_MB", d.max_inflight_mb),
             allow_hub=_env_flag("TAV_ALLOW_HUB", d.allow_hub),
+            return_memory=_env_flag("TAV_RETURN_MEMORY", d.return_memory),
         )

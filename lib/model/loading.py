@@ -6,6 +6,8 @@ memory) becomes a `ModelLoadError` whose message a page can show as it is.
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import importlib.metadata
 import json
 import math
@@ -67,6 +69,14 @@ class LoadedModel:
         return int(self.model.config.num_attention_heads)
 
     @property
+    def kv_bytes_per_token(self) -> int:
+        """What one token adds to the key/value cache: layers x (K, V) x kv heads x head dim."""
+        c = self.model.config
+        kv_heads = getattr(c, "num_key_value_heads", None) or self.n_heads
+        head_dim = getattr(c, "head_dim", None) or c.hidden_size // self.n_heads
+        return self.n_layers * 2 * kv_heads * head_dim * self.dtype.itemsize
+
+    @property
     def eos_ids(self) -> frozenset[int]:
         ids = self.model.generation_config.eos_token_id
         ids = [ids] if isinstance(ids, int) else list(ids or [])
@@ -84,6 +94,25 @@ class LoadedModel:
         Always a copy: results' arrays are read-only, and torch cannot wrap those.
         """
         return torch.tensor(np.asarray(token_ids, dtype=np.int64), device=self.device)[None]
+
+
+@functools.cache
+def return_freed_memory() -> bool:
+    """Make glibc give large freed blocks back to the system at once (True where it could).
+
+    Each decoding step replaces every layer's key/value tensors with longer copies. glibc
+    raises its mmap threshold after each such free (up to 32 MB), so later blocks come from
+    the heap, which fragments and is not returned: measured, 30 runs of 538-token prompts
+    peaked at 3.69 GB with the default and 2.59 GB with a fixed 1 MB threshold. The price:
+    each large block is a fresh mapping whose pages the kernel zeroes, about 12% of a
+    CPU run's time (`TAV_RETURN_MEMORY=0` keeps glibc's default on a server with room).
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's malloc.h
+        return bool(libc.mallopt(m_mmap_threshold, 2**20) and libc.mallopt(m_trim_threshold, 2**24))
+    except (OSError, AttributeError):  # not glibc (macOS, musl): its allocator decides
+        return False
 
 
 def pick_device() -> tuple[torch.device, torch.dtype]:
@@ -338,6 +367,8 @@ def _load(
     spec: str, source: str, location: str, progress: Progress | None, limits: Limits
 ) -> LoadedModel:
     report = progress or (lambda _f, _m: None)
+    if limits.return_memory:
+        return_freed_memory()
     device, dtype = pick_device()
     try:
         from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
