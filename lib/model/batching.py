@@ -30,7 +30,9 @@ from lib.model.loading import LoadedModel
 from lib.model.result import GenerationResult, RunSettings, SamplingSettings
 
 TOP_CANDIDATES = 20
-PREFILL_TOKENS = 4096  # padded tokens per prompt-reading pass (a long prompt still goes alone)
+# Padded tokens per prompt-reading pass (a longer prompt goes alone). Passes this size keep
+# the cores busy; between them the scheduler writes a token for the runs already started.
+PREFILL_TOKENS = 4096
 # A fast tokenizer is not safe to call from many threads at once (and 30 sessions tokenising
 # together thrash the cores): one at a time; each call takes well under a millisecond.
 _TOKENIZE = threading.Lock()
@@ -97,10 +99,24 @@ class Prepared:
     bos_offset: int
     settings: RunSettings
 
+    @property
+    def length(self) -> int:
+        """Tokens in the cache at the end: prompt plus every new token."""
+        return len(self.ids) + self.settings.max_new_tokens
+
     def attention_bytes(self, lm: LoadedModel) -> int:
         """What its captured rows will take: steps x layers x heads x keys float32."""
         steps = self.settings.max_new_tokens
-        return steps * lm.n_layers * lm.n_heads * (len(self.ids) + steps - 1) * 4
+        return steps * lm.n_layers * lm.n_heads * (self.length - 1) * 4
+
+
+def inflight_bytes(lm: LoadedModel, runs: Sequence[Prepared]) -> int:
+    """What runs decoded together hold at most: their attention rows, and the key/value
+    cache, where left padding makes every run as long as the longest."""
+    if not runs:
+        return 0
+    cache = len(runs) * max(r.length for r in runs) * lm.kv_bytes_per_token
+    return cache + sum(r.attention_bytes(lm) for r in runs)
 
 
 def prepare(

@@ -3,7 +3,10 @@
 A class pressing Generate at the same moment would otherwise run 30 generations in 30
 threads that thrash two cores. Here sessions `submit` a prepared request and get a
 `Ticket`; one worker thread decodes every admitted run in one `Batch` (runs join between
-steps and leave when done) and reports progress on the tickets. Identical requests in
+steps and leave when done) and reports progress on the tickets. Each turn of the worker
+reads the prompts of at most one prefill group (`PREFILL_TOKENS` padded tokens), then
+writes one token for every run admitted, so the first students get tokens while the
+class's other prompts are still being read. Identical requests in
 flight share one ticket, finished results go to the shared `ResultStore`, and the queue
 has a length limit with a message for whoever finds it full.
 """
@@ -16,7 +19,15 @@ from collections import deque
 from dataclasses import dataclass
 
 from lib.labels import display_text
-from lib.model.batching import _TOKENIZE, Batch, Decoding, Prepared, can_batch
+from lib.model.batching import (
+    _TOKENIZE,
+    PREFILL_TOKENS,
+    Batch,
+    Decoding,
+    Prepared,
+    can_batch,
+    inflight_bytes,
+)
 from lib.model.loading import LoadedModel
 from lib.model.result import GenerationResult
 from lib.model.results import ResultStore
@@ -33,7 +44,8 @@ class QueueFull(RuntimeError):
 @dataclass(frozen=True)
 class SchedulerLimits:
     """How much the worker takes on: runs written at once (one batch), runs waiting,
-    and the attention rows the runs being written may hold together (bytes)."""
+    and the memory the runs being written may hold together (bytes: their attention rows
+    and key/value cache, `batching.inflight_bytes`)."""
 
     max_runs: int = 32
     max_queue: int = 64
@@ -193,15 +205,19 @@ class Scheduler:
         self._thread.start()
 
     def _admit(self) -> list[Ticket]:
-        """Move queued tickets into the batch while it has room (under the lock). A run
-        that cannot even start fails alone; the others go on."""
+        """Move queued tickets into the batch (under the lock): at most one prefill group,
+        within the run and memory limits. A run that cannot even start fails alone; the
+        others go on."""
         admitted: list[Ticket] = []
-        held = sum(t.prepared.attention_bytes(self.lm) for t in self._running)
+        running = [t.prepared for t in self._running]
         while self._queue and len(self._running) + len(admitted) < self.max_runs:
             ticket = self._queue[0]
             try:
-                need = ticket.prepared.attention_bytes(self.lm)
-                if (self._running or admitted) and held + need > self.limits.max_inflight_bytes:
+                group = [t.prepared for t in admitted] + [ticket.prepared]
+                if admitted and len(group) * max(len(p.ids) for p in group) > PREFILL_TOKENS:
+                    break
+                need = inflight_bytes(self.lm, running + group)
+                if (running or admitted) and need > self.limits.max_inflight_bytes:
                     break
                 seq = Decoding(self.lm, ticket.prepared)
             except Exception as err:  # noqa: BLE001 - this session gets the message
@@ -214,12 +230,11 @@ class Scheduler:
             ticket._seq = seq
             ticket._update(status="running")
             admitted.append(ticket)
-            held += need
         self._running += admitted
         return admitted
 
     def _advance(self, admitted: list[Ticket]) -> None:
-        """Drop cancelled runs, then read the new prompts or write one token for all."""
+        """Drop cancelled runs, read the admitted prompts, then write one token for all."""
         cancelled = [t for t in self._running if t.status == "cancelled"]
         if cancelled:
             self._batch.drop([t._seq for t in cancelled])
@@ -227,14 +242,16 @@ class Scheduler:
                 self._running = [t for t in self._running if t not in cancelled]
         if admitted:
             self._batch.add([t._seq for t in admitted])
-            stepped = admitted
-        elif self._batch.seqs:
-            stepped = [t for t in self._running if t._seq in self._batch.seqs]
-            self._batch.step()
-        else:
+            self._report(admitted, len(admitted))
+        if not self._batch.seqs:
             return
-        size = len(stepped)
-        for ticket in stepped:
+        stepped = [t for t in self._running if t._seq in self._batch.seqs]
+        self._batch.step()
+        self._report(stepped, len(stepped))
+
+    def _report(self, tickets: list[Ticket], size: int) -> None:
+        """Give each ticket its new token; hand finished runs to the store."""
+        for ticket in tickets:
             seq = ticket._seq
             with _TOKENIZE:  # sessions encode prompts at the same time
                 pieces = ticket.pieces + [display_text(self.lm.tokenizer, seq.chosen[-1])]
