@@ -5,13 +5,17 @@ to 1e-5, and an independent eager forward pass); identical requests in flight ar
 once; a full queue refuses with a message; a stopped run leaves the batch.
 """
 
+import platform
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from lib.model.batching import Batch, Decoding, prefill_groups, prepare
+from lib.model.batching import Batch, Decoding, inflight_bytes, prefill_groups, prepare
 from lib.model.generation import generate
 from lib.model.result import RunSettings, SamplingSettings
 from lib.model.results import ResultStore
@@ -171,6 +175,72 @@ def test_a_stopped_run_leaves_the_batch(smollm2):
     passes = scheduler.forward_passes
     assert passes < 50
     assert "long" not in scheduler.store
+
+
+def test_kv_bytes_per_token_is_what_the_cache_holds(smollm2):
+    """Counted from the tensors a real forward pass leaves in its cache, not from the config."""
+    import torch
+
+    ids = smollm2.tokenizer(WIZARD, return_tensors="pt").input_ids
+    with torch.no_grad():
+        cache = smollm2.model(ids, use_cache=True).past_key_values
+    held = sum(t.nbytes for layer in cache.layers for t in (layer.keys, layer.values))
+    assert held == ids.shape[1] * smollm2.kv_bytes_per_token
+
+
+def test_runs_that_would_overrun_the_memory_limit_wait_their_turn(smollm2):
+    """With room for one run's cache and rows but not two, the second waits until the
+    first is done (no pass writes both); with the default limit they share passes."""
+    a, b = (prepare(smollm2, f"{WIZARD} {i}", RunSettings(6)) for i in range(2))
+    one, two = inflight_bytes(smollm2, [a]), inflight_bytes(smollm2, [a, b])
+    assert one < two and two >= 2 * one  # left padding: both as long as the longer
+    for limit, serial in (
+        (one + (two - one) // 2, True),
+        (SchedulerLimits().max_inflight_bytes, False),
+    ):
+        scheduler = Scheduler(
+            smollm2, ResultStore(2**30), SchedulerLimits(max_inflight_bytes=limit)
+        )
+        tickets = [scheduler.submit(str(i), p) for i, p in enumerate((a, b))]
+        for ticket in tickets:
+            wait_over(ticket)
+        assert [t.status for t in tickets] == ["done", "done"]
+        steps = sum(t.result.n_steps for t in tickets)
+        assert (scheduler.forward_passes == steps) is serial, (limit, scheduler.forward_passes)
+
+
+FRAGMENT = """
+import sys, torch
+from lib.model.loading import return_freed_memory
+if sys.argv[1] == "on":
+    assert return_freed_memory()
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096
+big = torch.ones(2 * 2**20); del big  # freed: glibc raises its mmap threshold to 8 MB
+before = rss()
+blocks = [torch.ones(2**20) for _ in range(100)]  # 400 MB of 4 MB blocks, as a cache grows
+keep = blocks[-1]  # the newest stays, as the newest cache does
+del blocks
+print((rss() - before) / 2**20)
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's allocator only")
+def test_freed_memory_goes_back_to_the_system_on_glibc():
+    """The pattern of a growing key/value cache, in a fresh process each way: with glibc's
+    default the freed 4 MB blocks stay in the heap under the newest one; switched, they go."""
+    held = {}
+    for switch in ("on", "off"):
+        out = subprocess.run(
+            [sys.executable, "-c", FRAGMENT, switch],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).parent.parent,
+        )
+        held[switch] = float(out.stdout)
+    assert held["off"] > 300 and held["on"] < 50, held
 
 
 def test_result_store_is_bounded_by_bytes(smollm2):
