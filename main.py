@@ -63,6 +63,7 @@ try:
     with st.sidebar:
         classroom_switches()
         share = st.empty()
+    state.share_slot = (share, nav.url_path)
     nav.run()
 except Exception:  # noqa: BLE001 - the last line of defence; st.stop/rerun are BaseException
     # Nothing typed into the app may end in a traceback on screen: log it for the developer,
@@ -77,7 +78,6 @@ finally:
     # also after st.stop() (a page with nothing to show yet): the link matches the view
     if share is not None:
         try:
-            with share.container():
-                links.share_box(links.link_to(nav.url_path, links.sync_url()))
+            links.sync_url()
         except Exception:  # noqa: BLE001 - a link is a convenience; the page is drawn
             logging.getLogger("tav").exception("sharing the view failed")

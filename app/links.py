@@ -319,19 +319,25 @@ def _write_run(lm: LoadedModel, link: Link, notes: list[str]) -> None:
             notes.append(f"select={_show_selection(link.selection)} (no such token in this run)")
 
 
-def sync_url() -> dict[str, str]:
+def sync_url() -> None:
     """Write the view into the address bar, only when it changed (each write is a message
-    to the browser); returns the query. A fragment that changes the view calls it too."""
+    to the browser), and into the sidebar's "Share this view". The app calls it after every
+    full run; a fragment that changes the view calls it too, so the link follows its step."""
     run = state.run
     params = view_params(run.request if run else None, state.selected_token if run else None)
     if st.query_params.to_dict() != params:
         st.query_params.from_dict(params)
-    return params
+    if state.share_slot is not None:
+        slot, page_path = state.share_slot
+        with slot.container():
+            share_box(link_to(page_path, params))
 
 
 def link_to(page_path: str, params: Mapping[str, str]) -> str:
     """The whole link: the app's address (as the browser reaches it), the page, the query."""
     root = (st.context.url or "").rstrip("/")
+    if page_path and root.endswith(f"/{page_path}"):  # Streamlit's URL ends with the page's path
+        root = root[: -len(page_path) - 1]
     query = urlencode(params)
     return f"{root}/{page_path}" + (f"?{query}" if query else "")
 

@@ -91,6 +91,9 @@ class State:
     pending: Shared[Pending | None] = Shared(None)  # a run being written for this session
     prepared_downloads: Shared[set[str]] = Shared(factory=set)
     link_applied: Shared[bool] = Shared(False)  # the URL's view was taken on the first run
+    # the sidebar's "Share this view" placeholder and the page's path, from the last full run:
+    # a fragment's rerun redraws the link there (a fragment may write to an outside container)
+    share_slot: Shared[tuple[Any, str] | None] = Shared(None)
     projector: Shared[bool] = Shared(False)  # figures and labels sized for a projector
     quiz: Shared[bool] = Shared(False)  # guess before a view is revealed
     quiz_answers: Shared[dict[str, tuple[object, bool]]] = Shared(

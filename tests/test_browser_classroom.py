@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from playwright.sync_api import expect
@@ -37,8 +38,16 @@ def test_a_teachers_link_opens_the_same_view(open_session, browser, artifacts_di
         teacher.act(lambda: slider.press("ArrowRight"))
     pg.get_by_text("Step 7 of 20").wait_for()
     expect(pg).to_have_url(re.compile(r"attention_graph\?.*step=7"))  # the address follows
-    link = pg.url
+    assert teacher.fragment_runs >= 6  # the step moves reran the graph's fragment alone
+    # ... and so does the sidebar's "Share this view", which the teacher copies from
+    pg.get_by_role("button", name="Share this view").click()
+    box = pg.get_by_test_id("stPopoverBody").locator("code")
+    expect(box).to_contain_text("step=7")
+    link = box.inner_text().strip()
+    assert parse_qs(urlsplit(link).query) == parse_qs(urlsplit(pg.url).query)
+    assert urlsplit(link).path == urlsplit(pg.url).path
     assert "prompt=The+teacher+shared" in link
+    pg.keyboard.press("Escape")  # the popover closes; no rerun
     step_line = pg.get_by_text(re.compile(r"^Step 7 of 20: the model writes")).inner_text()
 
     # A student's first visit: a new browser straight at the link (a page's own URL)
