@@ -160,6 +160,32 @@ def test_a_run_that_cannot_start_fails_alone(smollm2, monkeypatch):
     assert later.status == "done" and later.result.prompt == "later"
 
 
+def test_a_run_stopped_as_it_is_admitted_is_never_read(smollm2, monkeypatch):
+    """A session lets go of its run after the worker admitted it, before the prompt is read
+    (the worker has let go of the lock): the run is dropped, and the runs beside it finish.
+    It used to be read anyway, and one that ended at its first token broke the batch."""
+    scheduler = Scheduler(smollm2, ResultStore(2**30))
+    real = scheduler._advance
+
+    def advance_after_a_release(admitted):
+        for ticket in admitted:
+            if ticket.key == "stopped":
+                scheduler.release(ticket)
+        real(admitted)
+
+    monkeypatch.setattr(scheduler, "_advance", advance_after_a_release)
+    runs = {"stopped": RunSettings(1), "beside": RunSettings(4)}
+    tickets = {
+        k: scheduler.submit(k, prepare(smollm2, f"{WIZARD} {k}", s)) for k, s in runs.items()
+    }
+    for ticket in tickets.values():
+        wait_over(ticket)
+    assert tickets["beside"].status == "done", tickets["beside"].error
+    assert tickets["stopped"].status == "cancelled" and "stopped" not in scheduler.store
+    assert scheduler.forward_passes == tickets["beside"].result.n_steps  # one run's passes
+    assert scheduler.load() == (0, 0)
+
+
 def test_a_stopped_run_leaves_the_batch(smollm2):
     scheduler = Scheduler(smollm2, ResultStore(2**30))
     ticket = scheduler.submit("long", prepare(smollm2, WIZARD, RunSettings(50)))
@@ -181,7 +207,7 @@ def test_kv_bytes_per_token_is_what_the_cache_holds(smollm2):
     """Counted from the tensors a real forward pass leaves in its cache, not from the config."""
     import torch
 
-    ids = smollm2.tokenizer(WIZARD, return_tensors="pt").input_ids
+    ids = smollm2.batch(smollm2.tokenizer(WIZARD).input_ids)  # on the model's device
     with torch.no_grad():
         cache = smollm2.model(ids, use_cache=True).past_key_values
     held = sum(t.nbytes for layer in cache.layers for t in (layer.keys, layer.values))
@@ -214,9 +240,10 @@ import sys, torch
 from lib.model.loading import return_freed_memory
 if sys.argv[1] == "on":
     assert return_freed_memory()
+import os
 def rss():
     with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * 4096
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 big = torch.ones(2 * 2**20); del big  # freed: glibc raises its mmap threshold to 8 MB
 before = rss()
 blocks = [torch.ones(2**20) for _ in range(100)]  # 400 MB of 4 MB blocks, as a cache grows

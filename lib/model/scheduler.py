@@ -240,6 +240,8 @@ class Scheduler:
             self._batch.drop([t._seq for t in cancelled])
             with self._lock:
                 self._running = [t for t in self._running if t not in cancelled]
+            # released since `_admit` let go of the lock: never read, never reported
+            admitted = [t for t in admitted if t not in cancelled]
         if admitted:
             self._batch.add([t._seq for t in admitted])
             self._report(admitted, len(admitted))
