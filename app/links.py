@@ -14,6 +14,7 @@ value is run, and the note shows values as text, never as markup).
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -329,8 +330,11 @@ def sync_url() -> None:
         st.query_params.from_dict(params)
     if state.share_slot is not None:
         slot, page_path = state.share_slot
-        with slot.container():
-            share_box(link_to(page_path, params))
+        try:
+            with slot.container():
+                share_box(link_to(page_path, params))
+        except Exception:  # noqa: BLE001 - a link is a convenience; the view is drawn
+            logging.getLogger("tav").exception("sharing the view failed")
 
 
 def link_to(page_path: str, params: Mapping[str, str]) -> str:

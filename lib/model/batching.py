@@ -111,8 +111,9 @@ class Prepared:
 
 
 def inflight_bytes(lm: LoadedModel, runs: Sequence[Prepared]) -> int:
-    """What runs decoded together hold at most: their attention rows, and the key/value
-    cache, where left padding makes every run as long as the longest."""
+    """What runs decoded together hold once read: their attention rows, and the key/value
+    cache, where left padding makes every run as long as the longest (a pass's temporary
+    copies come on top: the limit is set with room for them)."""
     if not runs:
         return 0
     cache = len(runs) * max(r.length for r in runs) * lm.kv_bytes_per_token
