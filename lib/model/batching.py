@@ -269,13 +269,19 @@ def can_batch(lm: LoadedModel) -> bool:
     return all(type(layer) is DynamicLayer for layer in cache.layers)
 
 
+def one_pass(lengths: Sequence[int], budget: int = PREFILL_TOKENS) -> bool:
+    """Whether prompts of these lengths are read in one pass: a single prompt always is,
+    several when their padded size (count x longest) stays within `budget`."""
+    return len(lengths) <= 1 or len(lengths) * max(lengths) <= budget
+
+
 def prefill_groups(lengths: Sequence[int], budget: int = PREFILL_TOKENS) -> list[list[int]]:
     """Indices of `lengths` in groups whose padded size (count x longest) stays within
     `budget`, longest first; one prompt longer than the budget forms a group of its own."""
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     groups: list[list[int]] = []
     for i in order:
-        if groups and (len(groups[-1]) + 1) * lengths[groups[-1][0]] <= budget:
+        if groups and one_pass([lengths[j] for j in groups[-1]] + [lengths[i]], budget):
             groups[-1].append(i)
         else:
             groups.append([i])

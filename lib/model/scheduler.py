@@ -21,12 +21,12 @@ from dataclasses import dataclass
 from lib.labels import display_text
 from lib.model.batching import (
     _TOKENIZE,
-    PREFILL_TOKENS,
     Batch,
     Decoding,
     Prepared,
     can_batch,
     inflight_bytes,
+    one_pass,
 )
 from lib.model.loading import LoadedModel
 from lib.model.result import GenerationResult
@@ -214,7 +214,7 @@ class Scheduler:
             ticket = self._queue[0]
             try:
                 group = [t.prepared for t in admitted] + [ticket.prepared]
-                if admitted and len(group) * max(len(p.ids) for p in group) > PREFILL_TOKENS:
+                if not one_pass([len(p.ids) for p in group]):
                     break
                 need = inflight_bytes(self.lm, running + group)
                 if (running or admitted) and need > self.limits.max_inflight_bytes:
