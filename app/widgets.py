@@ -378,3 +378,48 @@ def download_lesson(where, run: Run, layer: int | None, head: int | None, hide: 
         "sink and lines setting), and the attention matrix. It opens in any browser with no "
         "network: the plotting library is inside it.",
     )
+
+
+# ---- the atlas --------------------------------------------------------------------------
+
+
+def build_map_button(store, output: str) -> None:
+    """ "Build the map here": ingest the built-in corpus (resumable: a stop loses nothing),
+    then discover; one session at a time, the others are told to wait for it."""
+    if not st.button("Build the map here (a few minutes)", icon=":material/map:"):
+        return
+    lock = caches.build_lock()
+    if not lock.acquire(blocking=False):
+        st.info("Another session is building the map right now; it appears here when done.")
+        return
+    try:
+        from lib.atlas.discovery import DiscoveryConfig, DiscoveryError, run_discovery
+        from lib.atlas.ingest import corpus_documents, ingest
+
+        lm = current_model()
+        if lm is None:
+            st.warning("No model is loaded.")
+            return
+        st.button("Stop", icon=":material/stop_circle:", help="What is ingested so far is kept.")
+        bar = st.progress(0.0, text="Reading the corpus ...")
+        ingest(
+            store,
+            lm,
+            corpus_documents(),
+            progress=lambda p: bar.progress(
+                p.done / p.total,
+                text=f"Reading the corpus: {p.done} of {p.total} windows ({p.document})",
+            ),
+        )
+        try:
+            run_discovery(
+                DiscoveryConfig(db=str(store.path), output=output, hours=0),
+                lambda s: bar.progress(s.fraction, text=f"Discovering families: {s.stage}"),
+            )
+        except DiscoveryError as err:
+            st.warning(md_escape(err))
+            return
+        caches.atlas_folder.clear()
+        st.rerun()
+    finally:
+        lock.release()

@@ -14,39 +14,6 @@ from lib.viz.atlas import fingerprint_bars, placement_table, point_from_event
 from lib.viz.fingerprint import zone_rules_text
 from lib.viz.text import family_story
 
-
-def build(store, output: str) -> None:
-    """Ingest the built-in corpus (resumable: a stop loses nothing), then discover."""
-    from lib.atlas.discovery import DiscoveryConfig, DiscoveryError, run_discovery
-    from lib.atlas.ingest import corpus_documents, ingest
-
-    lm = w.current_model()
-    if lm is None:
-        st.warning("No model is loaded.")
-        return
-    st.button("Stop", icon=":material/stop_circle:", help="What is ingested so far is kept.")
-    bar = st.progress(0.0, text="Reading the corpus ...")
-    ingest(
-        store,
-        lm,
-        corpus_documents(),
-        progress=lambda p: bar.progress(
-            p.done / p.total,
-            text=f"Reading the corpus: {p.done} of {p.total} windows ({p.document})",
-        ),
-    )
-    try:
-        run_discovery(
-            DiscoveryConfig(db=str(store.path), output=output, hours=0),
-            lambda s: bar.progress(s.fraction, text=f"Discovering families: {s.stage}"),
-        )
-    except DiscoveryError as err:
-        st.warning(w.md_escape(err))
-        return
-    caches.atlas_folder.clear()
-    st.rerun()
-
-
 w.page_intro(
     "Attention atlas",
     "Each dot is one token of a text the model read or wrote, placed by its attention fingerprint: "
@@ -274,13 +241,5 @@ with st.expander("Build or refresh the map", expanded=atlas is None):
         "uv run python -m lib.atlas serve   # optional: the classify service on :9009",
         language="bash",
     )
-    if st.button("Build the map here (a few minutes)", icon=":material/map:"):
-        lock = caches.build_lock()
-        if not lock.acquire(blocking=False):
-            st.info("Another session is building the map right now; it appears here when done.")
-        else:
-            try:
-                build(store, output)
-            finally:
-                lock.release()
+    w.build_map_button(store, output)
 w.page_source(__file__)
