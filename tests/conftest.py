@@ -1,18 +1,26 @@
-"""Shared fixtures: the real bundled model (converted once per run) and a tiny random Llama."""
+"""Shared fixtures, and the test tiers they decide.
+
+A test's tier follows from what it uses, never from the file it sits in: a test that
+requests the real bundled model, a browser or a Streamlit server, a child process or the
+benchmark (directly or through another fixture) is marked `slow` and with what it uses;
+`uv run pytest -m "not slow"` runs every other test. A fast test that reaches for one of
+those without its fixture fails with a message saying which fixture to request.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
-# Convert the bundled GGUF once per test run into a private cache, unless the developer
-# points TAV_CACHE_DIR at a cache to reuse. Set before any lib import reads it.
-if not os.environ.get("TAV_CACHE_DIR"):
-    os.environ["TAV_CACHE_DIR"] = tempfile.mkdtemp(prefix="tav-test-cache-")
+# The bundled model is converted once per machine, into the cache the app itself uses
+# (TAV_CACHE_DIR, else the user cache folder): a complete conversion is checked file by file
+# and rebuilt if damaged (tests/test_cache_rebuild.py converts from scratch, every run).
 # The atlas records every run the tests make: into a file of this test run, never the user's.
 if not os.environ.get("TAV_ATLAS_DB"):
     os.environ["TAV_ATLAS_DB"] = str(Path(tempfile.mkdtemp(prefix="tav-test-atlas-")) / "a.db")
@@ -24,7 +32,83 @@ os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach the hub
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+
+# What makes a test slow: the fixture that brings it, and the marker it gets.
+HEAVY_FIXTURES = {
+    "smollm2": "model",
+    "smollm2_eager": "model",
+    "server": "browser",
+    "browser": "browser",
+    "processes": "subprocess",
+    "run_discovery": "discovery",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        uses = {HEAVY_FIXTURES[f] for f in getattr(item, "fixturenames", ()) if f in HEAVY_FIXTURES}
+        for marker in sorted(uses):
+            item.add_marker(marker)
+        if uses:
+            item.add_marker("slow")
+
+
+def _refuse(what: str, fixture: str):
+    def refuse(*_args, **_kwargs):
+        raise RuntimeError(
+            f"This test uses {what} without requesting the `{fixture}` fixture, so it was "
+            f"put in the fast tier; request `{fixture}` (it marks the test slow)."
+        )
+
+    return refuse
+
+
+@pytest.fixture(autouse=True)
+def _fast_tier_guard(request, monkeypatch):
+    """In a fast test, the real model and child Python processes are out of reach (a
+    library's own tool, such as joblib's `lscpu`, still runs)."""
+    if request.node.get_closest_marker("slow") is not None:
+        return
+    import lib.model.loading as loading
+
+    monkeypatch.setattr(loading, "bundled_gguf_path", _refuse("the real bundled model", "smollm2"))
+    import lib.atlas.discovery as discovery
+
+    monkeypatch.setattr(discovery, "run_discovery", _refuse("the discovery job", "run_discovery"))
+    popen, refuse = subprocess.Popen.__init__, _refuse("a child Python process", "processes")
+
+    def guarded(self, args, *rest, **kwargs):
+        program = args if isinstance(args, str | bytes | os.PathLike) else args[0]
+        if Path(os.fsdecode(program).split()[0]).name.startswith("python"):
+            refuse()
+        popen(self, args, *rest, **kwargs)
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", guarded)
+
+
+class Processes:
+    """Child processes of this repository's Python, in its folder and this test run's
+    environment (the model cache, the atlas files): `python -m ...` as a user runs it."""
+
+    def command(self, *args: str) -> list[str]:
+        return [sys.executable, *args]
+
+    def run(self, *args: str, timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:
+        kwargs.setdefault("capture_output", True)
+        kwargs.setdefault("text", True)
+        kwargs.setdefault("cwd", ROOT)
+        return subprocess.run(self.command(*args), timeout=timeout, **kwargs)
+
+    def start(self, *args: str, **kwargs) -> subprocess.Popen:
+        kwargs.setdefault("cwd", ROOT)
+        return subprocess.Popen(self.command(*args), **kwargs)
+
+
+@pytest.fixture(scope="session")
+def processes() -> Processes:
+    return Processes()
 
 
 @pytest.fixture(scope="session")
@@ -36,10 +120,19 @@ def smollm2():
 
 
 @pytest.fixture(scope="session")
-def atlas_built(smollm2):
+def run_discovery():
+    """The atlas's discovery job. UMAP is compiled by numba in every process that runs it
+    (about 20 s on 2 cores), so a test that runs it is a slow test."""
+    from lib.atlas.discovery import run_discovery
+
+    return run_discovery
+
+
+@pytest.fixture(scope="session")
+def atlas_built(smollm2, run_discovery):
     """A real map in the app's default places: the built-in corpus read by the bundled
     model (as `python -m lib.atlas ingest` does) and one discovery run. Returns its folder."""
-    from lib.atlas.discovery import DiscoveryConfig, default_output, latest_run, run_discovery
+    from lib.atlas.discovery import DiscoveryConfig, default_output, latest_run
     from lib.atlas.ingest import corpus_documents, ingest
     from lib.atlas.store import Store
 

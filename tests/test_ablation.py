@@ -198,7 +198,6 @@ def test_frame_labels_and_head_labels(lm):
 # ---- (b) SmolLM2: the induction heads copy ------------------------------------------------
 
 
-@pytest.mark.slow
 def test_switching_off_the_best_induction_head_raises_the_second_repeat_loss(smollm2):
     n = 30  # shorter than the page's 50-token probe: the same heads, a faster test
     roles = hr.induction_probe(smollm2, n, 0)
@@ -227,7 +226,6 @@ def test_switching_off_the_best_induction_head_raises_the_second_repeat_loss(smo
 # ---- (c) the page ---------------------------------------------------------------------------
 
 
-@pytest.mark.slow
 def test_ablation_page_after_a_run(app):
     app.slider(key="max_tokens__w").set_value(4)
     next(b for b in app.button if b.label == "Generate").click().run()

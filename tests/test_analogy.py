@@ -186,7 +186,6 @@ def index(smollm2):
     return an.embedding_index(smollm2)
 
 
-@pytest.mark.slow
 def test_smollm2_king_man_woman_against_numpy(smollm2, index):
     lm = smollm2
     result = an.analogy(lm, index, an.parse_equation("king - man + woman"), k=5)
@@ -211,7 +210,6 @@ def test_smollm2_king_man_woman_against_numpy(smollm2, index):
     assert not index.table.flags.writeable
 
 
-@pytest.mark.slow
 def test_smollm2_variants_and_multi_token_words(smollm2, index):
     lm = smollm2
     tok = lm.tokenizer
@@ -238,7 +236,6 @@ def test_smollm2_variants_and_multi_token_words(smollm2, index):
 # ---- the page ------------------------------------------------------------------------------
 
 
-@pytest.mark.slow
 def test_page_computes_an_equation_and_draws_the_chart(app):
     at = app.switch_page("lessons/analogy.py").run()
     assert_ok(at)
@@ -254,7 +251,6 @@ def test_page_computes_an_equation_and_draws_the_chart(app):
     assert len(at.get("vega_lite_chart")) == 1
 
 
-@pytest.mark.slow
 def test_page_with_hostile_and_empty_input_shows_a_message(app):
     at = app.switch_page("lessons/analogy.py").run()
     box = at.text_input(key="analogy_equation__w")

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.apphelpers import ALL_PAGES, assert_ok, button
-
-pytestmark = pytest.mark.slow
 
 
 def generate(at: AppTest, prompt: str | None = None, max_tokens: int | None = None) -> AppTest:

@@ -14,7 +14,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -48,9 +47,9 @@ def planted_rows(rng, centres, n):
 
 
 @pytest.fixture(scope="module")
-def planted(tmp_path_factory):
+def planted(tmp_path_factory, run_discovery):
     """A store of 1,500 fingerprints in 5 planted families, and a finished discovery run."""
-    from lib.atlas.discovery import DiscoveryConfig, run_discovery
+    from lib.atlas.discovery import DiscoveryConfig
 
     folder = tmp_path_factory.mktemp("atlas")
     store = Store(folder / "fp.sqlite")
@@ -239,8 +238,8 @@ def test_classify_puts_a_stored_point_in_its_own_cluster(planted):
     assert far.xy.shape == (1, 2) and far.confidence[0] < 0.05
 
 
-def test_stopped_discovery_resumes_to_the_same_result(planted, tmp_path):
-    from lib.atlas.discovery import DiscoveryConfig, run_discovery
+def test_stopped_discovery_resumes_to_the_same_result(planted, tmp_path, run_discovery):
+    from lib.atlas.discovery import DiscoveryConfig
 
     store, _, truth, _, _ = planted
     cfg = DiscoveryConfig(
@@ -278,10 +277,10 @@ def test_stopped_discovery_resumes_to_the_same_result(planted, tmp_path):
     assert adjusted_rand_score(truth, points["cluster"]) >= 0.95
 
 
-def test_rows_deleted_during_discovery_are_left_out_not_misaligned(tmp_path):
+def test_rows_deleted_during_discovery_are_left_out_not_misaligned(tmp_path, run_discovery):
     """A user deletes their runs while a job runs: the map keeps every other point with
     its own numbers, and the manifest counts what went."""
-    from lib.atlas.discovery import DiscoveryConfig, run_discovery
+    from lib.atlas.discovery import DiscoveryConfig
 
     store = Store(tmp_path / "d.sqlite")
     rng = np.random.default_rng(1)
@@ -318,22 +317,15 @@ def test_rows_deleted_during_discovery_are_left_out_not_misaligned(tmp_path):
     np.testing.assert_array_equal(np.stack(points["vector"].to_numpy()), kept.vectors)
 
 
-def test_discovery_refuses_an_empty_window(tmp_path):
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "lib.atlas",
-            "discover",
-            "--db",
-            str(tmp_path / "e.sqlite"),
-            "--output",
-            str(tmp_path / "o"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
+def test_discovery_refuses_an_empty_window(tmp_path, processes):
+    r = processes.run(
+        "-m",
+        "lib.atlas",
+        "discover",
+        "--db",
+        str(tmp_path / "e.sqlite"),
+        "--output",
+        str(tmp_path / "o"),
     )
     assert r.returncode == 2 and "Only 0 fingerprints" in r.stderr
 
@@ -359,7 +351,7 @@ def call(url: str, body: bytes | None = None, headers: dict | None = None):
 
 
 @pytest.fixture(scope="module")
-def service(planted, tmp_path_factory):
+def service(planted, tmp_path_factory, processes):
     """The service as a process, on a copy of the planted store (it writes to it)."""
     import sqlite3
 
@@ -371,20 +363,16 @@ def service(planted, tmp_path_factory):
     planted = (store, *planted[1:])
     port = free_port()
     with open(tmp_path_factory.mktemp("svc") / "service.log", "w+") as log:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "lib.atlas",
-                "serve",
-                "--db",
-                str(store.path),
-                "--discovery-dir",
-                str(out),
-                "--port",
-                str(port),
-            ],
-            cwd=ROOT,
+        proc = processes.start(
+            "-m",
+            "lib.atlas",
+            "serve",
+            "--db",
+            str(store.path),
+            "--discovery-dir",
+            str(out),
+            "--port",
+            str(port),
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONPATH": "."},

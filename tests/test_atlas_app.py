@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 
 from lib.atlas.store import Store
 from tests.apphelpers import assert_ok, button
 from tests.test_app import generate
 
-pytestmark = pytest.mark.slow
 ATLAS = "lessons/atlas.py"
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,6 @@ import pytest
 from lib.atlas.ingest import Document, corpus_documents, ingest, text_fingerprints, windows
 from lib.atlas.store import Store
 
-pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -65,14 +63,13 @@ def test_ingest_records_every_token_once(smollm2, tmp_path):
     assert (fp.steps == -1).all()
 
 
-def test_killed_ingestion_resumes_without_duplicates_or_gaps(smollm2, tmp_path):
+def test_killed_ingestion_resumes_without_duplicates_or_gaps(smollm2, tmp_path, processes):
     """`python -m lib.atlas ingest` killed (SIGKILL) in the middle, then run again, stores
     exactly what one uninterrupted ingestion stores."""
     text = "\n".join(f"Line {i}: the quick brown fox number {i} jumps." for i in range(60))
     (tmp_path / "notes.txt").write_text(text)
     db = tmp_path / "killed.sqlite"
     cmd = [
-        sys.executable,
         "-m",
         "lib.atlas",
         "ingest",
@@ -86,7 +83,7 @@ def test_killed_ingestion_resumes_without_duplicates_or_gaps(smollm2, tmp_path):
         str(tmp_path / "notes.txt"),
     ]
     env = {**os.environ, "PYTHONPATH": "."}
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    proc = processes.start(*cmd, env=env, stdout=subprocess.PIPE, text=True)
     for line in proc.stdout:  # wait for the event: a few windows stored
         if line.startswith("[") and int(line[1:].split("/")[0]) >= 3:
             break
@@ -95,7 +92,7 @@ def test_killed_ingestion_resumes_without_duplicates_or_gaps(smollm2, tmp_path):
     partial = Store(db).count()
     total_windows = len(windows(smollm2.tokenizer(text, add_special_tokens=False)["input_ids"], 32))
     assert 0 < partial[0] < total_windows
-    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    done = processes.run(*cmd, env=env)
     assert done.returncode == 0, done.stderr
     last = [ln for ln in done.stdout.splitlines() if ln.startswith("[")][-1]
     skipped = int(last.split(" windows stored, ")[1].split(" already there")[0])

@@ -7,7 +7,6 @@ import time
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from tests.apphelpers import assert_ok, button
 
@@ -92,7 +91,6 @@ def _candidates(at) -> pd.DataFrame:
     return pa.ipc.open_stream(chart.proto.datasets[0].data.data).read_all().to_pandas()
 
 
-@pytest.mark.slow
 def test_autoplay_writes_one_token_per_tick_and_stops_at_its_cap(app, smollm2):
     from lib.model.generation import generate
 

@@ -6,11 +6,8 @@ once; a full queue refuses with a message; a stopped run leaves the batch.
 """
 
 import platform
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -254,18 +251,12 @@ print((rss() - before) / 2**20)
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's allocator only")
-def test_freed_memory_goes_back_to_the_system_on_glibc():
+def test_freed_memory_goes_back_to_the_system_on_glibc(processes):
     """The pattern of a growing key/value cache, in a fresh process each way: with glibc's
     default the freed 4 MB blocks stay in the heap under the newest one; switched, they go."""
     held = {}
     for switch in ("on", "off"):
-        out = subprocess.run(
-            [sys.executable, "-c", FRAGMENT, switch],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=Path(__file__).parent.parent,
-        )
+        out = processes.run("-c", FRAGMENT, switch, check=True)
         held[switch] = float(out.stdout)
     assert held["off"] > 300 and held["on"] < 50, held
 

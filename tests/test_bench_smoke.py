@@ -3,14 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
-
-import pytest
-
-pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,19 +44,12 @@ def positive(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
 
 
-def test_quick_benchmark_measures_every_item(tmp_path):
+def test_quick_benchmark_measures_every_item(tmp_path, processes, smollm2):
     from lib.model.loading import converted_bundled_dir
 
     converted_bundled_dir()  # the children load from the cache this session uses
     out = tmp_path / "bench.json"
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--out", str(out)],
-        cwd=ROOT,
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = processes.run("-m", "bench", "--quick", "--out", str(out))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "1 capture" in proc.stdout and "5 rerun" in proc.stdout  # the table was printed
 

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
 from playwright.sync_api import expect
 
 from tests.browser import VEGA_DRAWN
-
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 PROMPT = "The little robot opened the door"
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
 from playwright.sync_api import expect
-
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 # Screen position of one WebGL point, from Plotly's own axes (WebGL points are no DOM nodes).
 POINT_XY = """(i) => {

@@ -7,13 +7,10 @@ import re
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-import pytest
 from playwright.sync_api import expect
 
 from tests.browser import AppSession
 from tests.inputs import INJECTION
-
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 PROMPT = "The teacher shared a link to this view"
 

@@ -3,13 +3,10 @@ screenshot of each is kept in test-artifacts/ to be looked at."""
 
 from __future__ import annotations
 
-import pytest
 from playwright.sync_api import expect
 
 from tests.apphelpers import FAILURE_TEXT
 from tests.browser import VEGA_DRAWN
-
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 def test_new_views_draw_in_chromium(session, artifacts_dir):

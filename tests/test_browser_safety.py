@@ -7,14 +7,11 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 from playwright.sync_api import expect
 
 from lib.model.generation import generate
 from tests.browser import VEGA_DRAWN
 from tests.inputs import INJECTION
-
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 DOWNLOAD_MS = 120_000  # an event wait: it ends when the download starts
 

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from playwright.sync_api import expect
 
 from tests.browser import VEGA_DRAWN
-
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 def test_train_download_and_load_in_another_session(open_session, artifacts_dir, tmp_path):

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import shutil
 
-import pytest
-
 from lib.model.generation import generate
 from lib.model.loading import _folder_is_complete, converted_bundled_dir, load_model
-
-pytestmark = pytest.mark.slow
 
 
 def test_corrupt_cache_with_the_right_sizes_is_rebuilt(smollm2, tmp_path, monkeypatch):

@@ -185,7 +185,6 @@ def test_copying_charts_and_the_head_roles_grid():
 # ---- the bundled SmolLM2 ----------------------------------------------------------------
 
 
-@pytest.mark.slow
 def test_real_model_scores_and_the_trace(smollm2):
     cp = ov_copying(smollm2)
     assert cp.score.shape == (30, 9) and cp.eigenvalues.shape == (30, 9, 64)
@@ -211,7 +210,6 @@ def test_real_model_scores_and_the_trace(smollm2):
     assert total == pytest.approx(trace, rel=1e-3)
 
 
-@pytest.mark.slow
 def test_app_shows_copying_heads_and_clusters(app):
     at = app
     at.slider(key="max_tokens__w").set_value(6)

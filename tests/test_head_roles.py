@@ -135,7 +135,6 @@ def test_head_roles_checks_shapes():
         )
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("exclude_first", [False, True])
 def test_bundled_model_copies_in_context_with_induction_heads(smollm2, exclude_first):
     roles = induction_probe(smollm2, n=50, seed=0, exclude_first=exclude_first)

@@ -107,7 +107,6 @@ def test_every_page_script_ends_with_its_source(page):
     assert isinstance(last.value.args[0], ast.Name) and last.value.args[0].id == "__file__"
 
 
-@pytest.mark.slow
 def test_after_a_run_every_page_shows_its_own_source(app):
     app.slider(key="max_tokens__w").set_value(4)
     button(app, "Generate").click().run()

@@ -7,8 +7,6 @@ from streamlit.testing.v1 import AppTest
 
 from tests.apphelpers import assert_ok
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture
 def app(app: AppTest) -> AppTest:  # the shared fixture, after one 6-token generation

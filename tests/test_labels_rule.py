@@ -3,11 +3,7 @@ characters we know: each expectation is written from the characters, not from th
 
 from __future__ import annotations
 
-import pytest
-
 from lib.labels import PARTIAL_NOTE, bidi_visible, bytes_text, display_text, is_partial, visible
-
-pytestmark = pytest.mark.slow
 
 
 def shown(lm, text: str) -> list[str]:

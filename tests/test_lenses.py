@@ -128,7 +128,6 @@ def test_settles_at():
     assert settles_at(rank).tolist() == [3, 0, 4]
 
 
-@pytest.mark.slow
 def test_logit_lens_final_readout_is_the_model_output(smollm2):
     r = generate(smollm2, "The old wizard walked through the forest", 8)
     lens = logit_lens(smollm2, r)

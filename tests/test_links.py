@@ -106,7 +106,6 @@ def warnings(at: AppTest) -> list[str]:
     return [str(w.value).replace("\\", "") for w in at.warning]
 
 
-@pytest.mark.slow
 def test_a_link_writes_its_run_and_sets_the_view(smollm2):
     prompt = "Sharing a view: the old wizard"
     at = open_link(
@@ -125,7 +124,6 @@ def test_a_link_writes_its_run_and_sets_the_view(smollm2):
     assert at.query_params["step"] == "4" and at.query_params["prompt"] == prompt
 
 
-@pytest.mark.slow
 def test_a_teachers_view_reproduced_from_its_link(smollm2):
     """The teacher samples with a seed, moves to step 5 of layer 1 with the top-3 lines;
     the link in their address bar gives a student the same run and the same view."""
@@ -158,7 +156,6 @@ def test_a_teachers_view_reproduced_from_its_link(smollm2):
     assert student.get("plotly_chart")[0].proto.spec == teacher.get("plotly_chart")[0].proto.spec
 
 
-@pytest.mark.slow
 def test_a_hostile_link_gets_defaults_and_a_note(smollm2):
     at = open_link(
         {
@@ -197,7 +194,6 @@ def _font_sizes(node, found: list[float]) -> None:
             _font_sizes(item, found)
 
 
-@pytest.mark.slow
 def test_projector_mode_sizes_every_chart_and_is_kept_in_the_link(smollm2):
     """Issue 16, item 6: with the switch on, every chart on every page that draws one has
     no text under 16 px (axes, legends, titles, text marks, the graph's labels)."""

@@ -237,7 +237,6 @@ def test_visible_whitespace():
 
 # --- the real model -----------------------------------------------------------------------
 
-slow = pytest.mark.slow
 PROMPT = "The old wizard walked through the forest"
 
 
@@ -248,7 +247,6 @@ def run(smollm2):
     return generate(smollm2, PROMPT, 8)
 
 
-@slow
 def test_lens_distribution_equals_the_runs_stored_probabilities(smollm2, run):
     for s in range(run.n_steps):
         d = nt.step_distribution(smollm2, run, s)
@@ -263,7 +261,6 @@ def test_lens_distribution_equals_the_runs_stored_probabilities(smollm2, run):
         nt.step_distribution(smollm2, run, run.n_steps + 1)
 
 
-@slow
 def test_sequence_lens_matches_the_run(smollm2, run):
     lens = nt.sequence_lens(smollm2, run.token_ids, k=10, chunk=3)  # chunks cross steps
     T, P = len(run.token_ids), run.prompt_len
@@ -277,7 +274,6 @@ def test_sequence_lens_matches_the_run(smollm2, run):
     assert (lens.next_rank[: P - 1] >= 1).all()
 
 
-@slow
 def test_next_token_adds_the_previewed_token_and_keeps_the_rest(smollm2, run):
     from lib.model.generation import generate
 
@@ -295,7 +291,6 @@ def test_next_token_adds_the_previewed_token_and_keeps_the_rest(smollm2, run):
         np.testing.assert_array_equal(again.token_ids, longer.token_ids)  # same seed, same draw
 
 
-@slow
 def test_branching_keeps_both_branches_intact(smollm2, run):
     from lib.model.generation import generate
 
@@ -318,7 +313,6 @@ def test_branching_keeps_both_branches_intact(smollm2, run):
         nt.branch_forced(run, run.n_steps, alt)
 
 
-@slow
 def test_tokenizer_view(smollm2):
     tok = smollm2.tokenizer
     ids = tok("a\tb\n  c<|im_start|>", split_special_tokens=False)["input_ids"]

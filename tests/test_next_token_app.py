@@ -11,8 +11,6 @@ from streamlit.testing.v1 import AppTest
 
 from tests.apphelpers import assert_ok, button
 
-pytestmark = pytest.mark.slow
-
 PAGE = "lessons/next_token.py"
 STEPS = "lessons/step_by_step.py"
 PREDICTIONS = "lessons/predictions.py"

@@ -39,7 +39,6 @@ def form_button(at: AppTest):
     return button(at, "Check my guess")
 
 
-@pytest.mark.slow
 def test_quiz_asks_first_then_shows_the_answer_and_the_score(smollm2):
     prompt = "In quiz mode the class guesses first"
     at = AppTest.from_file("../main.py", default_timeout=240)

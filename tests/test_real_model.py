@@ -15,8 +15,6 @@ from lib.model.generation import PromptError, encode_prompt, generate
 from lib.model.loading import _folder_is_complete, converted_bundled_dir
 from lib.model.result import SamplingSettings
 
-pytestmark = pytest.mark.slow
-
 WIZARD = "The old wizard walked through the forest"
 
 

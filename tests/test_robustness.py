@@ -10,8 +10,6 @@ from lib.model.generation import PromptError, encode_prompt, generate, normalise
 from lib.viz.graph import attention_graph, select_edges
 from tests.inputs import WEIRD_PROMPTS
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.mark.parametrize("name", sorted(WEIRD_PROMPTS))
 def test_awkward_prompts_generate_and_draw(smollm2, name):

@@ -13,8 +13,6 @@ from lib.model.generation import generate, normalise_prompt
 from tests.apphelpers import ALL_PAGES, assert_ok, button
 from tests.inputs import INJECTION, WEIRD_PROMPTS
 
-pytestmark = pytest.mark.slow
-
 OTHER = "Other: a Hugging Face id or a local folder"
 
 

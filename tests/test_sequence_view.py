@@ -52,7 +52,6 @@ def test_strip_rows_and_picked_position():
     seq.strip_chart(df).to_dict()  # builds a valid spec
 
 
-@pytest.mark.slow
 def test_clicking_a_token_shows_what_the_model_expected_after_it(app):
     app.slider(key="max_tokens__w").set_value(3)
     button(app, "Generate").click().run()

@@ -237,7 +237,6 @@ def test_a_model_without_llama_layers_is_refused():
 # ---- the real model -----------------------------------------------------------------------
 
 
-@pytest.mark.slow
 def test_smollm2_sub_layer_lens_agrees_with_the_whole_layer_lens(smollm2):
     r = generate(smollm2, "The old wizard walked through the forest", 4)
     sl, lens = sublayer_lens(smollm2, r), logit_lens(smollm2, r)
@@ -253,7 +252,6 @@ def test_smollm2_sub_layer_lens_agrees_with_the_whole_layer_lens(smollm2):
     assert norms.mlp[:, 0].max() > 20 * norms.mlp[:, 1:].max()
 
 
-@pytest.mark.slow
 def test_lens_and_activation_tabs_render(app):
     at = app
     at.slider(key="max_tokens__w").set_value(5)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -255,24 +253,17 @@ def test_foreign_or_damaged_files_get_a_message(trained, tmp_path):
         assert name
 
 
-def test_command_line_writes_the_seeds_heatmaps(tmp_path):
+def test_command_line_writes_the_seeds_heatmaps(tmp_path, processes):
     out = tmp_path / "png"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "lib.train",
-            "--epochs",
-            "30",
-            "--out",
-            str(out),
-            "--save",
-            str(tmp_path / "m.safetensors"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    proc = processes.run(
+        "-m",
+        "lib.train",
+        "--epochs",
+        "30",
+        "--out",
+        str(out),
+        "--save",
+        str(tmp_path / "m.safetensors"),
     )
     assert proc.returncode == 0, proc.stderr
     names = sorted(p.name for p in out.glob("*.png"))
@@ -280,11 +271,5 @@ def test_command_line_writes_the_seeds_heatmaps(tmp_path):
     assert len(names) == 1 + 2 * 8  # 2 layers x 8 sentences
     assert (out / "layer1_sentence7.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert io.from_bytes((tmp_path / "m.safetensors").read_bytes()).lab == "sentences"
-    bad = subprocess.run(
-        [sys.executable, "-m", "lib.train", "--heads", "3"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    bad = processes.run("-m", "lib.train", "--heads", "3")
     assert bad.returncode == 2 and "multiple of the number of heads" in bad.stderr

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from lib.train import io
 from tests.apphelpers import assert_ok, button
-
-pytestmark = pytest.mark.slow
 
 TRAIN, USE, INDUCTION = "lessons/train.py", "lessons/train_use.py", "lessons/induction.py"
 

@@ -10,8 +10,6 @@ from lib.analysis.fingerprint import run_fingerprints
 from lib.model.generation import generate
 from lib.viz.matrices import view
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.mark.parametrize("hide", [False, True])
 def test_graph_matrices_and_fingerprints_read_the_same_row(smollm2, hide):
