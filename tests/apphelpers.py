@@ -4,21 +4,15 @@ from __future__ import annotations
 
 from streamlit.testing.v1 import AppTest
 
+from app.lessons import LAB, LESSONS
+
 FAILURE_TEXT = "Something went wrong while drawing this page"
-# Every page of main.py's navigation, the Generate page last (where the tests type).
-ALL_PAGES = (
-    "lessons/home.py",
-    "lessons/next_token.py",
-    "lessons/step_by_step.py",
-    "lessons/attention_graph.py",
-    "lessons/matrices.py",
-    "lessons/predictions.py",
-    "lessons/head_roles.py",
-    "lessons/ablation.py",
-    "lessons/lenses.py",
-    "lessons/atlas.py",
-    "lessons/analogy.py",
-    "lessons/generate.py",
+# Every page that shows the current run (the training lab's pages train their own model),
+# Generate last: the tests type there.
+ALL_PAGES = tuple(
+    sorted(
+        (x.path for x in LESSONS if x.part != LAB), key=lambda path: path == "lessons/generate.py"
+    )
 )
 
 

@@ -4,7 +4,6 @@ source at its end, and the token chips that never turn token text into markup.""
 from __future__ import annotations
 
 import ast
-import re
 import tomllib
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
@@ -14,26 +13,12 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from app.lessons import HOME, LESSONS, by_title
 from lib.viz.token_chips import chips_caption, token_chips
 from tests.apphelpers import ALL_PAGES, assert_ok, button
 
 ROOT = Path(__file__).resolve().parent.parent
 HOSTILE = "<img src=x onerror=alert(1)>"
-
-
-def nav_pages() -> dict[str, str]:
-    """main.py's st.Page entries, read from its text: {file: title}."""
-    text = (ROOT / "main.py").read_text(encoding="utf-8")
-    found = re.findall(r'st\.Page\(\s*"([^"]+)",\s*title="([^"]+)"', text)
-    assert len(found) >= 15, found
-    return dict(found)
-
-
-def home_contents() -> dict[str, tuple[tuple[str, str], ...]]:
-    """lessons/home.py's CONTENTS, read without running the page."""
-    tree = ast.parse((ROOT / "lessons/home.py").read_text(encoding="utf-8"))
-    node = next(n for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "CONTENTS")
-    return ast.literal_eval(node.value)
 
 
 # ---- the look ---------------------------------------------------------------------------
@@ -54,26 +39,15 @@ def test_logo_is_the_svg_main_py_names():
     assert "#000080" in (ROOT / "assets/logo.svg").read_text()
 
 
-def test_narrow_pages_are_pages_of_the_navigation():
-    """main.py names its narrow pages by title: a renamed page must not turn wide unseen."""
-    tree = ast.parse((ROOT / "main.py").read_text(encoding="utf-8"))
-    node = next(
-        n for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "NARROW_PAGES"
-    )
-    narrow = ast.literal_eval(node.value.args[0])
-    assert narrow and narrow <= set(nav_pages().values())
-    assert "Welcome" in narrow and "Attention graph" not in narrow
-
-
-# ---- the Welcome page -------------------------------------------------------------------
-
-
-def test_contents_list_every_other_page_in_navigation_order():
-    pages = nav_pages()
-    listed = [path for part in home_contents().values() for path, _ in part]
-    assert listed == [p for p in pages if p != "lessons/home.py"]  # each once, in order
-    assert all((ROOT / p).is_file() for p in listed)
-    assert all(lesson.strip() for part in home_contents().values() for _, lesson in part)
+def test_the_registry_lists_every_page_script_once():
+    """app/lessons.py is the one list of lessons: every script in lessons/ is in it once,
+    with a title of its own, an icon and a line on what it teaches."""
+    scripts = sorted(f"lessons/{p.name}" for p in (ROOT / "lessons").glob("*.py"))
+    assert sorted(x.path for x in LESSONS) == scripts
+    assert len({x.title for x in LESSONS}) == len(LESSONS)
+    assert all(x.icon.startswith(":material/") and x.blurb.strip() for x in LESSONS)
+    assert HOME.title == "Welcome" and HOME.narrow
+    assert not by_title("Attention graph").narrow  # figures need the width
 
 
 def test_welcome_opens_first_with_no_run_and_no_model():
@@ -87,10 +61,12 @@ def test_welcome_opens_first_with_no_run_and_no_model():
     assert any("No model is loaded" in x.value for x in at.sidebar.warning)
     assert at.session_state["run"] is None
     links = at.get("page_link")
-    titles = nav_pages()
-    expected = [titles[p] for part in home_contents().values() for p, _ in part]
+    # every other page, in reading order, titled by main.py's navigation
+    expected = [x.title for x in LESSONS if x is not HOME]
     assert [x.proto.label for x in links[1:]] == expected  # after "Start: write a prompt"
     assert all(x.proto.page_script_hash for x in links)  # each a registered page
+    captions = [c.value for c in at.caption]
+    assert all(x.blurb in captions for x in LESSONS if x is not HOME)
     assert links[0].proto.label == "Start: write a prompt"
 
 
