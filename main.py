@@ -6,14 +6,15 @@ from pathlib import Path
 import streamlit as st
 
 from app import lessons, links
-from app.runs import LIMITS
+from app.caches import LIMITS
 from app.state import state
-from app.widgets import classroom_switches, model_status
+from app.widgets.classroom import classroom_switches
+from app.widgets.model import model_status
 
 st.set_page_config(page_title="Token Attention Visualizer", page_icon="🔍")
 st.logo(str(Path(__file__).parent / "assets" / "logo.svg"), size="large")
 # A deployment may lower the cap below a value this session chose earlier.
-state.max_tokens = min(max(int(state.max_tokens), 1), LIMITS.max_new_tokens)
+state.gen.max_tokens = min(max(int(state.gen.max_tokens), 1), LIMITS.max_new_tokens)
 nav = st.navigation(
     {
         part: [

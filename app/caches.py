@@ -44,7 +44,7 @@ from lib.labels import TokenSplit, TokenText, display_texts, split_tokens
 from lib.model.full_attention import FullAttention, full_attention
 from lib.model.loading import LoadedModel, bundled_is_converted, converted_bundled_dir, load_model
 from lib.model.result import GenerationResult
-from lib.model.results import ResultStore
+from lib.model.result_store import ResultStore
 from lib.model.scheduler import Scheduler, SchedulerLimits
 
 if TYPE_CHECKING:

@@ -156,3 +156,10 @@ def parts() -> dict[str, list[Lesson]]:
 
 def by_title(title: str) -> Lesson:
     return next(lesson for lesson in LESSONS if lesson.title == title)
+
+
+def markdown_table() -> str:
+    """The lessons as the README's table (tests/test_readme.py keeps the two the same)."""
+    rows = ["| part | page | what it teaches |", "|---|---|---|"]
+    rows += [f"| {x.part} | **{x.title}** | {x.blurb} |" for x in LESSONS]
+    return "\n".join(rows)

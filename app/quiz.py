@@ -8,12 +8,12 @@ from collections.abc import Callable, Sequence
 
 import streamlit as st
 
+from app.markdown import md_escape
 from app.state import state
-from app.widgets import md_escape
 
 
 def score_line() -> str:
-    answers = state.quiz_answers.values()
+    answers = state.classroom.quiz_answers.values()
     right = sum(1 for _, ok in answers if ok)
     return f"Your score: {right} of {len(answers)}."
 
@@ -31,9 +31,9 @@ def ask(
     `key` names the question (one per run, step and setting: answered once, kept), `label`
     shows a choice as plain text, `answer` says what was right, as plain text.
     """
-    if not state.quiz:
+    if not state.classroom.quiz:
         return True
-    if key not in state.quiz_answers:
+    if key not in state.classroom.quiz_answers:
         with st.form(f"quiz:{key}", border=True):
             st.markdown("**Guess first.** " + md_escape(question))
             guess = st.selectbox("Your guess", list(choices), index=None, format_func=label)
@@ -45,8 +45,8 @@ def ask(
             if guess is None:
                 st.warning("Pick a guess first.")
                 return False
-        state.quiz_answers[key] = (guess, bool(is_right(guess)))
-    guess, ok = state.quiz_answers[key]
+        state.classroom.quiz_answers[key] = (guess, bool(is_right(guess)))
+    guess, ok = state.classroom.quiz_answers[key]
     verdict = "Right!" if ok else "Not this time."
     text = f"{verdict} You guessed {label(guess)}; {answer} {score_line()}"
     (st.success if ok else st.info)(md_escape(text), icon=":material/quiz:")

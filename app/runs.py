@@ -2,51 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-from dataclasses import asdict, dataclass, replace
 
 import streamlit as st
 
 from app import caches
-from app.state import MATRIX_WHOLE, state
-from lib.config import MAX_GRAPH_PROMPT, Limits
+from app.state import Pending, get, state
+from lib.config import MATRIX_WHOLE, MAX_GRAPH_PROMPT
 from lib.model.batching import PromptError, normalise_prompt, prepare
 from lib.model.loading import LoadedModel
-from lib.model.result import GenerationResult, RunSettings, SamplingSettings
-from lib.model.scheduler import QueueFull, Scheduler, Ticket
-
-LIMITS = Limits.from_env()
-
-
-@dataclass(frozen=True)
-class RunRequest:
-    """The inputs that determine a run; its hash (`key`) names the run in every cache."""
-
-    model_spec: str
-    prompt: str
-    settings: RunSettings
-
-    @property
-    def key(self) -> str:
-        blob = json.dumps(asdict(self), sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-    def with_settings(self, **changes) -> RunRequest:
-        return replace(self, settings=replace(self.settings, **changes))
-
-
-@dataclass(frozen=True)
-class Run:
-    """A finished run: its request, its cache key and its result."""
-
-    request: RunRequest
-    result: GenerationResult
-
-    @property
-    def key(self) -> str:
-        return self.request.key
+from lib.model.request import Run, RunRequest
+from lib.model.result import RunSettings, SamplingSettings
+from lib.model.scheduler import QueueFull
 
 
 def sampling_from_state(prefix: str, do_sample: bool) -> SamplingSettings:
@@ -55,16 +22,13 @@ def sampling_from_state(prefix: str, do_sample: bool) -> SamplingSettings:
     if not do_sample:
         return SamplingSettings()
 
-    def get(name: str):
-        return getattr(state, prefix + name)
-
     return SamplingSettings(
         do_sample=True,
-        temperature=float(get("temperature")),
-        top_k=int(get("top_k")),
-        top_p=float(get("top_p")),
-        min_p=float(get("min_p")),
-        seed=int(get("seed")),
+        temperature=float(get(prefix + "temperature")),
+        top_k=int(get(prefix + "top_k")),
+        top_p=float(get(prefix + "top_p")),
+        min_p=float(get(prefix + "min_p")),
+        seed=int(get(prefix + "seed")),
     )
 
 
@@ -72,23 +36,13 @@ def request_from_state(lm: LoadedModel) -> RunRequest:
     """The run the Generate page's settings describe."""
     return RunRequest(
         model_spec=lm.spec,
-        prompt=normalise_prompt(str(state.prompt)),
+        prompt=normalise_prompt(str(state.gen.prompt)),
         settings=RunSettings(
-            max_new_tokens=int(state.max_tokens),
-            chat_template=bool(state.chat_template) and lm.has_chat_template,
-            sampling=sampling_from_state("", state.decoding == "Sample"),
+            max_new_tokens=int(state.gen.max_tokens),
+            chat_template=bool(state.gen.chat_template) and lm.has_chat_template,
+            sampling=sampling_from_state("", state.gen.decoding == "Sample"),
         ),
     )
-
-
-@dataclass(frozen=True)
-class Pending:
-    """The run this session is waiting for, kept across reruns: clicking anything while it
-    is written does not lose it (the Generate page picks it up again)."""
-
-    request: RunRequest
-    ticket: Ticket
-    scheduler: Scheduler
 
 
 def fetch_run(lm: LoadedModel, request: RunRequest) -> tuple[Run | None, str | None]:
@@ -104,7 +58,7 @@ def fetch_run(lm: LoadedModel, request: RunRequest) -> tuple[Run | None, str | N
         pending = None
     if pending is None:
         try:
-            prepared = prepare(lm, request.prompt, request.settings, LIMITS)
+            prepared = prepare(lm, request.prompt, request.settings, caches.LIMITS)
             scheduler = caches.scheduler(lm.spec, lm)
             ticket = scheduler.submit(request.key, prepared)
         except (PromptError, QueueFull) as err:
@@ -182,9 +136,9 @@ def set_current_run(run: Run, record_it: bool = True) -> None:
     """Make `run` the one every page shows (and clear selections tied to the old one);
     record it in the atlas unless it came from there."""
     state.run = run
-    state.selected_token = None
-    state.graph_nonce += 1
-    state.graph_focus = None
+    state.view.selected_token = None
+    state.view.graph_nonce += 1
+    state.view.graph_focus = None
     if record_it:
         record(run)
 
@@ -202,7 +156,7 @@ def record(run: Run) -> None:
     from lib.atlas.ingest import run_rows
     from lib.atlas.store import recording_allowed
 
-    if not (state.atlas_record and recording_allowed()) or run.key in state.atlas_recorded:
+    if not (state.atlas.record and recording_allowed()) or run.key in state.atlas.recorded:
         return
     try:
         r = run.result
@@ -213,13 +167,13 @@ def record(run: Run) -> None:
             prompt=r.prompt,
             settings=r.settings.to_dict(),
             tokens=run_rows(r, fps.vectors),
-            owner=state.atlas_owner,
+            owner=state.atlas.owner,
         )
-        state.atlas_recorded.add(run.key)
-        state.atlas_problem = None
+        state.atlas.recorded.add(run.key)
+        state.atlas.problem = None
     except Exception as err:  # noqa: BLE001 - the atlas is optional; the run is not
         logging.getLogger("tav").exception("recording the run in the atlas failed")
-        state.atlas_problem = f"The last run could not be recorded in the atlas: {err}"
+        state.atlas.problem = f"The last run could not be recorded in the atlas: {err}"
 
 
 def open_atlas_token(
@@ -244,11 +198,11 @@ def open_atlas_token(
     run = state.run
     r = run.result
     if step >= 0:
-        state.step = step + 1
-        state.graph_focus = (run.key, "output", step)
+        state.view.step = step + 1
+        state.view.graph_focus = (run.key, "output", step)
         return None
-    state.step = 1
-    state.matrix_source = MATRIX_WHOLE  # the read text's rows, not the one written token
+    state.view.step = 1
+    state.view.matrix_source = MATRIX_WHOLE  # the read text's rows, not the one written token
     # The text is tokenised again from its stored string, which can shift a token or two
     # (outer whitespace is trimmed): find the token by its id near where it was.
     ids = r.token_ids[r.bos_offset : r.prompt_len].tolist()
@@ -258,7 +212,7 @@ def open_atlas_token(
     if not near:
         return "The text was re-read into different tokens; the token could not be found."
     idx = min(near, key=lambda i: abs(i - position))
-    state.graph_focus = (run.key, "input", idx)
+    state.view.graph_focus = (run.key, "input", idx)
     n = len(ids)
     if n > MAX_GRAPH_PROMPT:  # draw the window of prompt tokens around it
         lo = min(max(idx - MAX_GRAPH_PROMPT // 2, 0), n - MAX_GRAPH_PROMPT)

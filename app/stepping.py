@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import time
 
-from app.runs import LIMITS, Run, RunRequest, record, run_generation
+from app.caches import LIMITS
+from app.runs import record, run_generation
 from app.state import Sampled, state
 from lib.analysis import next_token as nt
 from lib.model.loading import LoadedModel
+from lib.model.request import Run, RunRequest
 from lib.model.result import GenerationResult, SamplingSettings
 
 SLACK = 0.15  # a tick may arrive this fraction of the pace early (the browser's timer jitters)
@@ -18,7 +20,7 @@ SLACK = 0.15  # a tick may arrive this fraction of the pace early (the browser's
 
 def sampled_at(run_key: str, step: int) -> int | None:
     """The token to highlight in charts of `step` (0-based) of the run `run_key`, if any."""
-    s = state.sampled_token
+    s = state.nt.sampled
     return s.token if s is not None and (s.run_key, s.step) == (run_key, step) else None
 
 
@@ -49,11 +51,11 @@ def add_token(
     new token becomes the sampled token of its step. Returns an error message or None."""
     error = run_generation(lm, next_request(run, sampling), record_it)
     if error is None:
-        state.ap_note = None  # a stop note is about a shorter run
+        state.ap.note = None  # a stop note is about a shorter run
         new = state.run
         step = new.result.n_steps - 1
-        state.nt_step = step + 1
-        state.sampled_token = Sampled(new.key, step, int(new.result.generated_ids[step]))
+        state.nt.step = step + 1
+        state.nt.sampled = Sampled(new.key, step, int(new.result.generated_ids[step]))
     return error
 
 
@@ -62,13 +64,13 @@ def start_over(lm: LoadedModel, run: Run, sampling: SamplingSettings) -> str | N
     request = run.request.with_settings(max_new_tokens=1, sampling=sampling, forced_tokens=())
     error = run_generation(lm, request)
     if error is None:
-        state.nt_step, state.ap_note = 1, None
-        state.sampled_token = Sampled(state.run.key, 0, int(state.run.result.generated_ids[0]))
+        state.nt.step, state.ap.note = 1, None
+        state.nt.sampled = Sampled(state.run.key, 0, int(state.run.result.generated_ids[0]))
     return error
 
 
 def cap() -> int:
-    return min(int(state.ap_cap), LIMITS.max_new_tokens)
+    return min(int(state.ap.cap), LIMITS.max_new_tokens)
 
 
 def tick_due(now: float, last: float | None, pace: float) -> bool:
@@ -82,8 +84,8 @@ def tick_due(now: float, last: float | None, pace: float) -> bool:
 def stop_autoplay(note: str | None = "Autoplay stopped.") -> None:
     """Switch autoplay off; a run it wrote is recorded in the atlas once, now (not every
     prefix of it)."""
-    wrote = state.ap_last is not None
-    state.ap_on, state.ap_last, state.ap_note = False, None, note
+    wrote = state.ap.last is not None
+    state.ap.on, state.ap.last, state.ap.note = False, None, note
     if wrote and state.run is not None:
         record(state.run)
 
@@ -92,23 +94,23 @@ def autoplay_tick(lm: LoadedModel, sampling: SamplingSettings, now: float | None
     """One tick of autoplay: add a token when one is due. True when autoplay stopped on
     this tick (the page then redraws whole, without the timer)."""
     run = state.run
-    if not state.ap_on or run is None:
-        if state.ap_last is not None:  # the toggle was switched off since the last tick
+    if not state.ap.on or run is None:
+        if state.ap.last is not None:  # the toggle was switched off since the last tick
             stop_autoplay("Autoplay switched off.")
         return False
     if reason := why_not_extend(run.result, cap(), autoplay=True):
         stop_autoplay(f"Autoplay stopped. {reason}")
         return True
     now = time.monotonic() if now is None else now
-    if not tick_due(now, state.ap_last, float(state.ap_pace)):
+    if not tick_due(now, state.ap.last, float(state.ap.pace)):
         return False
-    previous, state.ap_last = state.ap_last, now
+    previous, state.ap.last = state.ap.last, now
     error = add_token(lm, run, sampling, record_it=False)
-    state.ap_took = time.monotonic() - now
+    state.ap.took = time.monotonic() - now
     # the real pace: from the start of the last token to the start of this one
-    state.ap_real = state.ap_took if previous is None else now - previous
+    state.ap.real = state.ap.took if previous is None else now - previous
     if error:
-        state.nt_error = error
+        state.nt.error = error
         stop_autoplay(None)
         return True
     if reason := why_not_extend(state.run.result, cap(), autoplay=True):
@@ -119,8 +121,8 @@ def autoplay_tick(lm: LoadedModel, sampling: SamplingSettings, now: float | None
 
 def pace_note() -> str | None:
     """The real pace, while autoplay runs slower than its pace asks for."""
-    real, took, pace = state.ap_real, state.ap_took, float(state.ap_pace)
-    if not state.ap_on or real is None or took is None or real <= pace * (1 + SLACK):
+    real, took, pace = state.ap.real, state.ap.took, float(state.ap.pace)
+    if not state.ap.on or real is None or took is None or real <= pace * (1 + SLACK):
         return None
     return (
         f"The real pace is one token every {real:.1f} s, slower than the {pace:g} s asked "

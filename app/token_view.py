@@ -1,4 +1,4 @@
-"""The run's tokens as chips with their ids (seed 003's token view), drawn with st.html."""
+"""The run's tokens as chips with their ids (the annotated-text view), drawn with st.html."""
 
 from __future__ import annotations
 

@@ -75,7 +75,7 @@ def child(n: int, new_tokens: int, prompt_tokens: int) -> dict:
     from lib.model.batching import prepare
     from lib.model.loading import load_model
     from lib.model.result import RunSettings
-    from lib.model.results import ResultStore
+    from lib.model.result_store import ResultStore
     from lib.model.scheduler import Scheduler, SchedulerLimits
 
     lm = load_model()

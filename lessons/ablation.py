@@ -4,33 +4,37 @@ import numpy as np
 import streamlit as st
 
 from app import caches
-from app import widgets as w
+from app.markdown import md_escape
 from app.state import bound, state
+from app.widgets import chrome, controls, figures, model
 from lib.analysis import ablation as ab
 from lib.viz import ablation as ch
 
-w.page_intro(
+chrome.page_intro(
     "Ablate a head",
     "A role given to a head is a claim; switching the head off tests it. Zero one or more "
     "heads, replay a step of your run and the repeated random tokens, and see what changes.",
 )
-run = w.need_run()
+run = chrome.need_run()
 r = run.result
-lm = w.need_model(run, "Ablating heads")
+lm = model.need_model(run, "Ablating heads")
 text = caches.token_texts(lm.spec, lm)
 roles = caches.probe_roles(lm.spec, False, lm)  # the Head roles page's probe: default, scores
 induction = roles.score("induction")
 
 options = [(layer, head) for layer in range(lm.n_layers) for head in range(lm.n_heads)]
-handed = (state.layer, state.head)  # typed values, e.g. from a click on the Head roles grid
-if handed != state.ab_seen:  # first visit, or another head picked elsewhere since
+handed = (
+    state.view.layer,
+    state.view.head,
+)  # typed values, e.g. from a click on the Head roles grid
+if handed != state.ab.seen:  # first visit, or another head picked elsewhere since
     if handed in options:
-        state.ab_heads = [handed]
-    elif state.ab_seen is None and not state.ab_heads:  # start at the top induction head
+        state.ab.heads = [handed]
+    elif state.ab.seen is None and not state.ab.heads:  # start at the top induction head
         best = np.unravel_index(int(np.nanargmax(induction)), induction.shape)
-        state.ab_heads = [(int(best[0]), int(best[1]))]
-    state.ab_seen = handed
-state.ab_heads = [h for h in state.ab_heads if h in options]  # another model may be smaller
+        state.ab.heads = [(int(best[0]), int(best[1]))]
+    state.ab.seen = handed
+state.ab.heads = [h for h in state.ab.heads if h in options]  # another model may be smaller
 picked = st.multiselect(
     "Heads to switch off",
     options,
@@ -40,7 +44,9 @@ picked = st.multiselect(
     help="Layer and head, 0-based, as on the Head roles grid. Start with the head that "
     "page handed over (or the strongest induction head), then add or remove heads.",
 )
-t = w.step_slider("ab_step", r.n_steps, "Which generated token to replay.", default_last=False)
+t = controls.step_slider(
+    "ab_step", r.n_steps, "Which generated token to replay.", default_last=False
+)
 if not picked:
     st.info("Pick at least one head to switch off.")
     st.stop()
@@ -73,8 +79,8 @@ m3.metric(
     help="How far the whole next-token distribution moved: 0 = not at all. KL(before || "
     "after), over every token of the vocabulary.",
 )
-w.chart(ch.ablation_chart(ch.ablation_frame(ablated, text)), width="stretch")
-st.caption(w.md_escape(ch.step_caption(ablated, t)))
+figures.chart(ch.ablation_chart(ch.ablation_frame(ablated, text)), width="stretch")
+st.caption(md_escape(ch.step_caption(ablated, t)))
 
 st.header("2. The induction probe", divider="gray")
 probe = caches.ablation_probe(lm.spec, heads, lm)
@@ -84,7 +90,7 @@ worse = {"delta_color": "inverse"}  # a higher loss is worse
 p1.metric("Second repeat, all heads on", f"{s1:.2f} nats")
 p2.metric("Second repeat, heads switched off", f"{s2:.2f} nats", delta=f"{s2 - s1:+.2f}", **worse)
 p3.metric("First repeat, heads switched off", f"{f2:.2f} nats", delta=f"{f2 - f1:+.2f}", **worse)
-st.caption(w.md_escape(ch.probe_caption(probe)))
+st.caption(md_escape(ch.probe_caption(probe)))
 
 st.caption(
     "Zero ablation: each chosen head's output (its slice of the input to the layer's output "
@@ -95,7 +101,7 @@ st.caption(
     "last digits). The switch acts only on this page's own forward passes: the model is not "
     "changed for any other page or user."
 )
-w.show_source(
+chrome.show_source(
     "the ablation (lib/analysis/ablation.py)", ab.zero_heads, ab.ablate, ab.probe_ablation
 )
-w.page_source(__file__)
+chrome.page_source(__file__)

@@ -1,10 +1,11 @@
-"""Vector arithmetic: word analogies on the model's input embeddings (seed 001)."""
+"""Vector arithmetic: word analogies on the model's input embeddings."""
 
 import streamlit as st
 
 from app import caches
-from app import widgets as w
+from app.markdown import md_escape
 from app.state import bound, state
+from app.widgets import chrome, figures, model
 from lib.analysis import analogy as an
 from lib.viz import analogy as va
 
@@ -16,19 +17,19 @@ PRESETS = (
     "Tokyo - Japan + Germany",
 )
 
-w.page_intro(
+chrome.page_intro(
     "Vector arithmetic",
     "Before any layer runs, every token is one row of numbers: its input embedding. Add and "
     "subtract words' rows, as in king − man + woman, and see which tokens lie closest.",
 )
-lm = w.current_model()  # no run needed: only the embedding matrix is read
+lm = model.current_model()  # no run needed: only the embedding matrix is read
 if lm is None:
     st.warning("Vector arithmetic needs a model: load one on the Generate page.")
     st.stop()
 
 
 def use(equation: str) -> None:
-    state.analogy_equation = equation
+    state.analogy.equation = equation
 
 
 st.caption("Try one:")
@@ -57,23 +58,23 @@ c3.toggle(
     help="Control tokens such as `<|im_start|>` are never words.",
 )
 
-specials, variants = bool(state.analogy_specials), bool(state.analogy_variants)
+specials, variants = bool(state.analogy.specials), bool(state.analogy.variants)
 try:
-    equation = str(state.analogy_equation)
-    result = caches.analogy(lm.spec, equation, int(state.analogy_k), specials, variants, lm)
+    equation = str(state.analogy.equation)
+    result = caches.analogy(lm.spec, equation, int(state.analogy.k), specials, variants, lm)
 except an.AnalogyInputError as err:
-    st.info(w.md_escape(str(err)), icon=":material/info:")
+    st.info(md_escape(str(err)), icon=":material/info:")
     st.stop()
 
 text = caches.token_texts(lm.spec, lm)
 frame = va.neighbours_frame(result, text)
-st.header(w.md_escape(va.equation_text(result)) + " ≈ ?", divider="gray")
+st.header(md_escape(va.equation_text(result)) + " ≈ ?", divider="gray")
 st.markdown(
-    f"Nearest token: **“{w.md_escape(frame['token'][0])}”**, cosine "
+    f"Nearest token: **“{md_escape(frame['token'][0])}”**, cosine "
     f"{frame['cosine'][0]:.3f} (1 = the same direction, 0 = unrelated)."
 )
-w.chart(va.neighbours_chart(frame), width="content")
-st.caption(w.md_escape(va.analogy_caption(result, specials, variants)))
+figures.chart(va.neighbours_chart(frame), width="content")
+st.caption(md_escape(va.analogy_caption(result, specials, variants)))
 
 st.subheader("The tokens each word became")
 st.dataframe(
@@ -94,5 +95,5 @@ st.caption(
     "analogies, so the arithmetic often fails, or lands on a relative of one input (type a "
     "single word to see its own neighbours). Nothing here runs the model's layers."
 )
-w.show_source("the arithmetic (lib/analysis/analogy.py)", an.solve, an.nearest)
-w.page_source(__file__)
+chrome.show_source("the arithmetic (lib/analysis/analogy.py)", an.solve, an.nearest)
+chrome.page_source(__file__)

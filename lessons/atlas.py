@@ -3,18 +3,19 @@
 import streamlit as st
 
 from app import caches
-from app import widgets as w
-from app.runs import atlas_store_path, open_atlas_token
+from app.markdown import md_escape
+from app.runs import atlas_store_path
 from app.state import bound, state
+from app.widgets import chrome, figures
+from app.widgets.atlas import build_map_button, clicked_token, run_on_map
 from lib.analysis.fingerprint import ZONES
-from lib.atlas.client import ServiceError, service_url
 from lib.atlas.discovery import default_output
 from lib.atlas.store import StoreError, recording_allowed
-from lib.viz.atlas import fingerprint_bars, placement_table, point_from_event
+from lib.viz.atlas import point_from_event
 from lib.viz.fingerprint import zone_rules_text
 from lib.viz.text import family_story
 
-w.page_intro(
+chrome.page_intro(
     "Attention atlas",
     "Each dot is one token of a text the model read or wrote, placed by its attention fingerprint: "
     "tokens that looked at their context the same way sit together. The families that "
@@ -24,7 +25,7 @@ output = str(default_output())
 try:
     store = caches.atlas_store(atlas_store_path())
 except StoreError as err:
-    st.error(w.md_escape(err), icon=":material/error:")
+    st.error(md_escape(err), icon=":material/error:")
     st.stop()
 folder = caches.atlas_folder(output)
 atlas = None
@@ -32,9 +33,9 @@ if folder:
     try:
         atlas = caches.atlas(folder)
     except Exception as err:  # noqa: BLE001 - a damaged or old map: say so, keep the page
-        st.error(f"The map in {w.md_escape(folder)} cannot be read: {w.md_escape(err)}")
-if state.atlas_seen != folder:  # a new map: old selections point at other tokens
-    state.atlas_seen, state.atlas_point = folder, None
+        st.error(f"The map in {md_escape(folder)} cannot be read: {md_escape(err)}")
+if state.atlas.seen != folder:  # a new map: old selections point at other tokens
+    state.atlas.seen, state.atlas.point = folder, None
     st.session_state.pop("atlas_families", None)
 
 st.header("1. The map", divider="gray")
@@ -74,11 +75,11 @@ else:
         colour,
         (tuple(models), tuple(zones), tuple(families)),
         run.key if marks else None,
-        state.atlas_point,
+        state.atlas.point,
         atlas,
         marks,
     )
-    event = w.plotly(
+    event = figures.plotly(
         fig,
         on_select="rerun",
         selection_mode="points",
@@ -86,8 +87,8 @@ else:
         config={"displayModeBar": False, "scrollZoom": True},
     )
     clicked = point_from_event(event, len(pts))
-    if clicked is not None and clicked != state.atlas_point:
-        state.atlas_point = clicked
+    if clicked is not None and clicked != state.atlas.point:
+        state.atlas.point = clicked
         st.rerun()
     m = atlas.manifest
     st.caption(
@@ -105,36 +106,7 @@ else:
     )
 
     st.header("2. The token you clicked", divider="gray")
-    if state.atlas_point is None or state.atlas_point >= len(pts):
-        st.caption("Click a dot on the map to see its token, its fingerprint and its run.")
-    else:
-        p = pts.iloc[state.atlas_point]
-        st.text(f"{p['context']}")
-        st.caption(
-            f"Zone {p['zone'].replace('_', ' ')} · {atlas.cluster_label(p['cluster'])} "
-            f"(strength {p['strength']:.2f}) · model {w.md_escape(p['model'])} · "
-            + ("a generated token" if p["step"] >= 0 else "a token of a text the model read")
-        )
-        w.chart(fingerprint_bars(atlas.vectors[state.atlas_point]), width="content")
-        b1, b2, _ = st.columns([1, 1, 2])
-        target = None
-        if b1.button("Open its run in the graph", icon=":material/hub:"):
-            target = "lessons/attention_graph.py"
-        if b2.button("Open its run in the matrices", icon=":material/grid_on:"):
-            target = "lessons/matrices.py"
-        if target:
-            stored = store.run(int(p["run_id"]))
-            lm = w.current_model()
-            if stored is None:
-                st.warning("That run has been deleted from the store since the map was made.")
-            elif lm is not None:
-                error = open_atlas_token(
-                    lm, stored, int(p["step"]), int(p["position"]), int(p["token_id"])
-                )
-                if error:
-                    st.warning(w.md_escape(error))
-                else:
-                    st.switch_page(target)
+    clicked_token(atlas, store, state.atlas.point)
 
     with st.expander("How zones and families were set"):
         st.markdown(
@@ -160,47 +132,7 @@ else:
     if run is None or placement is None:
         st.caption("Generate a run with the map's model to see where its tokens fall.")
     else:
-        url = service_url()
-        labels = list(run.result.texts[run.result.prompt_len :])
-        answers = None
-        if url:
-            try:
-                answers = caches.remote_classes(url, run.key, fps.vectors)
-            except ServiceError as err:
-                st.warning(w.md_escape(err) + " Using the library directly instead.")
-        names = atlas.names
-        if answers:
-            zs = [a["manifold"]["zone"] for a in answers]
-            cl = [a["manifold"]["cluster_id"] for a in answers]
-            conf = [a["manifold"]["confidence"] for a in answers]
-            names = {a["manifold"]["cluster_id"]: a["manifold"]["cluster_label"] for a in answers}
-            if answers[0].get("run_id") != atlas.run_id:
-                st.caption(
-                    f"The service uses map {w.md_escape(answers[0].get('run_id'))}, this page "
-                    f"map {atlas.run_id}: its family numbers are its own."
-                )
-        else:
-            zs, cl, conf = placement.zones, placement.cluster, placement.confidence
-        st.dataframe(
-            placement_table(labels, zs, cl, conf, names),
-            hide_index=True,
-            column_config={
-                "confidence": st.column_config.ProgressColumn(
-                    min_value=0.0, max_value=1.0, format="%.2f"
-                )
-            },
-        )
-        st.caption(
-            (
-                "Classified by the atlas service at " + w.md_escape(url)
-                if answers
-                else "Classified by the library in this app"
-            )
-            + ". Family: the one most of the token's 15 nearest mapped fingerprints belong "
-            "to (in the standardised 20-number space). Confidence: the share of those 15 in "
-            "that family, times their own membership strength, times how near they are "
-            "(1 = deep inside one family; near 0 = far from every mapped token)."
-        )
+        run_on_map(atlas, run, placement, fps.vectors)
 
 st.header("5. Recording and building", divider="gray")
 if not recording_allowed():
@@ -212,20 +144,20 @@ else:
         help="Each run you generate adds its prompt, its tokens and their fingerprints "
         "to this server's atlas store.",
     )
-    mine = store.count(state.atlas_owner)
+    mine = store.count(state.atlas.owner)
     st.caption(
         f"This browser session recorded {mine[0]} runs ({mine[1]} tokens). Recording keeps "
         "the prompt and the generated tokens; nothing else about you."
     )
     if mine[0] and st.button("Delete what I recorded", icon=":material/delete:"):
-        n = store.delete_owner(state.atlas_owner)
-        state.atlas_recorded = set()
+        n = store.delete_owner(state.atlas.owner)
+        state.atlas.recorded = set()
         st.success(
             f"Deleted {n} runs from the store. The map above still shows their tokens until "
             "it is rebuilt; opening one says it is gone."
         )
-if state.atlas_problem:
-    st.warning(w.md_escape(state.atlas_problem))
+if state.atlas.problem:
+    st.warning(md_escape(state.atlas.problem))
 
 with st.expander("Build or refresh the map", expanded=atlas is None):
     st.markdown(
@@ -241,5 +173,5 @@ with st.expander("Build or refresh the map", expanded=atlas is None):
         "uv run python -m lib.atlas serve   # optional: the classify service on :9009",
         language="bash",
     )
-    w.build_map_button(store, output)
-w.page_source(__file__)
+    build_map_button(store, output)
+chrome.page_source(__file__)

@@ -1,13 +1,14 @@
-"""Attention graph: seed 000's step-by-step graph with click-to-filter."""
+"""Attention graph: the step-by-step graph with click-to-filter."""
 
 import streamlit as st
 
 from app import caches, links, quiz
-from app import widgets as w
-from app.runs import Run
-from app.state import LINES_THRESHOLD, LINES_TOP_K, bound, state
+from app.markdown import md_escape
+from app.state import bound, state
+from app.widgets import chrome, controls, downloads, figures
 from lib.analysis.quiz import most_attended
-from lib.config import MAX_GRAPH_PROMPT
+from lib.config import LINES_THRESHOLD, LINES_TOP_K, MAX_GRAPH_PROMPT
+from lib.model.request import Run
 from lib.viz.graph import (
     attention_graph,
     select_edges,
@@ -20,15 +21,15 @@ from lib.viz.text import graph_caption, no_lines_note, sink_share_note
 
 
 def reset_selection(show_all: bool = False) -> None:
-    """Seed 000's two buttons: both clear the click selection (a new chart key starts with
+    """The graph's two buttons: both clear the click selection (a new chart key starts with
     none); "Show all connections" then draws every step so far, "Reset selection" this one."""
-    state.graph_nonce += 1
-    state.graph_focus = None
-    state.show_all = show_all
+    state.view.graph_nonce += 1
+    state.view.graph_focus = None
+    state.view.show_all = show_all
 
 
 def top_k_instead() -> None:
-    state.graph_lines = LINES_TOP_K
+    state.view.graph_lines = LINES_TOP_K
 
 
 def which_lines(where) -> tuple[float, int | None]:
@@ -42,8 +43,8 @@ def which_lines(where) -> tuple[float, int | None]:
             **bound("graph_top_k"),
             help="Lines to prompt tokens and lines to earlier generated tokens, each, per step.",
         )
-        return float(state.threshold), int(state.graph_top_k)
-    return w.threshold_slider(where), None
+        return float(state.view.threshold), int(state.view.graph_top_k)
+    return controls.threshold_slider(where), None
 
 
 @st.fragment
@@ -52,7 +53,7 @@ def graph(run: Run, layer: int | None, head: int | None, hide: bool, picture: st
     r, n = run.result, run.result.n_steps
     c1, c2 = st.columns([3, 2])
     with c1:
-        current = w.step_slider("step", n, "Which generated token's attention to show.")
+        current = controls.step_slider("step", n, "Which generated token's attention to show.")
     threshold, top_k = which_lines(c2)
     b1, b2, b3 = st.columns([2, 2, 3])
     b1.button(
@@ -64,26 +65,30 @@ def graph(run: Run, layer: int | None, head: int | None, hide: bool, picture: st
     )
     b2.button("Reset selection", on_click=reset_selection, icon=":material/restart_alt:")
     b3.caption(
-        "Showing every step up to this one." if state.show_all else "Showing this step only."
+        "Showing every step up to this one." if state.view.show_all else "Showing this step only."
     )
     # Long prompts: a window of prompt tokens keeps every label readable. Weights are still
     # normalised over the whole prompt, so the lines keep their true values.
     n_in = len(r.prompt_labels)
-    lo, hi = w.window_slider("Prompt tokens drawn", n_in, MAX_GRAPH_PROMPT, "graph_prompt_window")
+    lo, hi = controls.window_slider(
+        "Prompt tokens drawn", n_in, MAX_GRAPH_PROMPT, "graph_prompt_window"
+    )
     if (lo, hi) != (0, n_in):
         st.caption(
             f"Drawing prompt tokens {lo} to {hi - 1} of {n_in}; weights are normalised "
             "over the whole prompt."
         )
 
-    chart_key = st.session_state["graph_chart_key"] = f"graph_{run.key}_{state.graph_nonce}_{lo}"
+    chart_key = st.session_state["graph_chart_key"] = (
+        f"graph_{run.key}_{state.view.graph_nonce}_{lo}"
+    )
     selected = selection_from_event(st.session_state.get(chart_key), n_in, n, lo)
-    focus = state.graph_focus  # a token opened from another page (the atlas)
+    focus = state.view.graph_focus  # a token opened from another page (the atlas)
     if selected is None and focus is not None and focus[0] == run.key:
         selected = (focus[1], focus[2])
         if selected[0] == "input" and not lo <= selected[1] < hi:
             selected = None  # outside the drawn window of prompt tokens
-    state.selected_token = selected
+    state.view.selected_token = selected
     steps = caches.steps(run.key, layer, head, hide, r)
     step = steps[current]
     best = most_attended(step)
@@ -99,21 +104,21 @@ def graph(run: Run, layer: int | None, head: int | None, hide: bool, picture: st
     ):
         links.sync_url()
         return
-    token = w.md_escape(r.generated_labels[current])
+    token = md_escape(r.generated_labels[current])
     st.markdown(
         f"**Step {current + 1} of {n}:** the model writes “{token}” "
         f"(probability {float(r.chosen_prob[current]):.3f})."
     )
     first = "[BOS]" if r.bos_offset else r.prompt_labels[0]
     share = step.sink_raw if (r.bos_offset or hide) else float(step.input_raw[0])
-    note = sink_share_note(share, w.md_escape(first), shown=not (r.bos_offset or hide))
+    note = sink_share_note(share, md_escape(first), shown=not (r.bos_offset or hide))
     if r.bos_offset or hide:
         st.caption(note)
     else:
         n1, n2 = st.columns([5, 1], vertical_alignment="center")
         n1.info(note, icon=":material/anchor:")
-        if n2.button("Hide the sink", help=w.SINK_HELP):
-            state.hide_sink = True
+        if n2.button("Hide the sink", help=controls.SINK_HELP):
+            state.view.hide_sink = True
             st.rerun(scope="app")  # the switch above the fragment changes every view
     if selected is not None:
         side, idx = selected
@@ -123,16 +128,16 @@ def graph(run: Run, layer: int | None, head: int | None, hide: bool, picture: st
         )
         st.caption(
             f"Filtered on {'prompt' if side == 'input' else 'generated'} token {idx} "
-            f"“{w.md_escape(name)}”: showing {what}. Reset selection to see all."
+            f"“{md_escape(name)}”: showing {what}. Reset selection to see all."
         )
-    edges = select_edges(steps, current, threshold, bool(state.show_all), selected, top_k)
+    edges = select_edges(steps, current, threshold, bool(state.view.show_all), selected, top_k)
     edges = window_edges(edges, lo, hi)
     if not len(edges) and top_k is None and selected is None:
         st.info(no_lines_note(step, threshold), icon=":material/visibility_off:")
         st.button("Draw the strongest 5 lines per step instead", on_click=top_k_instead)
     shown = (selected[0], selected[1] - lo) if selected and selected[0] == "input" else selected
     fig = attention_graph(r.prompt_labels[lo:hi], r.generated_labels, edges, current, shown)
-    w.plotly(
+    figures.plotly(
         fig,
         on_select="rerun",
         selection_mode="points",
@@ -154,22 +159,22 @@ def graph(run: Run, layer: int | None, head: int | None, hide: bool, picture: st
     links.sync_url()  # a rerun of this fragment alone: the address bar follows the step
 
 
-w.page_intro(
+chrome.page_intro(
     "Attention graph",
     "While writing each token the model looks back at the tokens before it; the lines show "
     "where it looked, and how much. Walk through the steps, or click a token to follow it.",
 )
-run = w.need_run()
-layer, head = w.layer_head_picker(run.result.n_layers, run.result.n_heads)
-hide = w.sink_toggle()
+run = chrome.need_run()
+layer, head = controls.layer_head_picker(run.result.n_layers, run.result.n_heads)
+hide = controls.sink_toggle()
 picture = st.session_state.get("graph_picture") or "PNG"
 graph(run, layer, head, hide, picture)
 
 st.subheader("Take it home")
 c1, c2 = st.columns([3, 2])
-w.download_lesson(c1, run, layer, head, hide)
+downloads.download_lesson(c1, run, layer, head, hide)
 c2.segmented_control(
     "Graph picture", ["PNG", "SVG"], key="graph_picture", default="PNG", required=True
 )
 c2.caption("The camera at the graph's top right saves the step shown as this kind of picture.")
-w.page_source(__file__, attention_graph, select_edges)
+chrome.page_source(__file__, attention_graph, select_edges)

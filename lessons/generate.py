@@ -3,17 +3,14 @@
 import streamlit as st
 
 from app import caches
-from app.runs import LIMITS, run_generation
+from app.caches import LIMITS
+from app.markdown import md_escape
+from app.runs import run_generation
 from app.state import bound, state
-from app.widgets import (
-    current_model,
-    download_run,
-    md_escape,
-    model_picker,
-    page_intro,
-    page_source,
-    threshold_slider,
-)
+from app.widgets.chrome import page_intro, page_source
+from app.widgets.controls import threshold_slider
+from app.widgets.downloads import download_run
+from app.widgets.model import current_model, model_picker
 from lib.atlas.store import recording_allowed
 from lib.labels import bidi_visible
 from lib.model import generation
@@ -45,7 +42,7 @@ c3.toggle(
     "is continued as typed, and special tokens you type are plain text.",
 )
 
-with st.expander("How the next token is chosen", expanded=state.decoding != "Greedy"):
+with st.expander("How the next token is chosen", expanded=state.gen.decoding != "Greedy"):
     st.radio(
         "Decoding",
         ["Greedy", "Sample"],
@@ -53,7 +50,7 @@ with st.expander("How the next token is chosen", expanded=state.decoding != "Gre
         horizontal=True,
         help="Greedy always takes the most likely token; Sample draws from the distribution.",
     )
-    off = state.decoding != "Sample"
+    off = state.gen.decoding != "Sample"
     s1, s2, s3, s4, s5 = st.columns(5)
     s1.slider("Temperature", 0.05, 2.0, step=0.05, **bound("temperature"), disabled=off)
     s2.number_input("Top-k (0 = off)", 0, 500, **bound("top_k"), disabled=off)
@@ -62,7 +59,7 @@ with st.expander("How the next token is chosen", expanded=state.decoding != "Gre
     s5.number_input("Seed", 0, 2**31 - 1, **bound("seed"), disabled=off)
 
 if st.button("Generate", type="primary", disabled=lm is None, icon=":material/play_arrow:"):
-    if not str(state.prompt).strip():
+    if not str(state.gen.prompt).strip():
         st.warning("The prompt is empty. Type some text for the model to continue.")
     elif error := run_generation(lm):
         st.error(md_escape(error), icon=":material/error:")
@@ -106,7 +103,7 @@ if state.run is not None:
     st.page_link(
         "lessons/attention_graph.py", label="See what each token attends to", icon=":material/hub:"
     )
-if state.atlas_record and recording_allowed():
+if state.atlas.record and recording_allowed():
     st.caption(
         "Runs you generate (prompt, tokens and their attention fingerprints) are added to "
         "this server's attention atlas. Switch that off, or delete your runs, on the "

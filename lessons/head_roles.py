@@ -4,11 +4,12 @@ import numpy as np
 import streamlit as st
 
 from app import caches, quiz
-from app import widgets as w
-from app.state import MATRIX_WHOLE, PROBE, bound, state
+from app.state import PROBE, bound, state
+from app.widgets import chrome, controls, figures, model
 from lib.analysis.head_roles import mask_score, role_masks
 from lib.analysis.quiz import top_heads
 from lib.analysis.weights import has_ov_weights
+from lib.config import MATRIX_WHOLE
 from lib.viz.head_roles import (
     COPYING,
     SCORE_TITLES,
@@ -23,14 +24,14 @@ from lib.viz.text import roles_caption
 
 TEXT = "This run's text"
 
-w.page_intro(
+chrome.page_intro(
     "Head roles",
     "Each attention head tends to do one job. This grid scores every head (rows: layers, "
     "columns: heads) for four well-known attention jobs, or for copying as read from its "
     "weights; click a head to open its attention pattern.",
 )
-run = w.need_run()
-lm = w.need_model(run, "Scoring heads")
+run = chrome.need_run()
+lm = model.need_model(run, "Scoring heads")
 c1, c2 = st.columns([3, 2])
 probe = c1.radio(
     "Measured on",
@@ -42,9 +43,9 @@ probe = c1.radio(
     "every token. Your own text shows what the heads do on it.",
 )
 options = score_options(with_copying=has_ov_weights(lm))
-state.hr_role = state.hr_role if state.hr_role in options else "induction"
+state.hr.role = state.hr.role if state.hr.role in options else "induction"
 role = c2.selectbox("Score", options, format_func=SCORE_TITLES.get, **bound("hr_role"))
-hide = w.sink_toggle(
+hide = controls.sink_toggle(
     help="Drop the first token from every head's attention rows and renormalise before "
     "scoring (TransformerLens's exclude_bos). The sink share itself is always the raw share."
 )
@@ -72,14 +73,14 @@ if role == "induction":
     ):
         st.stop()
 
-chart_key = st.session_state["hr_grid_key"] = f"hr_grid_{state.hr_grid_nonce}"
+chart_key = st.session_state["hr_grid_key"] = f"hr_grid_{state.hr.grid_nonce}"
 picked = picked_head(st.session_state.get(chart_key), roles.n_layers, roles.n_heads)
 if picked is not None:  # hand the head to the matrices page, as typed values
-    state.layer, state.head = picked
-    state.matrix_source = MATRIX_WHOLE
-    state.hr_grid_nonce += 1  # coming back shows a fresh grid, not the same click again
+    state.view.layer, state.view.head = picked
+    state.view.matrix_source = MATRIX_WHOLE
+    state.hr.grid_nonce += 1  # coming back shows a fresh grid, not the same click again
     st.switch_page("lessons/matrices.py")
-w.chart(
+figures.chart(
     grid_chart(grid_frame(roles, role, None if cp is None else cp.score), role),
     on_select="rerun",
     key=chart_key,
@@ -132,4 +133,4 @@ with st.expander("Strongest heads for each role"):
         "a head writes raises the logit of the token it reads (chance 0: random weights "
         "average 0)."
     )
-w.page_source(__file__, role_masks, mask_score)
+chrome.page_source(__file__, role_masks, mask_score)

@@ -3,10 +3,10 @@
 import streamlit as st
 
 from app import lessons
-from app import widgets as w
 from app.state import state
+from app.widgets import chrome
 
-w.page_intro(
+chrome.page_intro(
     "Token Attention Visualizer",
     "This app opens up a small, real language model while it writes, and shows you what "
     "happens inside at every step. Read it like a book: each page teaches one idea and "
@@ -38,4 +38,4 @@ for part, members in lessons.parts().items():
     for lesson in listed:
         st.page_link(lesson.path, icon=":material/arrow_forward:")  # titled by the navigation
         st.caption(lesson.blurb)
-w.page_source(__file__)
+chrome.page_source(__file__)

@@ -3,8 +3,9 @@
 import numpy as np
 import streamlit as st
 
-from app import widgets as w
+from app.markdown import md_escape
 from app.state import bound, state
+from app.widgets import chrome, downloads, figures, training
 from lib.train import io
 from lib.train.induction import InductionConfig, InductionTrainer, random_repeats
 from lib.train.training import ConfigError
@@ -13,7 +14,7 @@ from lib.viz.training import head_scores_chart, history_csv, induction_chart
 
 B = InductionConfig.BOUNDS
 
-w.page_intro(
+chrome.page_intro(
     "Induction heads",
     "Language models copy from their context: after “A B … A” they expect “B”. Train a "
     "tiny attention-only transformer on repeated random tokens and watch the two heads "
@@ -44,38 +45,38 @@ with st.expander("More settings"):
     m[4].number_input("Learning rate", *B["learning_rate"], format="%.4f", **bound("ind_lr"))
     m[5].number_input("Batch", *B["batch"], **bound("ind_batch"))
 cfg = InductionConfig(
-    vocab_size=int(state.ind_vocab),
-    half=int(state.ind_half),
-    d_model=int(state.ind_width),
-    n_heads=int(state.ind_heads),
-    batch=int(state.ind_batch),
-    steps=int(state.ind_steps),
-    learning_rate=float(state.ind_lr),
-    seed=int(state.ind_seed),
+    vocab_size=int(state.ind.vocab),
+    half=int(state.ind.half),
+    d_model=int(state.ind.width),
+    n_heads=int(state.ind.heads),
+    batch=int(state.ind.batch),
+    steps=int(state.ind.steps),
+    learning_rate=float(state.ind.lr),
+    seed=int(state.ind.seed),
 )
 chart = st.empty()
 if st.button("Train", type="primary", icon=":material/model_training:"):
     try:
         trainer = InductionTrainer(cfg)
     except ConfigError as err:
-        st.error(w.md_escape(err), icon=":material/error:")
+        st.error(md_escape(err), icon=":material/error:")
         st.stop()
 
     def keep() -> None:
-        state.ind_lab = io.LabModel("induction", trainer.model, cfg, trainer.history())
+        state.ind.lab = io.LabModel("induction", trainer.model, cfg, trainer.history())
 
     def draw() -> None:
-        w.chart(induction_chart(trainer.history()), width="content", where=chart)
+        figures.chart(induction_chart(trainer.history()), width="content", where=chart)
 
-    w.train_live(trainer, cfg.steps, "step", keep, draw)
+    training.train_live(trainer, cfg.steps, "step", keep, draw)
 
-lab = state.ind_lab
+lab = state.ind.lab
 if lab is None:
     st.info("Press Train: with the default settings it takes about a minute.")
     st.stop()
 h = lab.history
 phase = h.phase_change()
-w.chart(
+figures.chart(
     induction_chart(h, None if phase is None else int(h.steps[phase])), width="content", where=chart
 )
 if h.stopped_early:
@@ -96,7 +97,7 @@ for col, role, title in zip(
     ("Previous-token score", "Duplicate-token score", "Induction score"),
     strict=True,
 ):
-    w.chart(head_scores_chart(h.role(role)[e], title), width="content", where=col)
+    figures.chart(head_scores_chart(h.role(role)[e], title), width="content", where=col)
 st.caption(
     "The same scores the Head roles page gives the real model's 270 heads (lib/analysis/"
     "head_roles.py), measured on 16 held-out repeated sequences."
@@ -107,7 +108,7 @@ st.page_link(
     icon=":material/psychology:",
 )
 d1, d2 = st.columns(2)
-w.download(
+downloads.download(
     d1,
     "Download the model (safetensors)",
     lambda: io.to_bytes(lab),
@@ -121,11 +122,11 @@ curves = {
     "icl_score": h.icl_score,
     "best_induction": h.induction.reshape(len(h.steps), -1).max(axis=1),
 }
-w.download(
+downloads.download(
     d2,
     "Download the curves (CSV)",
     lambda: history_csv(curves),
     file_name="induction-history.csv",
     mime="text/csv",
 )
-w.page_source(__file__, random_repeats, InductionTrainer.step)
+chrome.page_source(__file__, random_repeats, InductionTrainer.step)

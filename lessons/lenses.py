@@ -1,15 +1,16 @@
-"""Logit lens per step, attention fingerprints per token, and seed 001's weight views."""
+"""Logit lens per step, attention fingerprints per token, and the weight views."""
 
 import streamlit as st
 
 from app import caches
-from app import widgets as w
-from app.runs import Run
+from app.markdown import md_escape
 from app.state import bound, state
+from app.widgets import chrome, controls, figures, model
 from lib.analysis.logit_lens import readout_names, tied_embeddings
 from lib.analysis.residual import supports_sublayers
 from lib.analysis.weights import has_ov_weights
 from lib.model.loading import LoadedModel
+from lib.model.request import Run
 from lib.viz import lens as vl
 from lib.viz.fingerprint import dimensions_heatmap, fingerprint_table, zone_rules_text, zone_strip
 from lib.viz.lens import lens_overview, lens_table
@@ -31,14 +32,14 @@ def logit_lens(lm: LoadedModel, run: Run) -> None:
     r = run.result
     lens = caches.logit_lens(run.key, lm, r)
     text = caches.token_texts(lm.spec, lm)
-    s = w.step_slider("hr_lens_step", r.n_steps, "Which token's prediction to follow.")
+    s = controls.step_slider("lens_step", r.n_steps, "Which token's prediction to follow.")
     settled = readout_names(lens.n_readouts - 1)[int(lens.settles_at[s])]
     st.markdown(
-        f"**Step {s + 1}:** the model's top prediction is “{w.md_escape(text(lens.final_ids[s]))}”"
+        f"**Step {s + 1}:** the model's top prediction is “{md_escape(text(lens.final_ids[s]))}”"
         f", top-1 from **{settled}** on (of {lens.n_readouts - 1} layers)."
     )
     if int(r.generated_ids[s]) != int(lens.final_ids[s]):
-        st.caption(f"The run wrote “{w.md_escape(r.texts[r.prompt_len + s])}” instead of it.")
+        st.caption(f"The run wrote “{md_escape(r.texts[r.prompt_len + s])}” instead of it.")
     st.dataframe(
         lens_table(lens, s, text),
         hide_index=True,
@@ -56,10 +57,10 @@ def logit_lens(lm: LoadedModel, run: Run) -> None:
     )
     queries = r.token_ids[r.prompt_len - 1 : r.prompt_len - 1 + r.n_steps]
     st.caption(
-        vl.embeddings_caption(lens, queries, tied_embeddings(lm), lambda i: w.md_escape(text(i)))
+        vl.embeddings_caption(lens, queries, tied_embeddings(lm), lambda i: md_escape(text(i)))
     )
     sublayers(lm, run, s)
-    w.chart(lens_overview(lens, r.texts[r.prompt_len :]), width="content")
+    figures.chart(lens_overview(lens, r.texts[r.prompt_len :]), width="content")
     st.caption("Probability of each step's final prediction after every layer: most appear late.")
 
 
@@ -70,8 +71,8 @@ def sublayers(lm: LoadedModel, run: Run, s: int) -> None:
         return
     sl = caches.sublayer_lens(run.key, lm, run.result)
     text = caches.token_texts(lm.spec, lm)
-    measure = st.radio("Show", vl.SUBLAYER_MEASURES, horizontal=True, **bound("sl_measure"))
-    w.chart(vl.sublayer_chart(sl, s, text, measure), width="content")
+    measure = st.radio("Show", vl.SUBLAYER_MEASURES, horizontal=True, **bound("lens_measure"))
+    figures.chart(vl.sublayer_chart(sl, s, text, measure), width="content")
     st.markdown(vl.sublayer_sentence(sl, s))
     st.caption(vl.SUBLAYER_CAPTION)
 
@@ -83,21 +84,21 @@ def activations(lm: LoadedModel, run: Run) -> None:
     norms = caches.activation_norms(run.key, lm, run.result.token_ids)
     text = caches.token_texts(lm.spec, lm)
     tokens = [text(i) for i in run.result.token_ids]
-    w.chart(vl.activations_chart(norms, tokens), width="content")
-    st.caption(vl.activations_caption(norms, [w.md_escape(t) for t in tokens]))
+    figures.chart(vl.activations_chart(norms, tokens), width="content")
+    st.caption(vl.activations_caption(norms, [md_escape(t) for t in tokens]))
 
 
 def fingerprints(run: Run) -> None:
     # The sink switch sits with the one view on this page it changes.
-    hide = w.sink_toggle(
+    hide = controls.sink_toggle(
         help="Drop the first token from every attention row and renormalise "
         "before the fingerprints are computed."
     )
     fp = caches.fingerprints(run.key, hide, run.result)
     tokens = run.result.texts[run.result.prompt_len :]
-    w.chart(zone_strip(fp, tokens), width="content")
+    figures.chart(zone_strip(fp, tokens), width="content")
     st.caption(fingerprint_caption(hide))
-    w.chart(dimensions_heatmap(fp, tokens), width="content")
+    figures.chart(dimensions_heatmap(fp, tokens), width="content")
     with st.expander("The 20 numbers and the zone rules"):
         st.dataframe(fingerprint_table(fp, tokens), width="stretch")
         st.markdown(zone_rules_text())
@@ -111,15 +112,15 @@ def weights(lm: LoadedModel, run: Run) -> None:
     where = appears_in(
         pca.token_ids, set(r.token_ids[: r.prompt_len].tolist()), set(r.generated_ids.tolist())
     )
-    w.chart(pca_chart(pca, [text(t) for t in pca.token_ids], where), width="content")
+    figures.chart(pca_chart(pca, [text(t) for t in pca.token_ids], where), width="content")
     st.caption(pca_caption(pca, int(lm.model.config.hidden_size)))
     if not has_ov_weights(lm):
         st.info("This model's attention weights are not laid out as v_proj / o_proj.")
         return
     st.subheader("What each head can write: OV-circuit singular values")
-    state.hr_ov_layer = state.hr_ov_layer if state.hr_ov_layer in range(lm.n_layers) else 0
-    layer = st.selectbox("OV layer", list(range(lm.n_layers)), **bound("hr_ov_layer"))
-    w.chart(ov_chart(caches.ov_spectra(lm.spec, int(layer), lm)), width="content")
+    state.lens.ov_layer = state.lens.ov_layer if state.lens.ov_layer in range(lm.n_layers) else 0
+    layer = st.selectbox("OV layer", list(range(lm.n_layers)), **bound("lens_ov_layer"))
+    figures.chart(ov_chart(caches.ov_spectra(lm.spec, int(layer), lm)), width="content")
     st.caption(OV_CAPTION)
     copying_heads(lm)
 
@@ -127,23 +128,25 @@ def weights(lm: LoadedModel, run: Run) -> None:
 def copying_heads(lm: LoadedModel) -> None:
     st.subheader("Copying heads: OV-circuit eigenvalues")
     cp = caches.copying(lm.spec, lm)
-    w.chart(copying_grid(cp), width="content")
+    figures.chart(copying_grid(cp), width="content")
     st.caption(copying_caption(cp))
-    if state.cp_layer not in range(cp.n_layers) or state.cp_head not in range(cp.n_heads):
-        state.cp_layer, state.cp_head, _ = cp.strongest(1)[0]  # start on the strongest copier
+    if state.lens.cp_layer not in range(cp.n_layers) or state.lens.cp_head not in range(cp.n_heads):
+        state.lens.cp_layer, state.lens.cp_head, _ = cp.strongest(1)[
+            0
+        ]  # start on the strongest copier
     c1, c2 = st.columns(2)
-    layer = c1.selectbox("Layer", list(range(cp.n_layers)), **bound("cp_layer"))
-    head = c2.selectbox("Head", list(range(cp.n_heads)), **bound("cp_head"))
-    w.chart(spectrum_chart(cp.eigenvalues[layer, head]), width="content")
+    layer = c1.selectbox("Layer", list(range(cp.n_layers)), **bound("lens_cp_layer"))
+    head = c2.selectbox("Head", list(range(cp.n_heads)), **bound("lens_cp_head"))
+    figures.chart(spectrum_chart(cp.eigenvalues[layer, head]), width="content")
     st.caption(spectrum_caption(cp, int(layer), int(head)))
 
 
-w.page_intro(
+chrome.page_intro(
     "Logit lens & fingerprints",
     "Read the model's mind layer by layer: what it would predict if it stopped early, where "
     "each token's attention went, and what its weights can do.",
 )
-run = w.need_run()
+run = chrome.need_run()
 # Only the open tab is computed: switching tabs reruns the page.
 lens_tab, fp_tab, weights_tab, act_tab = st.tabs(
     ["Logit lens", "Attention fingerprints", "Embeddings & weights", "Activations"],
@@ -155,11 +158,11 @@ if fp_tab.open:
         fingerprints(run)
 if lens_tab.open:
     with lens_tab:
-        logit_lens(w.need_model(run, "The logit lens"), run)
+        logit_lens(model.need_model(run, "The logit lens"), run)
 if weights_tab.open:
     with weights_tab:
-        weights(w.need_model(run, "The weight views"), run)
+        weights(model.need_model(run, "The weight views"), run)
 if act_tab.open:
     with act_tab:
-        activations(w.need_model(run, "The activation norms"), run)
-w.page_source(__file__)
+        activations(model.need_model(run, "The activation norms"), run)
+chrome.page_source(__file__)

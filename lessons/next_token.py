@@ -3,9 +3,10 @@
 import streamlit as st
 
 from app import caches, quiz
-from app import widgets as w
+from app.markdown import md_escape
 from app.runs import sampling_from_state
 from app.state import Sampled, bound, state
+from app.widgets import chrome, controls, figures, model
 from lib.analysis import next_token as nt
 from lib.analysis.quiz import next_token_choices
 from lib.measures import rank
@@ -15,23 +16,25 @@ from lib.viz.text import count, filter_notes, min_p_lesson
 
 
 def resample() -> None:
-    state.nt_seed = (int(state.nt_seed) + 1) % 2**31
+    state.nt.seed = (int(state.nt.seed) + 1) % 2**31
 
 
-w.page_intro(
+chrome.page_intro(
     "Next token",
     "At every step the model gives each token of its vocabulary a probability, and a "
     "decoding rule picks one. See those probabilities, filter them as samplers do, and draw.",
 )
-run = w.need_run()
+run = chrome.need_run()
 r = run.result
-lm = w.need_model(run, "This page recomputes the model's predictions, so it")
+lm = model.need_model(run, "This page recomputes the model's predictions, so it")
 text = caches.token_texts(lm.spec, lm)
-t = w.step_slider("nt_step", r.n_steps, "Which generated token to look at.", default_last=True)
+t = controls.step_slider(
+    "nt_step", r.n_steps, "Which generated token to look at.", default_last=True
+)
 dist = caches.step_distribution(run.key, t, lm, r)
 sampling = sampling_from_state("nt_", do_sample=True)
 drawn = draw(dist.logits, sampling)  # section 3's seeded draw, marked in every chart here
-state.sampled_token = Sampled(run.key, t, drawn)
+state.nt.sampled = Sampled(run.key, t, drawn)
 chosen_rank = rank(dist.probs, dist.chosen)
 context = "".join(r.texts[: r.prompt_len + t][-12:])
 if not quiz.ask(
@@ -47,7 +50,7 @@ if not quiz.ask(
 st.markdown(
     f"**Step {t + 1} of {r.n_steps}.** Probability of the token the run wrote: "
     f"{float(dist.probs[dist.chosen]):.3f} (rank {chosen_rank}); entropy of the distribution "
-    f"{dist.entropy:.2f} bits. The run's decoding: {w.md_escape(r.settings.sampling.describe())}."
+    f"{dist.entropy:.2f} bits. The run's decoding: {md_escape(r.settings.sampling.describe())}."
 )
 st.text("…" + context + " ⟶ " + text(dist.chosen))
 
@@ -62,9 +65,9 @@ c1.metric(
 c2.metric("Chosen token's probability", f"{float(dist.probs[dist.chosen]):.3f}")
 c3.metric("Chosen token's rank", f"{chosen_rank}")
 st.slider("Candidates shown", 5, 40, **bound("nt_show"))
-show = int(state.nt_show)
+show = int(state.nt.show)
 cands = ch.candidates_frame(dist, show, text)
-w.chart(ch.candidates_chart(cands, highlight=drawn), width="stretch")
+figures.chart(ch.candidates_chart(cands, highlight=drawn), width="stretch")
 st.caption(
     "The most likely next tokens at this step (temperature 1, no filter), most likely on "
     "top; coral: the token the run wrote; outlined, ◀ sampled: the token the seed of "
@@ -78,10 +81,10 @@ f2.number_input("Top-k (0 = off)", 0, 500, **bound("nt_top_k"))
 f3.slider("Top-p (1 = off)", 0.05, 1.0, step=0.01, **bound("nt_top_p"))
 f4.slider("Min-p (0 = off)", 0.0, 0.5, step=0.01, **bound("nt_min_p"))
 settings = (
-    float(state.nt_temperature),
-    int(state.nt_top_k),
-    float(state.nt_top_p),
-    float(state.nt_min_p),
+    float(state.nt.temperature),
+    int(state.nt.top_k),
+    float(state.nt.top_p),
+    float(state.nt.min_p),
 )
 temp, k, top_p, min_p = settings
 panels = [
@@ -96,8 +99,10 @@ frames = [ch.filter_frame(dist.probs, f, ids, text) for f, _ in panels]
 x_max = ch.common_x_max(frames)  # one x range, so the four charts can be compared
 for col, (f, title), note, df in zip(st.columns(4), panels, notes, frames, strict=True):
     line = f.threshold if f.name == "min-p" and min_p > 0 else None
-    w.chart(ch.filter_chart(df, title, line, x_max, highlight=drawn), width="stretch", where=col)
-    col.caption(w.md_escape(note))
+    figures.chart(
+        ch.filter_chart(df, title, line, x_max, highlight=drawn), width="stretch", where=col
+    )
+    col.caption(md_escape(note))
 st.info(
     min_p_lesson(float(dist.probs.max()), min_p, panels[3][0].threshold),
     icon=":material/lightbulb:",
@@ -113,7 +118,7 @@ st.caption(
 st.header("3. Sampling with a seed", divider="gray")
 combined = nt.apply_all(dist.logits, sampling)
 s1, s2 = st.columns([3, 2])
-w.chart(
+figures.chart(
     ch.filter_chart(
         ch.filter_frame(dist.probs, combined, ids, text),
         "All four together: what sampling draws from",
@@ -130,7 +135,7 @@ with s2:
         icon=":material/casino:",
         help="Draw again with the next seed. Going back to a seed gives its draw again.",
     )
-    st.caption(f"Seed {int(state.nt_seed)} draws:")
+    st.caption(f"Seed {int(state.nt.seed)} draws:")
     st.code(text(drawn), language=None)
     st.caption(
         f"Probability after the filters {float(combined.probs[drawn]):.3f} (before: "
@@ -138,7 +143,7 @@ with s2:
         f"{count(combined.n_kept, 'token')} can be drawn. The same seed always draws the same "
         "token: the random numbers come from a generator started at that seed."
     )
-w.show_source(
+chrome.show_source(
     "the filters and the draw (lib/analysis/next_token.py, lib/model/generation.py)",
     nt.apply_temperature,
     nt.apply_top_k,
@@ -148,4 +153,4 @@ w.show_source(
     draw,
     nt.step_distribution,
 )
-w.page_source(__file__)
+chrome.page_source(__file__)

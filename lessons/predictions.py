@@ -4,9 +4,10 @@ import pandas as pd
 import streamlit as st
 
 from app import caches
-from app import widgets as w
+from app.markdown import md_escape
 from app.state import bound, state
 from app.token_view import show_token_chips
+from app.widgets import chrome, controls, figures, model
 from lib import labels
 from lib.analysis import next_token as nt
 from lib.viz import next_token as ch
@@ -15,14 +16,14 @@ from lib.viz.tables import tokenizer_table
 
 MAX_AXIS = 120  # heatmap columns drawn at once
 
-w.page_intro(
+chrome.page_intro(
     "Tokens & predictions",
     "The model never sees letters, only tokens from a fixed vocabulary. Here is how this "
     "run's text was split, and what the model predicted after every one of its tokens.",
 )
-run = w.need_run()
+run = chrome.need_run()
 r = run.result
-lm = w.need_model(run, "Splitting and predicting")
+lm = model.need_model(run, "Splitting and predicting")
 split = caches.token_split(run.key, lm, r.token_ids)
 
 st.header("1. The tokens", divider="gray")
@@ -47,7 +48,7 @@ st.caption(
     "→ for a tab. special: a control token, not text."
 )
 st.dataframe(pd.DataFrame(labels.special_tokens(lm.tokenizer)), hide_index=True)
-w.show_source("the token table (lib/labels.py)", labels.split_tokens, labels.display_text)
+chrome.show_source("the token table (lib/labels.py)", labels.split_tokens, labels.display_text)
 
 st.header("2. The prediction after every token", divider="gray")
 lens = caches.sequence_lens(run.key, lm, r.token_ids)
@@ -58,10 +59,10 @@ st.toggle(
     help="Divide each column by its top probability, so the shape of every "
     "distribution is visible even where the model is unsure.",
 )
-lo, hi = w.window_slider("Positions shown", T, MAX_AXIS, "nt_window")
+lo, hi = controls.window_slider("Positions shown", T, MAX_AXIS, "nt_window")
 text = caches.token_texts(lm.spec, lm)
-frame = ch.heatmap_frame(lens, split.texts, text, lo, hi, bool(state.nt_norm))
-w.chart(ch.heatmap_chart(frame, bool(state.nt_norm)), width="content")
+frame = ch.heatmap_frame(lens, split.texts, text, lo, hi, bool(state.nt.norm))
+figures.chart(ch.heatmap_chart(frame, bool(state.nt.norm)), width="content")
 st.caption(
     "Each column is one position of the run (prompt and generated); its cells are the "
     "model's 10 most likely next tokens there, best on top. A coral dot marks the token "
@@ -69,13 +70,13 @@ st.caption(
     "predicted token and the rank of the actual next token. The actual next token was the "
     f"model's first choice at {int((lens.next_rank == 1).sum())} of {T - 1} positions."
 )
-w.show_source("the predictions at every position", nt.sequence_lens)
+chrome.show_source("the predictions at every position", nt.sequence_lens)
 
 st.header("3. Point at a token", divider="gray")
 strip = seq.strip_frame(r, lens, text).iloc[lo : min(hi, T - 1)]
 chart_key = f"seq_strip_{run.key}"
 picked = seq.picked_position(st.session_state.get(chart_key), T - 1)
-w.chart(seq.strip_chart(strip), on_select="rerun", key=chart_key, width="content")
+figures.chart(seq.strip_chart(strip), on_select="rerun", key=chart_key, width="content")
 st.caption(
     "Each chip is a token of the run (paler: the prompt), in reading order, coloured by the "
     "probability the model gave the token that came after it. Hover a chip for the model's "
@@ -87,12 +88,12 @@ else:
     _, _, source = seq.candidates_at(r, lens, picked)
     rank = int(lens.next_rank[picked])
     st.markdown(
-        f"After **{w.md_escape(r.texts[picked])}** (position {picked}) the model expected "
+        f"After **{md_escape(r.texts[picked])}** (position {picked}) the model expected "
         f"these, {source}. The token that came next, "
-        f"**{w.md_escape(r.texts[picked + 1])}**, was "
+        f"**{md_escape(r.texts[picked + 1])}**, was "
         + ("its first choice" if rank == 1 else f"its choice number {rank:,}")
         + f" (probability {float(lens.next_prob[picked]):.4f})."
     )
-    w.chart(ch.candidates_chart(seq.position_frame(r, lens, picked, text)), width="stretch")
+    figures.chart(ch.candidates_chart(seq.position_frame(r, lens, picked, text)), width="stretch")
     st.caption("Coral: the token that actually came next; ranks are over the whole vocabulary.")
-w.page_source(__file__)
+chrome.page_source(__file__)

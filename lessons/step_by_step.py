@@ -3,9 +3,11 @@
 import streamlit as st
 
 from app import caches, stepping
-from app import widgets as w
-from app.runs import LIMITS, fetch_run, sampling_from_state, set_current_run
+from app.caches import LIMITS
+from app.markdown import md_escape
+from app.runs import fetch_run, sampling_from_state, set_current_run
 from app.state import Branches, bound, state
+from app.widgets import chrome, controls, figures, model
 from lib.analysis import next_token as nt
 from lib.model.generation import draw
 from lib.viz import next_token as ch
@@ -13,23 +15,23 @@ from lib.viz import next_token as ch
 WHAT_IF_CHOICES = 10
 
 
-w.page_intro(
+chrome.page_intro(
     "Step by step",
     "A language model writes one token at a time, each time reading everything before it. "
     "Add tokens yourself, or change one choice and compare where the two texts go.",
 )
-run = w.need_run()
-lm = w.need_model(run, "Writing step by step")
+run = chrome.need_run()
+lm = model.need_model(run, "Writing step by step")
 text = caches.token_texts(lm.spec, lm)
-if state.nt_error:
-    st.error(w.md_escape(state.nt_error), icon=":material/error:")
-    state.nt_error = None
+if state.nt.error:
+    st.error(md_escape(state.nt.error), icon=":material/error:")
+    state.nt.error = None
 
 st.header("1. One token at a time", divider="gray")
 st.radio("Decoding", ["Greedy", "Sample"], **bound("nt_decoding"), horizontal=True)
-sampling = sampling_from_state("nt_", state.nt_decoding == "Sample")
+sampling = sampling_from_state("nt_", state.nt.decoding == "Sample")
 st.caption(
-    w.md_escape(
+    md_escape(
         f"{sampling.describe()} (the filters and seed of the Next token page). Next token replays "
         "the run so far and adds one token; the longer run becomes the current run on every "
         "page. Autoplay adds one per tick, until its stop, the end-of-sequence token or Stop."
@@ -38,12 +40,12 @@ st.caption(
 a1, a2, a3, a4 = st.columns([2, 4, 3, 2], vertical_alignment="bottom")
 a1.toggle("Autoplay", **bound("ap_on"), help="Write one token per tick, at the pace set.")
 a2.slider("Pace (seconds per token)", 0.5, 5.0, step=0.25, **bound("ap_pace"))
-state.ap_cap = stepping.cap()  # within this deployment's limit
+state.ap.cap = stepping.cap()  # within this deployment's limit
 a3.number_input("Stop at (tokens)", 1, LIMITS.max_new_tokens, **bound("ap_cap"))
-a4.button("Stop", icon=":material/stop:", disabled=not state.ap_on, on_click=stepping.stop_autoplay)
+a4.button("Stop", icon=":material/stop:", disabled=not state.ap.on, on_click=stepping.stop_autoplay)
 
 
-@st.fragment(run_every=float(state.ap_pace) if state.ap_on else None)
+@st.fragment(run_every=float(state.ap.pace) if state.ap.on else None)
 def writing() -> None:
     """The run as it grows: each autoplay tick reruns this part of the page alone."""
     with (slot := st.empty()).container():  # generation's progress, while it runs
@@ -54,7 +56,7 @@ def writing() -> None:
     run = state.run
     r, n = run.result, run.result.n_steps
     st.code(r.prompt + r.generated_text, language=None, wrap_lines=True)
-    for note in filter(None, (state.ap_note, stepping.pace_note())):
+    for note in filter(None, (state.ap.note, stepping.pace_note())):
         st.caption(note)
     if reason := stepping.why_not_extend(r, LIMITS.max_new_tokens):
         st.caption(reason)
@@ -62,17 +64,17 @@ def writing() -> None:
         after = caches.step_distribution(run.key, n, lm, r)  # the distribution after the last token
         st.caption("With these settings the next token will be:")
         st.code(text(draw(after.logits, sampling)), language=None)
-    busy = bool(reason) or state.ap_on  # while on, autoplay writes the tokens
+    busy = bool(reason) or state.ap.on  # while on, autoplay writes the tokens
     b1, b2 = st.columns(2)
     if b1.button("Next token", type="primary", disabled=busy, icon=":material/add:"):
-        state.nt_error = stepping.add_token(lm, run, sampling)
+        state.nt.error = stepping.add_token(lm, run, sampling)
         st.rerun()
     if b2.button("Start over from the prompt", icon=":material/restart_alt:"):
-        state.nt_error = stepping.start_over(lm, run, sampling)
+        state.nt.error = stepping.start_over(lm, run, sampling)
         st.rerun()
     mark = stepping.sampled_at(run.key, n - 1)  # the token just written, at its step
     frame = ch.candidates_frame(caches.step_distribution(run.key, n - 1, lm, r), 10, text)
-    w.chart(ch.candidates_chart(frame, highlight=mark), width="stretch")
+    figures.chart(ch.candidates_chart(frame, highlight=mark), width="stretch")
     st.caption(
         f"Step {n}: the model's candidates for the last token written (temperature 1, no "
         "filter). Coral: the token the run wrote; outlined, ◀ sampled: the token last "
@@ -83,15 +85,17 @@ def writing() -> None:
 writing()
 run = state.run  # a tick above may have made a longer run current
 r, n = run.result, run.result.n_steps
-w.show_source("how a step is added", stepping.next_request, nt.next_token_forced, nt.branch_forced)
+chrome.show_source(
+    "how a step is added", stepping.next_request, nt.next_token_forced, nt.branch_forced
+)
 
 st.header("2. What if", divider="gray")
-t = w.step_slider("nt_step", n, "Where to change the run's choice.", default_last=True)
+t = controls.step_slider("nt_step", n, "Where to change the run's choice.", default_last=True)
 dist = caches.step_distribution(run.key, t, lm, r)
 alternatives = [int(i) for i in dist.top(WHAT_IF_CHOICES + 1) if int(i) != dist.chosen]
 alternatives = alternatives[:WHAT_IF_CHOICES]
-if state.nt_alt not in alternatives:
-    state.nt_alt = alternatives[0]
+if state.nt.alt not in alternatives:
+    state.nt.alt = alternatives[0]
 st.selectbox(
     f"At step {t + 1}, write this instead of “{text(dist.chosen)}”",
     alternatives,
@@ -100,18 +104,18 @@ st.selectbox(
 )
 if st.button("Continue from here", icon=":material/call_split:"):
     branch = run.request.with_settings(
-        max_new_tokens=max(n, t + 1), forced_tokens=nt.branch_forced(r, t, int(state.nt_alt))
+        max_new_tokens=max(n, t + 1), forced_tokens=nt.branch_forced(r, t, int(state.nt.alt))
     )
     other, error = fetch_run(lm, branch)
     if error:
-        st.error(w.md_escape(error), icon=":material/error:")
+        st.error(md_escape(error), icon=":material/error:")
     else:
-        state.nt_branches = Branches(t, (run, other))
-branches = state.nt_branches
+        state.nt.branches = Branches(t, (run, other))
+branches = state.nt.branches
 if branches is not None and run.key in [b.key for b in branches.runs]:
     bt = branches.step
     st.caption(
-        w.md_escape(
+        md_escape(
             f"Both branches share the first {bt} generated tokens, so their attention up to step "
             f"{bt + 1} is identical. After the branch point both continue with the original run's "
             f"decoding ({branches.runs[0].result.settings.sampling.describe()})."
@@ -119,8 +123,8 @@ if branches is not None and run.key in [b.key for b in branches.runs]:
     )
     first, last = bt + 2, min(b.result.n_steps for b in branches.runs)  # steps after the branch
     if last >= first:
-        if not first <= state.nt_cmp_step <= last:
-            state.nt_cmp_step = first
+        if not first <= state.nt.cmp_step <= last:
+            state.nt.cmp_step = first
         if last > first:
             st.slider(
                 "Compare the attention at step",
@@ -137,10 +141,10 @@ if branches is not None and run.key in [b.key for b in branches.runs]:
         col.code(text(int(res.generated_ids[bt])), language=None)
         col.code(res.prompt + res.generated_text, language=None, wrap_lines=True)
         if last >= first:
-            s = int(state.nt_cmp_step) - 1
+            s = int(state.nt.cmp_step) - 1
             row = res.attention[s].mean(axis=(0, 1))
             frame = ch.attention_frame(row[: res.prompt_len + s], res.texts, res.bos_offset)
-            w.chart(
+            figures.chart(
                 ch.attention_chart(frame, f"Step {s + 1}: where the new token looks"),
                 width="stretch",
                 where=col,
@@ -158,4 +162,4 @@ if branches is not None and run.key in [b.key for b in branches.runs]:
         else "Bars: the 10 earlier tokens with the most attention from the query of that step "
         "(mean over all layers and heads; a hidden BOS is left out)."
     )
-w.page_source(__file__)
+chrome.page_source(__file__)

@@ -1,15 +1,16 @@
-"""Train a transformer: seed 002's tiny model learns eight sentences while you watch."""
+"""Train a transformer: a tiny model learns eight sentences while you watch."""
 
 import streamlit as st
 
-from app import widgets as w
+from app.markdown import md_escape
 from app.state import bound, state
+from app.widgets import chrome, figures, training
 from lib.train import data as td
 from lib.train.io import LabModel
 from lib.train.training import ConfigError, TrainConfig, Trainer
 from lib.viz.training import attention_heatmaps, loss_chart
 
-w.page_intro(
+chrome.page_intro(
     "Train a transformer",
     "A transformer small enough to train in a second learns a handful of sentences, "
     "predicting each next word. Watch its loss fall and its attention heads find their jobs.",
@@ -18,15 +19,15 @@ w.page_intro(
 st.header("1. The sentences", divider="gray")
 st.text_area("One sentence a line", **bound("train_text"), height=200)
 try:
-    dataset = td.build_dataset(state.train_text)
+    dataset = td.build_dataset(state.train.text)
 except td.DataError as err:
-    st.error(w.md_escape(err), icon=":material/error:")
+    st.error(md_escape(err), icon=":material/error:")
     st.stop()
 floor = td.ambiguity_floor(dataset.sentences)
 st.caption(
     f"{len(dataset.sentences)} sentences, {len(dataset.vocab) - 3} different words (plus "
     "<PAD>, <START>, <END>): "
-    + w.md_escape(" · ".join(dataset.vocab.itos[3:60]))
+    + md_escape(" · ".join(dataset.vocab.itos[3:60]))
     + f". Even a perfect model cannot go below {floor:.3f} nats per word here: where "
     "the same words go on in different ways, it must spread its bet (dashed line below)."
 )
@@ -42,38 +43,38 @@ c[3].number_input("Heads", *TrainConfig.BOUNDS["n_heads"], **bound("train_heads"
 c[4].number_input("Width", *TrainConfig.BOUNDS["d_model"], step=8, **bound("train_width"))
 c[5].number_input("Seed", *TrainConfig.BOUNDS["seed"], **bound("train_seed"))
 cfg = TrainConfig(
-    int(state.train_epochs),
-    float(state.train_lr),
-    int(state.train_width),
-    int(state.train_heads),
-    int(state.train_layers),
-    int(state.train_seed),
+    int(state.train.epochs),
+    float(state.train.lr),
+    int(state.train.width),
+    int(state.train.heads),
+    int(state.train.layers),
+    int(state.train.seed),
 )
 chart = st.empty()
 if st.button("Train", type="primary", icon=":material/model_training:"):
     try:
         trainer = Trainer(dataset, cfg)
     except ConfigError as err:
-        st.error(w.md_escape(err), icon=":material/error:")
+        st.error(md_escape(err), icon=":material/error:")
         st.stop()
 
     def keep() -> None:
-        state.train_lab = LabModel(
+        state.train.lab = LabModel(
             "sentences", trainer.model, cfg, trainer.history(), dataset.vocab, dataset.sentences
         )
 
     def draw() -> None:
-        w.chart(loss_chart(trainer.history().losses, floor), width="stretch", where=chart)
+        figures.chart(loss_chart(trainer.history().losses, floor), width="stretch", where=chart)
 
-    w.train_live(trainer, cfg.epochs, "epoch", keep, draw)
+    training.train_live(trainer, cfg.epochs, "epoch", keep, draw)
 
-lab = state.train_lab
+lab = state.train.lab
 if lab is None or lab.lab != "sentences":
     st.info("Press Train, or load a trained model on the next page.")
     st.stop()
 h = lab.history
 lab_floor = td.ambiguity_floor(lab.sentences)
-w.chart(loss_chart(h.losses, lab_floor), width="stretch", where=chart)
+figures.chart(loss_chart(h.losses, lab_floor), width="stretch", where=chart)
 st.caption(
     f"Trained {len(h.losses)} epochs"
     + (" (stopped early)" if h.stopped_early else "")
@@ -91,19 +92,19 @@ k = a.select_slider(
     key="train_snapshot",
 )
 shown = lab.sentences[: h.attention.shape[2]]
-state.train_sentence = min(state.train_sentence, len(shown) - 1)
+state.train.sentence = min(state.train.sentence, len(shown) - 1)
 b.selectbox(
     "Sentence",
     range(len(shown)),
     format_func=lambda i: " ".join(shown[i]),
     **bound("train_sentence"),
 )
-state.train_layer = min(state.train_layer, h.attention.shape[1] - 1)
+state.train.layer = min(state.train.layer, h.attention.shape[1] - 1)
 c3.selectbox("Layer", range(h.attention.shape[1]), **bound("train_layer"))
-s = int(state.train_sentence)
+s = int(state.train.sentence)
 words = [td.START, *shown[s]]
-heads = h.attention[k, int(state.train_layer), s]
-w.chart(attention_heatmaps(heads, words), width="content")
+heads = h.attention[k, int(state.train.layer), s]
+figures.chart(attention_heatmaps(heads, words), width="content")
 st.caption(
     "Each square is one head of the chosen layer (and the last, the average of the heads): "
     "row = the word reading, column = the word it looks at, darker = more attention; each "
@@ -115,4 +116,4 @@ st.page_link(
     label="Ask the trained model: predictions, writing, saving",
     icon=":material/arrow_forward:",
 )
-w.page_source(__file__, Trainer.step)
+chrome.page_source(__file__, Trainer.step)

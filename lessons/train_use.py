@@ -3,14 +3,15 @@
 import numpy as np
 import streamlit as st
 
-from app import widgets as w
+from app.markdown import md_escape
 from app.state import bound, state
+from app.widgets import chrome, downloads
 from lib.train import io
 from lib.train.data import DataError, make_dataset
 from lib.train.training import generate_words, predictions
 from lib.viz.training import history_csv, predictions_table
 
-w.page_intro(
+chrome.page_intro(
     "Use the trained model",
     "Ask the model you trained what it expects after every beginning of every sentence, "
     "let it write on its own, and save it to look at again later.",
@@ -27,17 +28,17 @@ if upload is not None and st.session_state.get("train_loaded") != upload.file_id
     try:
         loaded = io.from_bytes(upload.getvalue())
     except io.LabFileError as err:
-        st.error(w.md_escape(err), icon=":material/error:")
+        st.error(md_escape(err), icon=":material/error:")
     else:
         st.session_state["train_loaded"] = upload.file_id
         if loaded.lab == "induction":
-            state.ind_lab = loaded
+            state.ind.lab = loaded
             st.success("An induction-lab model: it is on the Induction heads page now.")
         else:
-            state.train_lab = loaded
+            state.train.lab = loaded
             st.success("Loaded: the model, its settings and its whole training history.")
 
-lab = state.train_lab
+lab = state.train.lab
 if lab is None:
     st.info("Train a model on the Train a transformer page first, or load one above.")
     st.page_link("lessons/train.py", label="Train a transformer", icon=":material/model_training:")
@@ -63,21 +64,21 @@ st.caption(
 
 st.header("3. Let it write", divider="gray")
 c1, c2, c3 = st.columns([3, 2, 1])
-c1.text_input("Start with", **bound("gen_start"), help="Words the model knows: see below.")
+c1.text_input("Start with", **bound("use_start"), help="Words the model knows: see below.")
 c2.slider(
-    "Temperature (0 = always the most likely word)", 0.0, 2.0, step=0.1, **bound("gen_temperature")
+    "Temperature (0 = always the most likely word)", 0.0, 2.0, step=0.1, **bound("use_temperature")
 )
-c3.number_input("Seed", 0, 2**31 - 1, **bound("gen_seed"))
+c3.number_input("Seed", 0, 2**31 - 1, **bound("use_seed"))
 try:
     out = generate_words(
-        lab.model, lab.vocab, state.gen_start, 20, float(state.gen_temperature), int(state.gen_seed)
+        lab.model, lab.vocab, state.use.start, 20, float(state.use.temperature), int(state.use.seed)
     )
 except DataError as err:
-    st.warning(w.md_escape(err) + " Known words: " + w.md_escape(", ".join(sorted(dataset_words))))
+    st.warning(md_escape(err) + " Known words: " + md_escape(", ".join(sorted(dataset_words))))
 else:
     st.code(" ".join(out.words), language=None, wrap_lines=True)
     st.caption(
-        w.md_escape(
+        md_escape(
             "Probability of each word it wrote: "
             + ", ".join(
                 f"{x} {p:.2f}" for x, p in zip(out.words[-len(out.probs) :], out.probs, strict=True)
@@ -89,7 +90,7 @@ else:
 
 st.header("4. Take it home", divider="gray")
 d1, d2 = st.columns(2)
-w.download(
+downloads.download(
     d1,
     "Download the model (safetensors)",
     lambda: io.to_bytes(lab),
@@ -97,7 +98,7 @@ w.download(
     mime="application/octet-stream",
     help="Weights, settings, vocabulary and the whole training history in one file.",
 )
-w.download(
+downloads.download(
     d2,
     "Download the loss curve (CSV)",
     lambda: history_csv(
@@ -106,4 +107,4 @@ w.download(
     file_name="loss-history.csv",
     mime="text/csv",
 )
-w.page_source(__file__, predictions, generate_words)
+chrome.page_source(__file__, predictions, generate_words)

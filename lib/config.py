@@ -15,6 +15,11 @@ PLOT_WIDTH = 1000
 PLOT_HEIGHT = 600
 MAX_GRAPH_PROMPT = 150  # prompt tokens the graph draws at once; more would overlap labels
 
+# The attention views' options, as their controls show them (the session keeps the text)
+LINES_THRESHOLD, LINES_TOP_K = "Above the threshold", "The strongest k per step"
+MATRIX_CAPTURED = "Generated tokens (captured while generating)"
+MATRIX_WHOLE = "Whole sequence (one extra forward pass)"
+
 BUNDLED_MODEL = "bundled:SmolLM2-135M-Instruct"
 SUGGESTED_HUB_MODELS = (
     "unsloth/Llama-3.2-1B-Instruct",

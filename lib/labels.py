@@ -8,7 +8,7 @@
 - A token that holds only part of a character (byte-level BPE splits "日" or an emoji over
   several tokens) shows the bytes it holds in hex, `⟨E6 97⟩`, with `PARTIAL_NOTE` as its
   tooltip; where a token holds whole characters and a partial one, both show.
-- Special tokens keep seed 000's tags (`clean_label`: `[EOS]`, `[BOS]`, `[UNK]`); other
+- Special tokens keep their tags (`clean_label`: `[EOS]`, `[BOS]`, `[UNK]`); other
   special tokens keep their name (`<|im_start|>`). A generated end-of-sequence is `[EOS]`.
 
 A run stores every token's text once (`GenerationResult.texts`, and `.labels`, the same
@@ -59,11 +59,11 @@ PARTIAL_NOTE = (
 )
 _BYTE_TOKEN = re.compile(r"<0x([0-9A-Fa-f]{2})>")
 
-# ---- seed 000's tags for special tokens ------------------------------------------------
+# ---- tags for special tokens --------------------------------------------------------
 
 
 def clean_label(token) -> str:
-    """Seed 000's cleaning, verbatim: BPE markers to spaces, special tokens to tags."""
+    """The graph's cleaning: BPE markers to spaces, special tokens to tags."""
     label = str(token)
     label = label.replace("Ġ", " ")
     label = label.replace("▁", " ")

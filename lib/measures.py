@@ -5,7 +5,7 @@
   choice among 2^k tokens).
 - `rank`: 1 is the most likely token; a token's rank is 1 + how many tokens are strictly
   more likely (tied tokens share a rank).
-- `normalise`: seed 000's x / (sum(x) + 1e-8), for the graph's separately normalised parts.
+- `normalise`: x / (sum(x) + 1e-8), for the graph's separately normalised parts.
 - `hide_sink`: the first-token sink rule. Most models park much of their attention on the
   first token; hiding it sets key 0 to exactly zero and renormalises every row over the
   other keys (a row with nothing left stays zero). Every view applies it to the rows it
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-NORM_EPS = 1e-8  # seed 000's epsilon
+NORM_EPS = 1e-8  # keeps an all-zero row at zero
 
 
 def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -52,7 +52,7 @@ def ranks(probs: np.ndarray, tokens: np.ndarray) -> np.ndarray:
 
 
 def normalise(x: np.ndarray) -> np.ndarray:
-    """x / (sum(x) + 1e-8): seed 000's normalisation, safe for an all-zero vector."""
+    """x / (sum(x) + 1e-8): the graph's normalisation, safe for an all-zero vector."""
     x = np.asarray(x, dtype=np.float32)
     return (x / (x.sum() + NORM_EPS)).astype(np.float32)
 

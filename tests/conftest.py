@@ -130,16 +130,15 @@ def run_discovery():
 
 @pytest.fixture(scope="session")
 def atlas_built(smollm2, run_discovery):
-    """A real map in the app's default places: the built-in corpus read by the bundled
-    model (as `python -m lib.atlas ingest` does) and one discovery run. Returns its folder."""
-    from lib.atlas.discovery import DiscoveryConfig, default_output, latest_run
-    from lib.atlas.ingest import corpus_documents, ingest
+    """A real map in the app's default places, built as the Atlas page and `python -m
+    lib.atlas build` build it: the built-in corpus read by the bundled model, then one
+    discovery run. Returns its folder."""
+    from lib.atlas.build import build_map
+    from lib.atlas.discovery import default_output, latest_run
     from lib.atlas.store import Store
 
     if latest_run(default_output()) is None:
-        store = Store()
-        ingest(store, smollm2, corpus_documents())
-        run_discovery(DiscoveryConfig(db=str(store.path), hours=0, min_cluster_size=15))
+        build_map(Store(), smollm2, str(default_output()), min_cluster_size=15)
     return latest_run(default_output())
 
 

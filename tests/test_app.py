@@ -211,7 +211,7 @@ def test_matrices_page_views(app):
 
 
 def test_a_large_run_is_prepared_for_download_on_request(app):
-    from app.widgets import EAGER_DOWNLOAD_BYTES
+    from app.widgets.downloads import EAGER_DOWNLOAD_BYTES
 
     generate(app, prompt="The quick brown fox jumps over the lazy dog. " * 12, max_tokens=50)
     assert app.session_state["run"].result.nbytes() > EAGER_DOWNLOAD_BYTES

@@ -109,7 +109,7 @@ def test_autoplay_writes_one_token_per_tick_and_stops_at_its_cap(app, smollm2):
     r4 = app.session_state["run"]
     assert r4.result.n_steps == 4 and app.session_state["nt_step"] == 4
     np.testing.assert_array_equal(r4.result.token_ids[:-1], start.result.token_ids)
-    last = app.session_state["sampled_token"]
+    last = app.session_state["nt_sampled"]
     assert (last.run_key, last.step, last.token) == (r4.key, 3, int(r4.result.token_ids[-1]))
     cands = _candidates(app)  # the step just written, its token marked as sampled
     assert cands.loc[cands["sampled"], "id"].tolist() == [last.token]

@@ -15,7 +15,7 @@ import pytest
 from lib.model.batching import Batch, Decoding, inflight_bytes, prefill_groups, prepare
 from lib.model.generation import generate
 from lib.model.result import RunSettings, SamplingSettings
-from lib.model.results import ResultStore
+from lib.model.result_store import ResultStore
 from lib.model.scheduler import QueueFull, Scheduler, SchedulerLimits
 from tests.test_real_model import assert_matches_eager
 

@@ -222,8 +222,8 @@ def test_app_shows_copying_heads_and_clusters(app):
     assert len(at.get("vega_lite_chart")) == 4  # PCA, OV spectra, copying grid, spectrum
     captions = " ".join(c.value for c in at.caption)
     assert "k-means" in captions and "Strongest copier" in captions
-    at.selectbox(key="cp_layer__w").set_value(27).run()
-    at.selectbox(key="cp_head__w").set_value(2).run()
+    at.selectbox(key="lens_cp_layer__w").set_value(27).run()
+    at.selectbox(key="lens_cp_head__w").set_value(2).run()
     assert_ok(at)
     assert any(c.value.startswith("Layer 27 head 2: copying score") for c in at.caption)
 

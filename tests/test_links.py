@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app.links import read_link
-from app.state import LINES_TOP_K, MATRIX_WHOLE
+from app.link_query import read_link
+from lib.config import LINES_TOP_K, MATRIX_WHOLE, Limits
 from lib.model.generation import generate
 from lib.model.result import SamplingSettings
 from tests.apphelpers import assert_ok, button
@@ -35,7 +35,8 @@ def test_read_link_takes_what_parses():
             "projector": "true",
             "select": "out-2",
             "forced": "1,2,3",
-        }
+        },
+        Limits.from_env(),
     )
     assert link.notes == ()
     assert link.prompt == "The cat" and link.forced == (1, 2, 3)
@@ -73,7 +74,7 @@ def test_read_link_takes_what_parses():
     ],
 )
 def test_a_bad_value_keeps_its_default_and_is_named(name, value):
-    link = read_link({name: value})
+    link = read_link({name: value}, Limits.from_env())
     assert link.values == {} and link.selection is None and link.forced == ()
     if name == "prompt":
         assert link.prompt is None
@@ -82,7 +83,7 @@ def test_a_bad_value_keeps_its_default_and_is_named(name, value):
 
 
 def test_hostile_prompt_is_kept_as_typed_and_unknown_names_are_noted():
-    link = read_link({"prompt": HOSTILE, "<img src=x>": "1"})
+    link = read_link({"prompt": HOSTILE, "<img src=x>": "1"}, Limits.from_env())
     assert link.prompt == HOSTILE  # the prompt is text; the views escape it as every prompt
     assert len(link.notes) == 1 and "not a setting" in link.notes[0]
 

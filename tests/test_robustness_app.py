@@ -7,9 +7,9 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app.runs import Run, RunRequest
-from app.widgets import md_escape
+from app.markdown import md_escape
 from lib.model.generation import generate, normalise_prompt
+from lib.model.request import Run, RunRequest
 from tests.apphelpers import ALL_PAGES, assert_ok, button
 from tests.inputs import INJECTION, WEIRD_PROMPTS
 

@@ -262,7 +262,7 @@ def test_lens_and_activation_tabs_render(app):
     assert any('"kind:N"' in json.dumps(s) or "kind" in json.dumps(s) for s in specs)  # sub-layers
     assert any("Layer 0 takes log P(final token)" in m.value for m in at.markdown)
     assert at.dataframe[0].value["after"].iloc[1] == "layer 0"
-    at.radio(key="sl_measure__w").set_value("rank").run()
+    at.radio(key="lens_measure__w").set_value("rank").run()
     assert_ok(at)
     at.session_state["lens_tab"] = "Activations"
     at.run()

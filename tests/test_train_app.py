@@ -59,9 +59,9 @@ def test_use_the_model_save_and_load(app, tmp_path):
     open_page(app, USE)
     table = app.dataframe[0].value
     assert len(table) == sum(len(s) + 1 for s in lab.sentences)
-    app.text_input(key="gen_start__w").input("the bird").run()
+    app.text_input(key="use_start__w").input("the bird").run()
     assert app.code[0].value.startswith("the bird ")
-    app.text_input(key="gen_start__w").input("the unicorn").run()
+    app.text_input(key="use_start__w").input("the unicorn").run()
     assert_ok(app)
     assert any("unicorn" in wn.value for wn in app.warning)
     assert [d.label for d in app.get("download_button")] == [

@@ -4,11 +4,11 @@ Where an analysis needs more than the run stored (hidden states, full patterns, 
 unembedding), its module ends with one entry point that runs that forward pass through
 lib.model and hands the arrays to the pure functions above it.
 
-    attention     seed 000's processing: aggregate, split, separate normalisation
+    attention     the graph's processing: aggregate, split, separate normalisation
     next_token    distributions, sampling filters, predictions at every position
     head_roles    previous-token, induction, duplicate-token and sink scores per head
     logit_lens    each layer's prediction through the final norm and unembedding
-    fingerprint   seed 004's 20 numbers per token and its zone
+    fingerprint   the 20 numbers per token and its zone
     residual      the residual stream before/after each attention and MLP: sub-layer lens,
                   activation sizes
     weights       embedding PCA with clusters, OV-circuit spectra, copying scores (OV

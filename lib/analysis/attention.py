@@ -1,4 +1,4 @@
-"""Attention processing as in seed 000: aggregate over layers/heads, split, normalise.
+"""Attention processing for the graph: aggregate over layers/heads, split, normalise.
 
 Each generated token's query row is split into input attention (over the visible prompt
 tokens) and output attention (over earlier generated tokens); each part is divided by its

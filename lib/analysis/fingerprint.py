@@ -1,6 +1,6 @@
 """Attention fingerprints: 20 numbers that summarise where one generated token looked.
 
-Seed 004's layout, for the query row that produced each generated token (its attention
+The layout, for the query row that produced each generated token (its attention
 over the K keys it could see; key K-1 is the query itself, distance = K-1-key):
 
     0      local_mass   mass at distance 0-9 tokens

@@ -1,4 +1,4 @@
-"""Seed 001's weight views for a real model: embedding PCA with clusters, OV-circuit spectra,
+"""Weight views for a real model: embedding PCA with clusters, OV-circuit spectra,
 and each head's OV-circuit eigenvalues (copying heads, Elhage et al. 2021)."""
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
-"""The attention atlas (seed 004): fingerprints of many texts, their families, and a service.
+"""The attention atlas: fingerprints of many texts, their families, and a service.
 
 store      the SQLite fingerprint store (runs, tokens, fingerprints, zones)
 ingest     a whole text in one forward pass -> every token's fingerprint, into the store
 corpus     the built-in corpus: prose, dialogue, code, JSON, tables, lists, numbers
 discovery  the discovery job: standardise, UMAP to 2D, HDBSCAN, Parquet + manifest
 classify   a discovery run loaded for lookups: a fingerprint's place, cluster, confidence
-service    the FastAPI sidecar with the seed's endpoints
+service    the FastAPI sidecar with its endpoints
 `python -m lib.atlas ingest | discover | serve` runs them from the command line.
 """

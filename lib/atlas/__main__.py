@@ -1,8 +1,11 @@
-"""`uv run python -m lib.atlas ingest | discover | serve`: the atlas from the command line.
+"""`uv run python -m lib.atlas ingest | discover | build | calibrate | serve`: the atlas
+from the command line.
 
 ingest    read the built-in corpus (and/or your text files) with the model and record
           every token's fingerprint; run it again to resume after an interruption
-discover  seed 004's discovery job: UMAP + HDBSCAN -> Parquet, manifest, `latest`
+discover  the discovery job: UMAP + HDBSCAN -> Parquet, manifest, `latest`
+build     both for the built-in corpus, as the Atlas page's "Build the map here" does
+calibrate set the zone thresholds on the ingested corpus
 serve     the FastAPI classify service (uvicorn)
 """
 
@@ -57,6 +60,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     d.add_argument("--max-memory-gb", type=float, default=None, help="caps the UMAP sample")
     d.add_argument("--resume", metavar="RUN_ID", help="continue a stopped run")
     d.add_argument("--seed", type=int, default=0)
+
+    b = sub.add_parser("build", help="ingest the built-in corpus, then discover (the page's way)")
+    b.add_argument("--db", help=db_help)
+    b.add_argument("--output", default=None, help="as discover's --output")
+    b.add_argument("--model", default=None, help="model id or folder (default: the bundled)")
 
     c = sub.add_parser("calibrate", help="set the zone thresholds on the ingested corpus")
     c.add_argument("--db", help=db_help)
@@ -187,6 +195,30 @@ def discover(args: argparse.Namespace) -> int:
     return 0
 
 
+def build(args: argparse.Namespace) -> int:
+    from lib.atlas.build import build_map
+    from lib.atlas.discovery import DiscoveryError, default_output
+    from lib.atlas.store import Store
+    from lib.config import BUNDLED_MODEL
+    from lib.model.loading import load_model
+
+    output = args.output or str(default_output())
+    try:
+        m = build_map(
+            Store(args.db),
+            load_model(args.model or BUNDLED_MODEL),
+            output,
+            lambda fraction, text: print(f"[{fraction:4.0%}] {text}", flush=True),
+        )
+    except (DiscoveryError, ValueError, OSError) as err:
+        print(err, file=sys.stderr)
+        return 2
+    print(
+        f"Run {m['run_id']}: {m['n_points']} fingerprints, {m['n_clusters']} clusters -> {output}"
+    )
+    return 0
+
+
 def calibrate(args: argparse.Namespace) -> int:
     from collections import Counter
 
@@ -227,7 +259,13 @@ def serve(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    commands = {"ingest": ingest, "discover": discover, "calibrate": calibrate, "serve": serve}
+    commands = {
+        "ingest": ingest,
+        "discover": discover,
+        "build": build,
+        "calibrate": calibrate,
+        "serve": serve,
+    }
     return commands[args.command](args)
 
 

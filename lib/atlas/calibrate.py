@@ -1,6 +1,6 @@
 """Zone thresholds set on a corpus instead of by hand.
 
-Seed 004 describes each zone in words ("high local mass, low entropy"); here "high" means
+The zone rules describe each zone in words ("high local mass, low entropy"); here "high" means
 in the corpus's top quarter and "low" in its bottom quarter, measured over the tokens where
 the number can be large at all: long mass needs keys 100 or more tokens back from the query
 that predicted the token (position > 100), mid mass keys 10 or more back (position > 10);

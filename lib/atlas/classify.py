@@ -129,7 +129,7 @@ class Atlas:
         return Placement(self.xy[idx].mean(axis=1), cluster, confidence, tuple(zone(x) for x in v))
 
     def classify(self, vector) -> dict:
-        """Seed 004's classify response for one fingerprint."""
+        """The classify response for one fingerprint."""
         p = self.locate(np.asarray(vector, dtype=np.float32)[None])
         return {
             "manifold": {

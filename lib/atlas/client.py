@@ -37,7 +37,7 @@ def classify_remote(url: str, vectors: np.ndarray, timeout: float = 10.0) -> lis
             raise ServiceError(f"The atlas service answered {err.code}: {detail}") from err
         except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as err:
             raise ServiceError(f"The atlas service at {url} cannot be reached: {err}") from err
-    for a in answers:  # the seed's shape, or it is not an atlas service
+    for a in answers:  # the service's shape, or it is not an atlas service
         m = a.get("manifold") if isinstance(a, dict) else None
         if not (
             isinstance(m, dict) and {"zone", "confidence", "cluster_id", "cluster_label"} <= set(m)

@@ -1,6 +1,6 @@
 """The discovery job: families of attention behaviour in the stored fingerprints.
 
-Seed 004's recipe on the libraries the field uses: standardise the 20 numbers
+The recipe, on the libraries the field uses: standardise the 20 numbers
 (scikit-learn), lay them out in 2D with UMAP (`umap-learn`), find clusters with HDBSCAN
 (scikit-learn's), and write Parquet (`pyarrow`):
 

@@ -1,4 +1,4 @@
-"""The classify service: seed 004's sidecar as a FastAPI app.
+"""The classify service: a sidecar as a FastAPI app.
 
     GET  /health             alive, schema version, whether a discovery run is loaded
     POST /fingerprint        store one fingerprint {request_id, vector[20], step}

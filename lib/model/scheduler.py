@@ -30,7 +30,7 @@ from lib.model.batching import (
 )
 from lib.model.loading import LoadedModel
 from lib.model.result import GenerationResult
-from lib.model.results import ResultStore
+from lib.model.result_store import ResultStore
 
 IDLE_EXIT_S = 30.0  # the worker thread ends after this long with nothing to do
 

@@ -1,4 +1,4 @@
-"""`uv run python -m lib.train`: train seed 002's model headless and write PNG heatmaps.
+"""`uv run python -m lib.train`: train the tiny model headless and write PNG heatmaps.
 
 For teachers preparing slides: one PNG per layer and sentence (every head and their
 average), the loss curve, and optionally the trained model as a file the app can load.

@@ -1,4 +1,4 @@
-"""Seed 002's data: a handful of short sentences, a word-level vocabulary, padded batches.
+"""The tiny model's data: a handful of short sentences, a word-level vocabulary, padded batches.
 
 Each sentence becomes <START> words <END>; the model reads tokens[:-1] and must predict
 tokens[1:] (the next word at every position). Padding fills short sentences to the longest

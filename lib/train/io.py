@@ -35,7 +35,7 @@ class LabFileError(ValueError):
 class LabModel:
     """A trained model with what it was trained on and how.
 
-    `lab` is "sentences" (seed 002's model; `vocab` and `sentences` are set) or "induction"
+    `lab` is "sentences" (the tiny model; `vocab` and `sentences` are set) or "induction"
     (the attention-only lab; they are None).
     """
 

@@ -1,7 +1,7 @@
-"""NanoTransformer: seed 002's tiny transformer, readable in one sitting.
+"""NanoTransformer: a tiny transformer, readable in one sitting.
 
 Token embedding + sinusoidal positions, then `n_layers` blocks, then a linear head that
-scores every word of the vocabulary. A block is seed 002's (post-norm, as in the original
+scores every word of the vocabulary. A block is post-norm (, as in the original
 Transformer): self-attention + residual + LayerNorm, then a feed-forward network + residual +
 LayerNorm. `attention_only=True` drops the feed-forward half (and the norms), the
 attention-only model in which Olsson et al. (2022) watch induction heads form.

@@ -1,4 +1,4 @@
-"""Training seed 002's model on its sentences, one epoch at a time, keeping snapshots.
+"""Training the tiny model on its sentences, one epoch at a time, keeping snapshots.
 
 A `Trainer` owns the model and the optimiser; `step()` trains one epoch (the whole set is
 one batch: a handful of sentences) and returns the loss. Every `snapshot_every` epochs, and
@@ -27,7 +27,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Seed 002's defaults: 200 epochs of Adam at 1e-3, 2 layers, 4 heads, width 64."""
+    """The defaults: 200 epochs of Adam at 1e-3, 2 layers, 4 heads, width 64."""
 
     epochs: int = 200
     learning_rate: float = 1e-3
@@ -87,7 +87,7 @@ class TrainingHistory:
 
 
 class Trainer:
-    """Seed 002's model and its optimiser, trained one epoch at a time."""
+    """The tiny model and its optimiser, trained one epoch at a time."""
 
     def __init__(self, data: Dataset, cfg: TrainConfig) -> None:
         cfg.check()

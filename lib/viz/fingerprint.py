@@ -1,4 +1,4 @@
-"""Seed 004's fingerprints of a run: the text coloured by zone, and the 20 numbers."""
+"""The attention fingerprints of a run: the text coloured by zone, and the 20 numbers."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""The step-by-step attention graph (seed 000's layout) as one Plotly figure.
+"""The step-by-step attention graph as one Plotly figure.
 
 Prompt tokens sit at x = 0.1 of the plot's width, generated tokens at x = 0.9, y by
-`linspace`, as seed 000 lays them out (the x axis counts tenths, 0..10, so those positions
+`linspace` (the x axis counts tenths, 0..10, so those positions
 travel as the whole numbers 1 and 9, one byte each). Blue lines join a generated token to
 the prompt tokens it attends to; orange curves to earlier generated tokens. Line width is
 MIN_LINE_WIDTH + (MAX_LINE_WIDTH - MIN_LINE_WIDTH) x the normalised weight, on that one
@@ -24,7 +24,7 @@ from lib.analysis.attention import StepAttention
 from lib.config import MAX_LINE_WIDTH, MIN_LINE_WIDTH, PLOT_HEIGHT, PLOT_WIDTH
 from lib.labels import PARTIAL_NOTE, is_partial
 
-X_IN, X_OUT, X_RANGE = 1, 9, (0, 10)  # tenths of the width: seed 000's x = 0.1 and 0.9
+X_IN, X_OUT, X_RANGE = 1, 9, (0, 10)  # tenths of the width: x = 0.1 and 0.9
 BLUE, ORANGE = (31, 119, 180), (255, 127, 14)
 INPUT_COLOUR, FUTURE_COLOUR = "#c6dbef", "#e6e6e6"
 CURRENT_COLOUR, PAST_COLOUR, SELECTED_COLOUR = "coral", "pink", "yellow"
@@ -121,7 +121,7 @@ def width_bin(weight: np.ndarray) -> np.ndarray:
 
 
 def line_width(weight: np.ndarray | float) -> np.ndarray:
-    """Seed 000's scale: MIN_LINE_WIDTH at weight 0 to MAX_LINE_WIDTH at weight 1, the same
+    """One scale: MIN_LINE_WIDTH at weight 0 to MAX_LINE_WIDTH at weight 1, the same
     for every step, at the middle of the weight's bin."""
     frac = (width_bin(weight) + 0.5) / WIDTH_BINS
     return MIN_LINE_WIDTH + (MAX_LINE_WIDTH - MIN_LINE_WIDTH) * frac

@@ -1,4 +1,4 @@
-"""Static PNG figures for slides (matplotlib, no browser): seed 002's attention heatmaps."""
+"""Static PNG figures for slides (matplotlib, no browser): the tiny model's attention heatmaps."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Seed 001's interactive token sequence: the run's tokens as a clickable strip; hovering
+"""The interactive token sequence: the run's tokens as a clickable strip; hovering
 a token shows what the model expected next there, clicking it opens the full candidates.
 
 Candidates at a position come from what the app already holds: at the query positions of

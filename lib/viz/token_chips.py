@@ -1,6 +1,6 @@
-"""The run's tokens as chips, each with its id beneath: seed 003's annotated-text view.
+"""The run's tokens as chips, each with its id beneath: the annotated-text view.
 
-Seed 003 draws this with `st-annotated-text`. That package html-escapes the text but hands
+The usual way draws this with `st-annotated-text`. That package html-escapes the text but hands
 the result to `st.markdown(unsafe_allow_html=True)`, so Markdown inside a token still
 renders (`**b**` turns bold, `$x$` into maths), and it would be the one place in the app
 with raw HTML switched on. This builder writes the same chips as plain HTML for

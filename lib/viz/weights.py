@@ -1,4 +1,4 @@
-"""Seed 001's weight views: the run's tokens in embedding space (with k-means clusters), OV
+"""The weight views: the run's tokens in embedding space (with k-means clusters), OV
 spectra, and copying heads from each head's OV-circuit eigenvalues."""
 
 from __future__ import annotations

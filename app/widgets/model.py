@@ -1,0 +1,88 @@
+"""The model in use: named in the sidebar of every page, chosen on Generate, and required
+(the very model that made the run) by the pages that run it again."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app import caches
+from app.markdown import md_escape
+from app.state import BUNDLED_LABEL, bound, state
+from lib.config import BUNDLED_MODEL, SUGGESTED_HUB_MODELS, Limits
+from lib.model.loading import LoadedModel, ModelLoadError
+from lib.model.request import Run
+
+OTHER_MODEL = "Other: a Hugging Face id or a local folder"
+
+
+def current_model() -> LoadedModel | None:
+    """The model in use, or None (with the reason in `state.model_error`)."""
+    try:
+        return caches.model(state.model_spec)
+    except ModelLoadError as err:
+        state.model_error = str(err)
+        return None
+
+
+def model_status() -> None:
+    """The sidebar names the model in use on every page (the picker is on Generate)."""
+    with st.sidebar:
+        st.subheader("Model")
+        lm = current_model()
+        if lm is None:
+            st.warning("No model is loaded: " + md_escape(state.model_error or ""))
+            return
+        st.success(md_escape(lm.name), icon=":material/check_circle:")
+        st.caption(
+            f"{lm.n_params / 1e6:,.0f} M parameters · {lm.n_layers} layers × {lm.n_heads} heads"
+            f" · {lm.device.type} · {str(lm.dtype).removeprefix('torch.')}"
+        )
+
+
+def model_picker() -> None:
+    """Choose the bundled model, a suggested hub model or any id / folder; on failure the
+    previous model stays in use."""
+    with st.expander("Model", icon=":material/memory:"):
+        hub = Limits.from_env().allow_hub  # a shared server may switch the hub off
+        choices = {BUNDLED_LABEL: BUNDLED_MODEL} | {m: m for m in SUGGESTED_HUB_MODELS if hub}
+        if state.model_choice not in (*choices, OTHER_MODEL):
+            state.model_choice = BUNDLED_LABEL
+        m1, m2 = st.columns([2, 3])
+        choice = m1.selectbox(
+            "Choose a model",
+            [*choices, OTHER_MODEL],
+            **bound("model_choice"),
+            help="Hub models need a network connection the first time."
+            if hub
+            else "This server loads no models from the hub; a model folder on it still works.",
+        )
+        if choice == OTHER_MODEL:
+            spec = m2.text_input(
+                "Model id or folder",
+                **bound("model_custom"),
+                placeholder="e.g. HuggingFaceTB/SmolLM2-360M-Instruct",
+            )
+        else:
+            spec = choices[choice]
+        spec = spec.strip()
+        if st.button("Load model", disabled=not spec or spec == state.model_spec):
+            try:
+                caches.model(spec)
+                state.model_spec, state.model_error = spec, None
+            except ModelLoadError as err:
+                state.model_error = str(err)
+        if state.model_error:
+            st.error(md_escape(state.model_error), icon=":material/error:")
+            st.caption("The previous model stays in use.")
+
+
+def need_model(run: Run, purpose: str) -> LoadedModel:
+    """The model that made `run` (compared by its spec), or a warning and the page stops."""
+    lm = current_model()
+    if lm is None or lm.spec != run.result.model_spec:
+        st.warning(
+            f"{purpose} needs the model that made the current run. Load it again on the "
+            "Generate page, or generate a new run."
+        )
+        st.stop()
+    return lm
