@@ -346,18 +346,8 @@ def main(argv: list[str] | None = None) -> dict:
     log(f"loading the bundled model ({info['cores']} cores, {args.threads} torch thread(s))")
     lm = load_model()
     new = size["new_tokens"]
-    items: dict = {}
-    items["capture"] = capture.run(lm, size["capture_prompts"], new, repeats, log)
-    log("graph: generating the run to draw")
-    result = generate(lm, prompt_text(lm.tokenizer, size["graph_prompt"]), new)
-    items["graph"] = graph.run(result, max(repeats, 5), max(1, repeats // 2), log)
     rerun_prompt = prompt_text(lm.tokenizer, size["rerun_prompt"])
-    items["rerun"] = rerun.run(rerun_prompt, new, max(3, repeats * 6), log)
-    items["step_move"] = step_move.run(rerun_prompt, max(2, repeats * 3), log)
-    items["atlas"] = atlas.run(lm, args.quick, repeats, args.threads, log)
-    del lm, result
-    items["train_lab"] = train_lab.run(args.quick, repeats, log)
-    items["classroom"] = classroom.run(*size["class"], 0, args.threads, log)
+    quick_tokens = new if args.quick else None  # the full run: Generate's default
 
     def run_memory() -> dict:
         return memory.run(size["memory_prompt"], new, args.threads, size["seed_rss"], log)
@@ -365,14 +355,32 @@ def main(argv: list[str] | None = None) -> dict:
     def run_warm_start() -> dict:
         return warm_start.run(args.threads, repeats, size["gguf_repeats"], size["bytecode"], log)
 
-    if args.quick:
-        # Smoke run: the two child-process items side by side (their numbers mean nothing).
-        with ThreadPoolExecutor(2) as pool:
-            futures = {"memory": pool.submit(run_memory), "warm_start": pool.submit(run_warm_start)}
-            items |= {name: f.result() for name, f in futures.items()}
+    # The items that wait on child processes or a browser. A full run measures them in
+    # turn, after the rest; the smoke run (`--quick`, whose numbers mean nothing) starts
+    # them at once, beside the rest.
+    waiting = {
+        "step_move": lambda: step_move.run(rerun_prompt, max(2, repeats * 3), log, quick_tokens),
+        "classroom": lambda: classroom.run(*size["class"], 0, args.threads, log),
+        "memory": run_memory,
+        "warm_start": run_warm_start,
+    }
+    pool = ThreadPoolExecutor(len(waiting)) if args.quick else None
+    beside = {name: pool.submit(fn) for name, fn in waiting.items()} if pool else {}
+
+    items: dict = {}
+    items["capture"] = capture.run(lm, size["capture_prompts"], new, repeats, log)
+    log("graph: generating the run to draw")
+    result = generate(lm, prompt_text(lm.tokenizer, size["graph_prompt"]), new)
+    items["graph"] = graph.run(result, max(repeats, 5), max(1, repeats // 2), log)
+    items["rerun"] = rerun.run(rerun_prompt, new, max(3, repeats * 6), log)
+    items["atlas"] = atlas.run(lm, args.quick, repeats, args.threads, log)
+    del lm, result
+    items["train_lab"] = train_lab.run(args.quick, repeats, log)
+    if pool is not None:
+        items |= {name: future.result() for name, future in beside.items()}
+        pool.shutdown()
     else:
-        items["memory"] = run_memory()
-        items["warm_start"] = run_warm_start()
+        items |= {name: fn() for name, fn in waiting.items()}
 
     info["load_average_1min_at_end"] = round(os.getloadavg()[0], 2)
     rows = table(items)

@@ -20,6 +20,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlencode
 
 import plotly.graph_objects as go
 import plotly.io as pio
@@ -97,7 +98,8 @@ def _moves(session, n_steps: int) -> tuple[list[float], list[float]]:
     return ends, shown
 
 
-def run(prompt: str, repeats: int, log) -> dict:
+def run(prompt: str, repeats: int, log, new_tokens: int | None = None) -> dict:
+    """Measured on a run of `new_tokens` (default: what Generate writes by default)."""
     from playwright.sync_api import sync_playwright
 
     from lib.config import DEFAULT_MAX_TOKENS
@@ -106,7 +108,8 @@ def run(prompt: str, repeats: int, log) -> dict:
     from tests.browser import CHROMIUM_ARGS, AppSession, chromium_path, streamlit_server
 
     log("step move: generating the run the browser will step through")
-    result = generate(load_model(), prompt, DEFAULT_MAX_TOKENS)  # what Generate will make
+    new_tokens = new_tokens or DEFAULT_MAX_TOKENS
+    result = generate(load_model(), prompt, new_tokens)  # what the link below writes
     n = result.n_steps
     out: dict = {"prompt_tokens": len(result.prompt_labels), "generated_tokens": n}
     with tempfile.TemporaryDirectory() as tmp:
@@ -120,11 +123,11 @@ def run(prompt: str, repeats: int, log) -> dict:
         ):
             browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
             ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
-            app = AppSession(ctx, app_url, "app")
-            app.open_page("Generate")  # the app opens on the Welcome page
-            app.fill("Prompt", prompt)
-            app.click("button", "Generate")  # the default 20 new tokens
-            app.open_page("Attention graph")
+            # the graph page at a shared link: the run is written as Generate writes it,
+            # then the page opens on its first step
+            query = urlencode({"prompt": prompt, "tokens": new_tokens})
+            link = f"{app_url}/attention_graph?{query}"
+            app = AppSession(ctx, link, "app")
             app.page.get_by_text(f"Step 1 of {n}").wait_for()
             trivial = AppSession(browser.new_context(), trivial_url, "trivial")
             log(f"step move: {2 * repeats} moves each, graph page and trivial app in turn")

@@ -21,11 +21,10 @@ import pytest
 # The bundled model is converted once per machine, into the cache the app itself uses
 # (TAV_CACHE_DIR, else the user cache folder): a complete conversion is checked file by file
 # and rebuilt if damaged (tests/test_cache_rebuild.py converts from scratch, every run).
-# The atlas records every run the tests make: into a file of this test run, never the user's.
-if not os.environ.get("TAV_ATLAS_DB"):
-    os.environ["TAV_ATLAS_DB"] = str(Path(tempfile.mkdtemp(prefix="tav-test-atlas-")) / "a.db")
-if not os.environ.get("TAV_ATLAS_DIR"):
-    os.environ["TAV_ATLAS_DIR"] = tempfile.mkdtemp(prefix="tav-test-discovery-")
+# The atlas records every run the tests make: into files of this test run, never the
+# user's (the servers and child processes the tests start inherit them).
+os.environ["TAV_ATLAS_DB"] = str(Path(tempfile.mkdtemp(prefix="tav-test-atlas-")) / "a.db")
+os.environ["TAV_ATLAS_DIR"] = tempfile.mkdtemp(prefix="tav-test-discovery-")
 # Ray (the optional distributed ingestion) must start its workers in this environment,
 # not through `uv run` in a folder of their own (read when Ray is imported).
 os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
@@ -34,6 +33,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
+
+GENERATION_S = pytest.StashKey[float]()
 
 # What makes a test slow: the fixture that brings it, and the marker it gets.
 HEAVY_FIXTURES = {
@@ -48,7 +49,8 @@ HEAVY_FIXTURES = {
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        uses = {HEAVY_FIXTURES[f] for f in getattr(item, "fixturenames", ()) if f in HEAVY_FIXTURES}
+        fixtures = set(getattr(item, "fixturenames", ()))
+        uses = {HEAVY_FIXTURES[f] for f in fixtures if f in HEAVY_FIXTURES}
         for marker in sorted(uses):
             item.add_marker(marker)
         if uses:
@@ -112,11 +114,30 @@ def processes() -> Processes:
 
 
 @pytest.fixture(scope="session")
-def smollm2():
-    """The bundled SmolLM2-135M-Instruct, loaded once for the whole run."""
+def smollm2(pytestconfig):
+    """The bundled SmolLM2-135M-Instruct, loaded once for the whole run. One greedy
+    generation is timed on it, so the run's summary says how fast this draw of the
+    machine was (the suite's time is only comparable between draws through it)."""
+    import time
+
+    from lib.config import DEFAULT_MAX_TOKENS, DEFAULT_PROMPT
+    from lib.model.generation import generate
     from lib.model.loading import load_model
 
-    return load_model()
+    lm = load_model()
+    start = time.perf_counter()
+    generate(lm, DEFAULT_PROMPT, DEFAULT_MAX_TOKENS)
+    pytestconfig.stash[GENERATION_S] = time.perf_counter() - start
+    return lm
+
+
+def pytest_terminal_summary(terminalreporter, config) -> None:
+    seconds = config.stash.get(GENERATION_S, None)
+    if seconds is not None:
+        terminalreporter.write_line(
+            f"One generation on this machine (the default prompt, 20 tokens, greedy): "
+            f"{seconds:.2f} s"
+        )
 
 
 @pytest.fixture(scope="session")
@@ -207,13 +228,17 @@ def open_session(request, server, browser, artifacts_dir):
 
     opened: list[tuple[object, AppSession]] = []
 
-    def open_one(name: str | None = None, width: int = 1400, height: int = 1300) -> AppSession:
+    def open_one(
+        name: str | None = None, width: int = 1400, height: int = 1300, query: str = ""
+    ) -> AppSession:
         context = browser.new_context(
             viewport={"width": width, "height": height}, accept_downloads=True
         )
-        session = AppSession(context, server, name or f"tab{len(opened)}")
+        # straight at the Generate page, where the tests type (the app opens on Welcome);
+        # `query` is a shared link's settings, such as "tokens=6"
+        url = f"{server}/generate" + (f"?{query}" if query else "")
+        session = AppSession(context, url, name or f"tab{len(opened)}")
         opened.append((context, session))
-        session.open_page("Generate")  # the app opens on Welcome; tests start where they type
         return session
 
     yield open_one

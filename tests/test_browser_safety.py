@@ -14,6 +14,7 @@ from tests.browser import VEGA_DRAWN
 from tests.inputs import INJECTION
 
 DOWNLOAD_MS = 120_000  # an event wait: it ends when the download starts
+TOKENS = 8  # new tokens per run where the test needs no more (a shared link sets them)
 
 DOM_PROBE = """() => ({
   imgs: document.querySelectorAll('img[src="x"], img[onerror]').length,
@@ -66,32 +67,27 @@ def test_injected_markup_is_shown_as_text_and_never_runs(session, artifacts_dir)
     assert not dialogs, f"a script ran: {dialogs}"
 
 
-def test_twelve_sessions_at_once_each_see_their_own_run(open_session, smollm2, artifacts_dir):
-    """A class at one server: twelve tabs press Generate together; the runs are written in
-    one batch and each tab shows exactly its own run, as if generated alone."""
+def test_six_sessions_at_once_each_see_their_own_run(open_session, smollm2, artifacts_dir):
+    """A class at one server: six tabs press Generate together; the runs are written
+    together (prompts of different lengths, left-padded in one batch) and each tab shows
+    exactly its own run, as if generated alone."""
     prompts = [
         "The old wizard walked through the forest",
         "My favourite fruit is",
         "The capital of France is",
-        "In the beginning of the universe",
         "Dear diary, today I",
         "The recipe for pancakes starts with",
-        "Once upon a time, a dragon",
-        "The football match ended with",
-        "The best way to learn a language is",
-        "Yesterday the weather was",
         "A cat sat on the",
-        "The robot opened the door and",
     ]
-    tabs = [open_session(f"tab{i}", 1300, 1000) for i in range(len(prompts))]
+    tabs = [open_session(f"tab{i}", 1300, 1000, f"tokens={TOKENS}") for i in range(len(prompts))]
     for tab, prompt in zip(tabs, prompts, strict=True):
         tab.fill("Prompt", prompt)
     generate_button = [tab.page.get_by_role("button", name="Generate") for tab in tabs]
     marks = [tab.start(b.click) for tab, b in zip(tabs, generate_button, strict=True)]
-    for tab, mark in zip(tabs, marks, strict=True):  # all twelve were started before any wait
+    for tab, mark in zip(tabs, marks, strict=True):  # all were started before any wait
         tab.wait_run(mark)
     for tab, prompt in zip(tabs, prompts, strict=True):
-        expected = generate(smollm2, prompt, 20)  # the same run, alone, in this process
+        expected = generate(smollm2, prompt, TOKENS)  # the same run, alone, in this process
         code = tab.page.get_by_test_id("stCode").first
         expect(code).to_contain_text(prompt)
         text = code.inner_text()
@@ -107,23 +103,23 @@ def test_twelve_sessions_at_once_each_see_their_own_run(open_session, smollm2, a
 def test_downloads_arrive_while_other_sessions_rerun(open_session):
     """Issue 11: Streamlit's lazy download lost its file when two other sessions finished a
     rerun between the click and the fetch (a 404, or no download at all). Three tabs keep
-    rerunning while a fourth downloads its run and a matrix five times each."""
-    others = [open_session(f"other{i}", 900, 700) for i in range(3)]
-    me = open_session("downloader", 1300, 1000)
+    rerunning while a fourth downloads its run three times and a matrix twice."""
+    others = [open_session(f"other{i}", 900, 700, f"tokens={TOKENS}") for i in range(3)]
+    me = open_session("downloader", 1300, 1000, f"tokens={TOKENS}")
     me.click("button", "Generate")
     first = npz(download(me.page, "Download the whole run (NPZ)"))
     for tab in others:
         tab.click("button", "Generate")  # the same request: served from the result cache
-    for round_ in range(5):
+    for round_ in range(3):
         marks = [tab.start(tab.page.get_by_role("button", name="Generate").click) for tab in others]
         again = npz(download(me.page, "Download the whole run (NPZ)"))
         np.testing.assert_array_equal(again["attention"], first["attention"], err_msg=f"{round_}")
         for tab, mark in zip(others, marks, strict=True):
             tab.wait_run(mark)
     me.open_page("Attention matrices")
-    for _ in range(3):
+    for _ in range(2):
         marks = [tab.start(tab.page.get_by_role("button", name="Generate").click) for tab in others]
         csv = download(me.page, "Download this matrix (CSV)").decode("utf-8")
-        assert csv.count("\n") >= 20  # one line per generated token, plus the header
+        assert csv.count("\n") >= TOKENS  # one line per generated token, plus the header
         for tab, mark in zip(others, marks, strict=True):
             tab.wait_run(mark)

@@ -259,7 +259,7 @@ def test_command_line_writes_the_seeds_heatmaps(tmp_path, processes):
         "-m",
         "lib.train",
         "--epochs",
-        "30",
+        "5",
         "--out",
         str(out),
         "--save",
