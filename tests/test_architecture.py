@@ -1,5 +1,6 @@
 """What docs/architecture.md says about the tree, checked against the tree: who imports
-whom, no module cycle through app/, short page scripts, and files that exist."""
+whom, no module cycle through app/, short page scripts, and (in every document) files that
+exist."""
 
 from __future__ import annotations
 
@@ -107,9 +108,11 @@ def test_page_scripts_stay_short(page):
     assert n <= MAX_PAGE_LINES, f"lessons/{page} has {n} lines"
 
 
-def test_the_architecture_page_names_only_files_that_exist():
-    text = (ROOT / "docs/architecture.md").read_text(encoding="utf-8")
-    named = set(re.findall(r"`((?:lib|app|lessons|tests|bench)/[\w/]+\.py)`", text))
-    assert len(named) >= 10, named
+def test_the_docs_name_only_files_that_exist():
+    named = set()
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        text = doc.read_text(encoding="utf-8")
+        named |= set(re.findall(r"`((?:lib|app|lessons|tests|bench)/[\w/]+\.(?:py|json))`", text))
+    assert len(named) >= 20, named
     missing = sorted(p for p in named if not (ROOT / p).is_file())
     assert not missing, missing
