@@ -90,6 +90,8 @@ def child(n: int, new_tokens: int, prompt_tokens: int) -> dict:
     serial, _ = serve(one_at_a_time, prepared, "serial")
     passes = batched.forward_passes
     together, first = serve(batched, prepared, "class")
+    for scheduler in (batched, one_at_a_time):  # the process exits next: workers end first
+        scheduler.close()
     solo_s = statistics.median(solo)
     return {
         "students": n,

@@ -272,3 +272,25 @@ def test_result_store_is_bounded_by_bytes(smollm2):
     big = ResultStore(1)  # a run larger than the budget is still kept until the next
     big.put("a", runs[0])
     assert big.get("a") is runs[0]
+
+
+def test_close_lets_the_worker_finish_and_end():
+    """A process about to exit closes its scheduler: the worker writes what it holds, ends,
+    and is joined (one still inside torch at interpreter exit aborted the benchmark's
+    classroom child). A later submit starts a new worker."""
+    from tests.tiny import WORDS, tiny_lm
+
+    lm = tiny_lm()
+    scheduler = Scheduler(lm, ResultStore(2**30))
+    prompt = " ".join(WORDS[:4])
+    first = scheduler.submit("a", prepare(lm, prompt, RunSettings(3)))
+    writing = scheduler.submit("b", prepare(lm, prompt + " cat", RunSettings(8)))
+    wait_over(first)
+    worker = scheduler._thread
+    assert worker is not None and worker.is_alive()  # idle now, or still writing "b"
+    scheduler.close()
+    assert not worker.is_alive() and scheduler._thread is None
+    assert writing.status == "done"  # what the worker held was written, not dropped
+    later = scheduler.submit("c", prepare(lm, prompt + " mat", RunSettings(2)))
+    wait_over(later)
+    assert later.status == "done"

@@ -119,6 +119,7 @@ class Scheduler:
         self._running: list[Ticket] = []
         self._live: dict[str, Ticket] = {}  # queued or running, by run key
         self._thread: threading.Thread | None = None
+        self._closing = False
         self._batch = Batch(lm)
 
     @property
@@ -176,6 +177,20 @@ class Scheduler:
                 self._queue.remove(ticket)
             ticket._update(status="cancelled")  # a running one leaves at the next step
 
+    def close(self, timeout: float = 60.0) -> None:
+        """Let the worker write what it holds, then end, and wait for it. A process about to
+        exit calls this: a worker still inside torch while the interpreter shuts down aborts
+        the process ("terminate called without an active exception", seen in the benchmark's
+        classroom child). A later submit starts a new worker."""
+        with self._lock:
+            self._closing = True
+            self._lock.notify_all()
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+        with self._lock:
+            self._closing = False
+
     # ---- the worker -----------------------------------------------------------------
 
     def _work(self) -> None:
@@ -183,8 +198,11 @@ class Scheduler:
             while True:
                 with self._lock:
                     if not self._lock.wait_for(
-                        lambda: self._queue or self._running, timeout=IDLE_EXIT_S
+                        lambda: self._queue or self._running or self._closing,
+                        timeout=IDLE_EXIT_S,
                     ):
+                        return
+                    if self._closing and not (self._queue or self._running):
                         return
                     admitted = self._admit()
                 try:
