@@ -1,10 +1,12 @@
 """Shared fixtures, and the test tiers they decide.
 
 A test's tier follows from what it uses, never from the file it sits in: a test that
-requests the real bundled model, a browser or a Streamlit server, a child process or the
-benchmark (directly or through another fixture) is marked `slow` and with what it uses;
-`uv run pytest -m "not slow"` runs every other test. A fast test that reaches for one of
-those without its fixture fails with a message saying which fixture to request.
+requests the real bundled model, a browser or a Streamlit server, a child process (the
+benchmark runs as one) or the atlas's discovery job, directly or through another fixture,
+is marked `slow` and with what it uses (HEAVY_FIXTURES); `uv run pytest -m "not slow"` runs
+every other test. A fast test that reaches the real model, a child Python or the discovery
+job without its fixture fails with a message saying which fixture to request
+(tests/test_tiers.py).
 """
 
 from __future__ import annotations
