@@ -1,1 +1,1 @@
-"""Benchmarks for issue 4 (performance): `uv run python -m bench [--quick] [--out PATH]`."""
+"""The performance benchmarks: `uv run python -m bench [--quick] [--out PATH]`."""

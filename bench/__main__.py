@@ -1,4 +1,4 @@
-"""`uv run python -m bench`: the performance figures of issue 4, each against a baseline.
+"""`uv run python -m bench`: the performance figures, each against a baseline.
 
 Every figure is measured in one run against a baseline measured in the same run (cases
 take turns, medians are kept), printed as a table and saved as JSON. `--quick` is a tiny
@@ -222,7 +222,7 @@ def table(items: dict) -> list[dict]:
         t = items["train_lab"]
         row(
             "7 train lab",
-            f"seed 002's model, epochs per second ({t['epochs']} epochs, 8 sentences)",
+            f"the lab's model, epochs per second ({t['epochs']} epochs, 8 sentences)",
             f"{t['epochs_per_s']:.0f}/s",
             f"{t['torch_encoder_epochs_per_s']:.0f}/s torch nn.TransformerEncoder",
             f"{t['ratio_vs_torch']:.2f}",
@@ -355,32 +355,35 @@ def main(argv: list[str] | None = None) -> dict:
     def run_warm_start() -> dict:
         return warm_start.run(args.threads, repeats, size["gguf_repeats"], size["bytecode"], log)
 
-    # The items that wait on child processes or a browser. A full run measures them in
-    # turn, after the rest; the smoke run (`--quick`, whose numbers mean nothing) starts
-    # them at once, beside the rest.
+    # The items that wait on child processes or a browser. A full run measures every item in
+    # turn, in the order of the table; the smoke run (`--quick`, whose numbers mean nothing)
+    # starts these at once, beside the rest.
     waiting = {
         "step_move": lambda: step_move.run(rerun_prompt, max(2, repeats * 3), log, quick_tokens),
         "classroom": lambda: classroom.run(*size["class"], 0, args.threads, log),
         "memory": run_memory,
         "warm_start": run_warm_start,
     }
-    pool = ThreadPoolExecutor(len(waiting)) if args.quick else None
-    beside = {name: pool.submit(fn) for name, fn in waiting.items()} if pool else {}
-
     items: dict = {}
-    items["capture"] = capture.run(lm, size["capture_prompts"], new, repeats, log)
-    log("graph: generating the run to draw")
-    result = generate(lm, prompt_text(lm.tokenizer, size["graph_prompt"]), new)
-    items["graph"] = graph.run(result, max(repeats, 5), max(1, repeats // 2), log)
-    items["rerun"] = rerun.run(rerun_prompt, new, max(3, repeats * 6), log)
-    items["atlas"] = atlas.run(lm, args.quick, repeats, args.threads, log)
-    del lm, result
-    items["train_lab"] = train_lab.run(args.quick, repeats, log)
-    if pool is not None:
-        items |= {name: future.result() for name, future in beside.items()}
-        pool.shutdown()
-    else:
-        items |= {name: fn() for name, fn in waiting.items()}
+    with ThreadPoolExecutor(len(waiting) if args.quick else 1) as pool:
+        beside = {name: pool.submit(fn) for name, fn in waiting.items()} if args.quick else {}
+        try:
+            items["capture"] = capture.run(lm, size["capture_prompts"], new, repeats, log)
+            log("graph: generating the run to draw")
+            result = generate(lm, prompt_text(lm.tokenizer, size["graph_prompt"]), new)
+            items["graph"] = graph.run(result, max(repeats, 5), max(1, repeats // 2), log)
+            items["rerun"] = rerun.run(rerun_prompt, new, max(3, repeats * 6), log)
+            if not args.quick:
+                items["step_move"] = waiting.pop("step_move")()
+            items["atlas"] = atlas.run(lm, args.quick, repeats, args.threads, log)
+            del lm, result
+            items["train_lab"] = train_lab.run(args.quick, repeats, log)
+            if args.quick:
+                items |= {name: future.result() for name, future in beside.items()}
+            else:
+                items |= {name: fn() for name, fn in waiting.items()}
+        finally:  # a failure above does not leave the others running on
+            pool.shutdown(cancel_futures=True)
 
     info["load_average_1min_at_end"] = round(os.getloadavg()[0], 2)
     rows = table(items)

@@ -1,6 +1,6 @@
-"""Item 6: moving the graph's step slider in a real browser, and the road not taken.
+"""Moving the graph's step slider in a real browser, and the road not taken.
 
-Seed 000 asks for "lazy updates": stepping through a generation should not rebuild what
+Lazy updates: stepping through a generation should not rebuild what
 did not change. The graph page puts everything a step move changes in one `st.fragment`,
 so a move reruns only that fragment. Measured here in Debian's Chromium against a real
 `streamlit run` (the browser-test harness): the time from the key press on the step slider

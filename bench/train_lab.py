@@ -1,6 +1,6 @@
 """Item 7: the training lab on this machine.
 
-Seed 002's model: epochs per second of our readable NanoTransformer against PyTorch's own
+The training lab's model: epochs per second of our readable NanoTransformer against PyTorch's own
 `nn.TransformerEncoder` of the same size (2 post-norm layers, 4 heads, width 64, feed-forward
 256) trained on the same batch with the same optimiser, in turn.
 

@@ -23,10 +23,8 @@ roles = caches.probe_roles(lm.spec, False, lm)  # the Head roles page's probe: d
 induction = roles.score("induction")
 
 options = [(layer, head) for layer in range(lm.n_layers) for head in range(lm.n_heads)]
-handed = (
-    state.view.layer,
-    state.view.head,
-)  # typed values, e.g. from a click on the Head roles grid
+view = state.view
+handed = (view.layer, view.head)  # typed values, e.g. from a click on the Head roles grid
 if handed != state.ab.seen:  # first visit, or another head picked elsewhere since
     if handed in options:
         state.ab.heads = [handed]

@@ -130,10 +130,9 @@ def copying_heads(lm: LoadedModel) -> None:
     cp = caches.copying(lm.spec, lm)
     figures.chart(copying_grid(cp), width="content")
     st.caption(copying_caption(cp))
-    if state.lens.cp_layer not in range(cp.n_layers) or state.lens.cp_head not in range(cp.n_heads):
-        state.lens.cp_layer, state.lens.cp_head, _ = cp.strongest(1)[
-            0
-        ]  # start on the strongest copier
+    lens = state.lens
+    if lens.cp_layer not in range(cp.n_layers) or lens.cp_head not in range(cp.n_heads):
+        lens.cp_layer, lens.cp_head, _ = cp.strongest(1)[0]  # start on the strongest copier
     c1, c2 = st.columns(2)
     layer = c1.selectbox("Layer", list(range(cp.n_layers)), **bound("lens_cp_layer"))
     head = c2.selectbox("Head", list(range(cp.n_heads)), **bound("lens_cp_head"))

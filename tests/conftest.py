@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 
 GENERATION_S = pytest.StashKey[float]()
+REFUSED = pytest.StashKey[list[str]]()  # what the fast-tier guard refused in a test
 
 # What makes a test slow: the fixture that brings it, and the marker it gets.
 HEAVY_FIXTURES = {
@@ -59,37 +60,61 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker("slow")
 
 
-def _refuse(what: str, fixture: str):
+def _refuse(what: str, fixture: str, seen: list[str]):
     def refuse(*_args, **_kwargs):
-        raise RuntimeError(
+        message = (
             f"This test uses {what} without requesting the `{fixture}` fixture, so it was "
             f"put in the fast tier; request `{fixture}` (it marks the test slow)."
         )
+        seen.append(message)  # failed at teardown too, in case the code under test catches it
+        raise RuntimeError(message)
 
     return refuse
 
 
+# Programs a fast test may not start: Python (the app, the benchmark, a service) and the
+# launchers that start it.
+CHILD_PYTHON = ("python", "streamlit", "uv")
+
+
+def _program(args) -> str:
+    if isinstance(args, str | bytes):  # a command line, as with shell=True
+        return os.fsdecode(args).split()[0] if args.strip() else ""
+    first = args if isinstance(args, os.PathLike) else args[0]
+    return Path(os.fsdecode(first)).name
+
+
 @pytest.fixture(autouse=True)
 def _fast_tier_guard(request, monkeypatch):
-    """In a fast test, the real model and child Python processes are out of reach (a
-    library's own tool, such as joblib's `lscpu`, still runs)."""
+    """In a fast test, the real model, the discovery job and child Python processes are out
+    of reach (a library's own tool, such as joblib's `lscpu`, still runs). A fast-tier run
+    (`-m "not slow"`) is where a misplaced test shows: in the full suite a model cached by
+    an earlier slow test could reach it unseen."""
     if request.node.get_closest_marker("slow") is not None:
+        yield
         return
+    seen = request.node.stash[REFUSED] = []
     import lib.model.loading as loading
 
-    monkeypatch.setattr(loading, "bundled_gguf_path", _refuse("the real bundled model", "smollm2"))
+    monkeypatch.setattr(
+        loading, "bundled_gguf_path", _refuse("the real bundled model", "smollm2", seen)
+    )
     import lib.atlas.discovery as discovery
 
-    monkeypatch.setattr(discovery, "run_discovery", _refuse("the discovery job", "run_discovery"))
-    popen, refuse = subprocess.Popen.__init__, _refuse("a child Python process", "processes")
+    monkeypatch.setattr(
+        discovery, "run_discovery", _refuse("the discovery job", "run_discovery", seen)
+    )
+    popen, refuse = subprocess.Popen.__init__, _refuse("a child Python process", "processes", seen)
 
     def guarded(self, args, *rest, **kwargs):
-        program = args if isinstance(args, str | bytes | os.PathLike) else args[0]
-        if Path(os.fsdecode(program).split()[0]).name.startswith("python"):
+        if Path(_program(args)).name.startswith(CHILD_PYTHON):
             refuse()
         popen(self, args, *rest, **kwargs)
 
     monkeypatch.setattr(subprocess.Popen, "__init__", guarded)
+    yield
+    if seen:
+        pytest.fail(seen[0], pytrace=False)
 
 
 class Processes:

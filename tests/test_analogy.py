@@ -1,4 +1,4 @@
-"""Vector arithmetic (issue 15): planted analogies on hand-built embeddings, the bundled
+"""Vector arithmetic: planted analogies on hand-built embeddings, the bundled
 SmolLM2 checked against an independent numpy cosine, and the page under AppTest."""
 
 from __future__ import annotations

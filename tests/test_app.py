@@ -127,7 +127,7 @@ def test_click_filters_and_reset_clears(app):
     button(app, "Reset selection").click().run()
     assert app.session_state["selected_token"] is None
     assert "yellow" not in marker_colours(figure(app), "input")
-    # Seed 000's reset goes back to the plain view: this step's lines only (threshold 0:
+    # Reset goes back to the plain view: this step's lines only (threshold 0:
     # one to each prompt token and each of the 5 earlier generated tokens).
     assert edge_count(figure(app)) == len(app.session_state["run"].result.prompt_labels) + 5
     button(app, "Show all connections").click().run()

@@ -330,6 +330,15 @@ def test_discovery_refuses_an_empty_window(tmp_path, processes):
     assert r.returncode == 2 and "Only 0 fingerprints" in r.stderr
 
 
+def test_build_names_a_missing_model_in_one_line(tmp_path, processes):
+    r = processes.run(
+        "-m", "lib.atlas", "build", "--db", str(tmp_path / "b.sqlite"),
+        "--output", str(tmp_path / "o"), "--model", str(tmp_path / "no-such-model"),
+    )  # fmt: skip
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "no-such-model" in r.stderr and not (tmp_path / "o").exists()
+
+
 # ---- the service, as a real process ---------------------------------------------------
 
 

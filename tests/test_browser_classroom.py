@@ -1,4 +1,4 @@
-"""The classroom in a real browser (issue 16): a teacher's link opens the same view in a
+"""The classroom in a real browser: a teacher's link opens the same view in a
 student's tab, and projector mode draws the graph's text large enough for the back row."""
 
 from __future__ import annotations

@@ -101,7 +101,7 @@ def test_six_sessions_at_once_each_see_their_own_run(open_session, smollm2, arti
 
 
 def test_downloads_arrive_while_other_sessions_rerun(open_session):
-    """Issue 11: Streamlit's lazy download lost its file when two other sessions finished a
+    """Streamlit's lazy download lost its file when two other sessions finished a
     rerun between the click and the fetch (a 404, or no download at all). Three tabs keep
     rerunning while a fourth downloads its run three times and a matrix twice."""
     others = [open_session(f"other{i}", 900, 700, f"tokens={TOKENS}") for i in range(3)]

@@ -1,4 +1,4 @@
-"""Take the lesson home (issue 16, item 5): the offline HTML file and chart pictures, on the
+"""Take the lesson home: the offline HTML file and chart pictures, on the
 real bundled model. Values in the file are checked against the run's own attention rows,
 and hostile token text must stay text."""
 

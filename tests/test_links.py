@@ -1,4 +1,4 @@
-"""Share a view by link (issue 16, item 4): the URL reproduces the run and the view; a bad
+"""Share a view by link: the URL reproduces the run and the view; a bad
 or hostile value keeps its default and is named in a note, never run or rendered."""
 
 from __future__ import annotations
@@ -196,7 +196,7 @@ def _font_sizes(node, found: list[float]) -> None:
 
 
 def test_projector_mode_sizes_every_chart_and_is_kept_in_the_link(smollm2):
-    """Issue 16, item 6: with the switch on, every chart on every page that draws one has
+    """With the projector switch on, every chart on every page that draws one has
     no text under 16 px (axes, legends, titles, text marks, the graph's labels)."""
     import json
 

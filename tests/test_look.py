@@ -1,4 +1,4 @@
-"""Projector mode's look (issue 16, item 6): bigger text and lines, the same data."""
+"""Projector mode's look: bigger text and lines, the same data."""
 
 from __future__ import annotations
 

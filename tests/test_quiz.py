@@ -1,4 +1,4 @@
-"""Quiz mode (issue 16, item 7): guess before you see, then the answer and the score."""
+"""Quiz mode: guess before you see, then the answer and the score."""
 
 from __future__ import annotations
 

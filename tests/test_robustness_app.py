@@ -196,7 +196,7 @@ def test_folder_that_is_not_a_model_and_a_model_too_big(app, tmp_path):
 
 
 def test_a_full_queue_says_so_and_keeps_the_prompt(app, monkeypatch):
-    """Issue 16: when the server's queue is full, Generate says so in words and nothing
+    """When the server's queue is full, Generate says so in words and nothing
     the student typed is lost; once there is room the same click works."""
     import dataclasses
 

@@ -1,4 +1,4 @@
-"""The logit lens before and after attention, and the activation norms (issue 15).
+"""The logit lens before and after attention, and the activation norms.
 
 The expectations come from a hand-written walk through the layers (attention computed from
 the weights, residual sums done here), not from the hooks under test.

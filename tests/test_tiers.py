@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import REFUSED
 
 
 def test_a_fast_test_cannot_reach_the_real_model_a_child_python_or_discovery(request):
@@ -21,6 +22,11 @@ def test_a_fast_test_cannot_reach_the_real_model_a_child_python_or_discovery(req
     with pytest.raises(RuntimeError, match="`run_discovery`"):
         discovery.run_discovery(discovery.DiscoveryConfig())
     assert subprocess.run(["true"], check=True).returncode == 0  # other programs still run
+    with pytest.raises(RuntimeError, match="`processes`"):
+        subprocess.run("uv run python -c pass", shell=True, check=True)  # a launcher too
+    refused = request.node.stash[REFUSED]
+    assert len(refused) == 4  # and each is failed at teardown, even if the code caught it
+    refused.clear()
 
 
 def test_a_test_that_starts_processes_is_slow_and_says_why(request, processes):

@@ -28,7 +28,7 @@ def test_graph_matrices_and_fingerprints_read_the_same_row(smollm2, hide):
         np.testing.assert_allclose(m.values[0], row[m.key_pos], atol=1e-6)
         if hide:
             assert m.values[0].sum() == pytest.approx(1.0, abs=1e-5)
-        # The graph: each part of the same row, divided by its own sum (seed 000).
+        # The graph: each part of the same row, divided by its own sum.
         g = split_step(r, rows, s, hide_first=hide)
         prompt_part = row[r.bos_offset : P]
         np.testing.assert_allclose(g.input_norm, prompt_part / prompt_part.sum(), atol=1e-5)

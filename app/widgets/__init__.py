@@ -1,4 +1,4 @@
-"""Widgets more than one page draws, each written once, one job a module.
+"""The pages' shared controls and page parts, each written once, one job a module.
 
 chrome     a page's title and lesson, its source at the end, "nothing generated yet"
 model      the model in use: the sidebar's status, the picker, "needs the run's model"
@@ -7,5 +7,5 @@ controls   the step, layer, head, threshold, sink and window controls the views 
 downloads  download buttons that survive other sessions' reruns
 classroom  the sidebar's projector and quiz switches, and the "Share this view" box
 training   the training lab's live, stoppable loop
-atlas      "Build the map here"
+atlas      the Atlas page's parts: the clicked token, the run on the map, "Build the map here"
 """

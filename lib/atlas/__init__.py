@@ -4,7 +4,11 @@ store      the SQLite fingerprint store (runs, tokens, fingerprints, zones)
 ingest     a whole text in one forward pass -> every token's fingerprint, into the store
 corpus     the built-in corpus: prose, dialogue, code, JSON, tables, lists, numbers
 discovery  the discovery job: standardise, UMAP to 2D, HDBSCAN, Parquet + manifest
+build      the map in one step: the built-in corpus ingested, then discovery
+calibrate  the zone thresholds, set on the ingested corpus
 classify   a discovery run loaded for lookups: a fingerprint's place, cluster, confidence
 service    the FastAPI sidecar with its endpoints
-`python -m lib.atlas ingest | discover | serve` runs them from the command line.
+distributed  ingestion on Ray Data (the optional extra)
+`python -m lib.atlas ingest | discover | build | calibrate | serve` runs them from the
+command line.
 """

@@ -200,7 +200,7 @@ def build(args: argparse.Namespace) -> int:
     from lib.atlas.discovery import DiscoveryError, default_output
     from lib.atlas.store import Store
     from lib.config import BUNDLED_MODEL
-    from lib.model.loading import load_model
+    from lib.model.loading import ModelLoadError, load_model
 
     output = args.output or str(default_output())
     try:
@@ -210,9 +210,12 @@ def build(args: argparse.Namespace) -> int:
             output,
             lambda fraction, text: print(f"[{fraction:4.0%}] {text}", flush=True),
         )
-    except (DiscoveryError, ValueError, OSError) as err:
+    except (DiscoveryError, ModelLoadError, ValueError, OSError) as err:
         print(err, file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # what was ingested is kept; `build` again resumes
+        print("Stopped; run it again to go on.", file=sys.stderr)
+        return 130
     print(
         f"Run {m['run_id']}: {m['n_points']} fingerprints, {m['n_clusters']} clusters -> {output}"
     )

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from lib.atlas.discovery import DiscoveryConfig, run_discovery
+from lib.atlas import discovery
+from lib.atlas.discovery import DiscoveryConfig
 from lib.atlas.ingest import corpus_documents, ingest
 from lib.atlas.store import Store
 from lib.model.loading import LoadedModel
@@ -38,4 +39,6 @@ def build_map(
     config = DiscoveryConfig(
         db=str(store.path), output=output, hours=0, min_cluster_size=min_cluster_size
     )
-    return run_discovery(config, lambda s: say(s.fraction, f"Discovering families: {s.stage}"))
+    return discovery.run_discovery(
+        config, lambda s: say(s.fraction, f"Discovering families: {s.stage}")
+    )
