@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     import plotly.graph_objects as go
 
     from lib.atlas.classify import Atlas, Placement
+    from lib.atlas.point import PointAttention
     from lib.atlas.store import Store
 
 LIMITS = Limits.from_env()
@@ -271,6 +272,16 @@ def atlas_placement(folder: str, run_key: str, _atlas: Atlas, _vectors: np.ndarr
     return _atlas.locate(_vectors)
 
 
+@st.cache_data(ttl=10, show_spinner=False)
+def atlas_shown(store_path: str, folder: str) -> np.ndarray:
+    """(n_points,) bool: which of the map's points may show their text (their run is
+    stored and shared), looked up at most every 10 s: a run deleted since the map was made,
+    or recorded before sharing was asked, shows no text."""
+    points = atlas(folder).points
+    shown = atlas_store(store_path).shown_runs(points["run_id"].unique())
+    return points["run_id"].isin(shown).to_numpy()
+
+
 @st.cache_resource(max_entries=4, show_spinner="Drawing the map ...")
 def atlas_figure(
     folder: str,
@@ -278,16 +289,36 @@ def atlas_figure(
     filters: tuple[tuple[str, ...], tuple[str, ...], tuple[int, ...]],
     run_key: str | None,
     selected: int | None,
+    shown_key: str,
     _atlas: Atlas,
     _marks: tuple[np.ndarray, list[str]] | None,
+    _texts: np.ndarray,
 ) -> tuple[go.Figure, int]:
-    """The map for these filters, with the run's tokens and the selection: (figure, points)."""
+    """The map for these filters, with the run's tokens, the selection and the points'
+    texts (`shown_key` names which are hidden): (figure, points)."""
     from lib.viz.atlas import atlas_map, filter_points
 
     models, zones, clusters = filters
     rows = filter_points(_atlas.points, list(models), list(zones), list(clusters))
-    fig = atlas_map(_atlas.points, rows, colour_by, _atlas.names, _marks, selected)
+    fig = atlas_map(_atlas.points, rows, colour_by, _atlas.names, _marks, selected, _texts)
     return fig, len(rows)
+
+
+@st.cache_resource(max_entries=32, show_spinner="Reading the token's text again ...")
+def point_attention(
+    store_path: str, run_id: int, position: int, model_spec: str, _lm: LoadedModel, _stored
+) -> PointAttention:
+    """A map point's own attention row (`lib.atlas.point`), one forward pass; raises
+    PointError (not cached) when its run cannot be read again."""
+    from lib.atlas.point import point_attention as compute
+
+    store = atlas_store(store_path)
+    run = store.run(run_id)
+    if run is None:
+        from lib.atlas.point import PointError
+
+        raise PointError("That run has been deleted from the store since the map was made.")
+    return compute(_lm, run, store.token_ids(run_id), position, _stored)
 
 
 @st.cache_resource(max_entries=16, show_spinner="Asking the atlas service ...")

@@ -154,10 +154,12 @@ VIEW_FIELDS = (
         _choice({"captured": MATRIX_CAPTURED, "whole": MATRIX_WHOLE}),
         lambda v: "whole" if v == MATRIX_WHOLE else "captured",
     ),
-    Field("token", "nt_step", _int(1, MAX_NEW_TOKENS_CAP)),
     Field("projector", "projector", _flag, lambda v: str(int(v))),
     Field("quiz", "quiz", _flag, lambda v: str(int(v))),
 )
+# How the classroom is run, not what is seen: in a link only when the teacher copies the
+# link that holds them.
+CLASSROOM_FIELDS = ("projector", "quiz")
 
 
 def quote(text: str) -> str:
@@ -218,9 +220,11 @@ def view_params(
     selection: tuple[str, int] | None,
     values: Mapping[str, Any],
     defaults: Mapping[str, Any],
+    classroom: bool = False,
 ) -> dict[str, str]:
     """The query that reproduces a view: the run (when there is one) and every view value
-    (`values`, by session key) that differs from its default."""
+    (`values`, by session key) that differs from its default; projector and quiz mode
+    only with `classroom`."""
     params: dict[str, str] = {}
     if run_request is not None:
         s = run_request.settings
@@ -238,6 +242,8 @@ def view_params(
         if s.forced_tokens:
             params["forced"] = ",".join(str(t) for t in s.forced_tokens)
     for field in VIEW_FIELDS:
+        if field.name in CLASSROOM_FIELDS and not classroom:
+            continue
         value = values[field.key]
         if value != defaults[field.key]:
             params[field.name] = field.show(value)

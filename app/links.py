@@ -106,19 +106,28 @@ def sync_url() -> None:
     full run; a fragment that changes the view calls it too, so the link follows its step."""
     run = state.run
     keys = [field.key for field in VIEW_FIELDS]
-    params = view_params(
-        run.request if run else None,
-        state.view.selected_token if run else None,
-        {key: get(key) for key in keys},
-        {key: default(key) for key in keys},
-    )
-    if st.query_params.to_dict() != params:
-        st.query_params.from_dict(params)
+
+    def params(classroom: bool) -> dict[str, str]:
+        return view_params(
+            run.request if run else None,
+            state.view.selected_token if run else None,
+            {key: get(key) for key in keys},
+            {key: default(key) for key in keys},
+            classroom,
+        )
+
+    plain = params(False)  # projector and quiz mode stay with whoever switched them on
+    if st.query_params.to_dict() != plain:
+        st.query_params.from_dict(plain)
     if state.share_slot is not None:
         slot, page_path = state.share_slot
+        with_modes = params(True)
         try:
             with slot.container():
-                share_box(link_to(page_path, params))
+                share_box(
+                    link_to(page_path, plain),
+                    link_to(page_path, with_modes) if with_modes != plain else None,
+                )
         except Exception:  # noqa: BLE001 - a link is a convenience; the view is drawn
             logging.getLogger("tav").exception("sharing the view failed")
 

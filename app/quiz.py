@@ -19,6 +19,7 @@ def score_line() -> str:
 
 
 def ask(
+    topic: str,
     key: str,
     question: str,
     choices: Sequence,
@@ -28,12 +29,19 @@ def ask(
 ) -> bool:
     """In quiz mode, the question before the view: True once the view may be revealed.
 
-    `key` names the question (one per run, step and setting: answered once, kept), `label`
-    shows a choice as plain text, `answer` says what was right, as plain text.
+    One question at a time per `topic` (the graph, the next token, the heads): `key` names
+    the view it would ask about (run, step, setting). An unanswered question follows the
+    view; once it is answered the view stays revealed as the student moves on, and a new
+    question comes when they ask for one. `label` shows a choice as plain text, `answer`
+    says what was right, as plain text.
     """
     if not state.classroom.quiz:
         return True
-    if key not in state.classroom.quiz_answers:
+    asked = state.classroom.quiz_asked
+    answers = state.classroom.quiz_answers
+    if asked.get(topic) not in answers:
+        asked[topic] = key  # nothing answered yet: ask about what is on screen
+    if asked[topic] not in answers:
         with st.form(f"quiz:{key}", border=True):
             st.markdown("**Guess first.** " + md_escape(question))
             guess = st.selectbox("Your guess", list(choices), index=None, format_func=label)
@@ -45,9 +53,21 @@ def ask(
             if guess is None:
                 st.warning("Pick a guess first.")
                 return False
-        state.classroom.quiz_answers[key] = (guess, bool(is_right(guess)))
-    guess, ok = state.classroom.quiz_answers[key]
-    verdict = "Right!" if ok else "Not this time."
-    text = f"{verdict} You guessed {label(guess)}; {answer} {score_line()}"
-    (st.success if ok else st.info)(md_escape(text), icon=":material/quiz:")
+        answers[key] = (guess, bool(is_right(guess)))
+    if asked[topic] == key:
+        guess, ok = answers[key]
+        verdict = "Right!" if ok else "Not this time."
+        text = f"{verdict} You guessed {label(guess)}; {answer} {score_line()}"
+        (st.success if ok else st.info)(md_escape(text), icon=":material/quiz:")
+    else:
+        st.caption("You answered this page's last question. " + score_line())
+    st.button(
+        "Ask me a new question about this view",
+        key=f"quiz_new:{topic}",
+        on_click=asked.pop,
+        args=(topic, None),
+        disabled=key in answers,
+        help="Already answered here? Move to another step or setting first.",
+        icon=":material/quiz:",
+    )
     return True

@@ -8,7 +8,6 @@ import streamlit as st
 
 from app import caches
 from app.state import Pending, get, state
-from lib.config import MATRIX_WHOLE, MAX_GRAPH_PROMPT
 from lib.model.batching import PromptError, normalise_prompt, prepare
 from lib.model.loading import LoadedModel
 from lib.model.request import Run, RunRequest
@@ -45,9 +44,12 @@ def request_from_state(lm: LoadedModel) -> RunRequest:
     )
 
 
-def fetch_run(lm: LoadedModel, request: RunRequest) -> tuple[Run | None, str | None]:
+def fetch_run(
+    lm: LoadedModel, request: RunRequest, adding: bool = False
+) -> tuple[Run | None, str | None]:
     """The run for `request`, WITHOUT making it the current run: from the shared store,
-    or written by the model's scheduler while this shows its place and progress.
+    or written by the model's scheduler while this shows its place and progress (with
+    `adding`, a run one token longer than the one on screen: "adding token n", no Stop).
 
     Returns (run, None), or (None, a message for the user)."""
     if (result := caches.results().get(request.key)) is not None:
@@ -65,7 +67,7 @@ def fetch_run(lm: LoadedModel, request: RunRequest) -> tuple[Run | None, str | N
             return None, str(err)
         pending = state.pending = Pending(request, ticket, scheduler)
     ticket = pending.ticket
-    _wait(pending)
+    _wait(pending, adding)
     state.pending = None
     if ticket.status == "done" and ticket.result is not None:
         return Run(request, ticket.result), None
@@ -83,7 +85,7 @@ def cancel_pending() -> None:
         state.pending = None
 
 
-def _wait(pending: Pending) -> None:
+def _wait(pending: Pending, adding: bool = False) -> None:
     """Show the run's place in the queue, then its tokens as they are written, until it is
     over. A click elsewhere reruns the page and leaves the run pending, not lost."""
     ticket, scheduler = pending.ticket, pending.scheduler
@@ -93,7 +95,8 @@ def _wait(pending: Pending) -> None:
     bar = st.progress(0.0, text="Waiting for the model ...")
     live = st.empty()
     stop = st.empty()
-    stop.button("Stop", key="stop_run", on_click=cancel_pending, icon=":material/stop:")
+    if not adding:  # adding one token is quick, and the page has its own Stop
+        stop.button("Stop", key="stop_run", on_click=cancel_pending, icon=":material/stop:")
     version = -1
     while not ticket.over:
         if ticket.status == "queued":
@@ -113,20 +116,23 @@ def _wait(pending: Pending) -> None:
             )
             bar.progress(
                 ticket.written / ticket.total,
-                text=f"Generated token {ticket.written} of at most {ticket.total}",
+                text=f"Adding token {ticket.total}: reading the run so far"
+                if adding
+                else f"Generated token {ticket.written} of at most {ticket.total}",
             )
-            live.text("".join(ticket.pieces))
+            if not adding:  # the page shows the run it grows
+                live.text("".join(ticket.pieces))
         version = ticket.wait(version, 0.5)
     for element in (where, bar, live, stop):  # the run is shown below; its progress is done
         element.empty()
 
 
 def run_generation(
-    lm: LoadedModel, request: RunRequest | None = None, record_it: bool = True
+    lm: LoadedModel, request: RunRequest | None = None, record_it: bool = True, adding=False
 ) -> str | None:
     """Run `request` (default: the Generate page's settings) and make it the current run
-    that every page shows. Returns an error message or None."""
-    run, error = fetch_run(lm, request or request_from_state(lm))
+    that every page shows (`adding`: see `fetch_run`). Returns an error message or None."""
+    run, error = fetch_run(lm, request or request_from_state(lm), adding)
     if run is not None:
         set_current_run(run, record_it)
     return error
@@ -150,24 +156,28 @@ def atlas_store_path() -> str:
 
 
 def record(run: Run) -> None:
-    """Add the run's generated tokens and their fingerprints to the attention atlas, once,
-    unless this session or the deployment switched recording off. A failure never costs
-    the run: it is logged and shown as a note on the Atlas page."""
+    """Share the run with the class atlas (its prompt, generated tokens and their
+    fingerprints), once, if this session chose to and the deployment allows it. The same
+    run made by many sessions is stored once. A failure never costs the run: it is logged
+    and shown as a note on the Atlas page."""
     from lib.atlas.ingest import run_rows
-    from lib.atlas.store import recording_allowed
+    from lib.atlas.store import run_key
 
-    if not (state.atlas.record and recording_allowed()) or run.key in state.atlas.recorded:
+    if not sharing() or run.key in state.atlas.recorded:
         return
     try:
         r = run.result
         fps = caches.fingerprints(run.key, False, r)
+        rows = run_rows(r, fps.vectors)
+        settings = r.settings.to_dict()
         caches.atlas_store(atlas_store_path()).add_run(
             source="app",
             model=r.model_spec,
             prompt=r.prompt,
-            settings=r.settings.to_dict(),
-            tokens=run_rows(r, fps.vectors),
+            settings=settings,
+            tokens=rows,
             owner=state.atlas.owner,
+            doc_key=run_key(r.model_spec, r.prompt, settings, [row.token_id for row in rows]),
         )
         state.atlas.recorded.add(run.key)
         state.atlas.problem = None
@@ -176,45 +186,14 @@ def record(run: Run) -> None:
         state.atlas.problem = f"The last run could not be recorded in the atlas: {err}"
 
 
-def open_atlas_token(
-    lm: LoadedModel, stored: dict, step: int, position: int, token_id: int
-) -> str | None:
-    """Make the stored run of an atlas point the current run, with the point's token in
-    focus on the graph. A corpus text was read, not written: it is opened as a prompt with
-    one generated token, and the token is one of the prompt's. The run is not recorded
-    again. Returns a message for the user, or None."""
-    if stored["model"] != lm.spec:
-        return (
-            f"This token was recorded with another model ({stored['model']}); load that "
-            "model on the Generate page to open its run."
-        )
-    if stored["source"] == "app":
-        request = RunRequest(lm.spec, stored["prompt"], RunSettings.from_dict(stored["settings"]))
-    else:
-        request = RunRequest(lm.spec, stored["prompt"], RunSettings(max_new_tokens=1))
-    error = run_generation(lm, request, record_it=False)
-    if error:
-        return error
-    run = state.run
-    r = run.result
-    if step >= 0:
-        state.view.step = step + 1
-        state.view.graph_focus = (run.key, "output", step)
-        return None
-    state.view.step = 1
-    state.view.matrix_source = MATRIX_WHOLE  # the read text's rows, not the one written token
-    # The text is tokenised again from its stored string, which can shift a token or two
-    # (outer whitespace is trimmed): find the token by its id near where it was.
-    ids = r.token_ids[r.bos_offset : r.prompt_len].tolist()
-    near = [
-        i for i in range(max(0, position - 8), min(len(ids), position + 9)) if ids[i] == token_id
-    ]
-    if not near:
-        return "The text was re-read into different tokens; the token could not be found."
-    idx = min(near, key=lambda i: abs(i - position))
-    state.view.graph_focus = (run.key, "input", idx)
-    n = len(ids)
-    if n > MAX_GRAPH_PROMPT:  # draw the window of prompt tokens around it
-        lo = min(max(idx - MAX_GRAPH_PROMPT // 2, 0), n - MAX_GRAPH_PROMPT)
-        st.session_state["graph_prompt_window"] = (lo, lo + MAX_GRAPH_PROMPT)
-    return None
+def sharing() -> bool:
+    """Whether this session's runs go to the class atlas: its own choice, which starts as
+    the deployment's (TAV_ATLAS_RECORD: off until asked, or on for a class that agreed)."""
+    from lib.atlas.store import recording_mode
+
+    mode = recording_mode()
+    if mode == "off":
+        return False
+    if state.atlas.record is None:  # not chosen yet: the deployment's default
+        state.atlas.record = mode == "class"
+    return bool(state.atlas.record)

@@ -1,8 +1,8 @@
 """Typed session state: every value that outlives a page, with its type and default.
 
-Values are grouped by the lesson that owns them (`state.gen.prompt`, `state.nt.step`,
+Values are grouped by the lesson that owns them (`state.gen.prompt`, `state.view.step`,
 `state.ap.pace`); the run and the model every page shows sit on `state` itself. Each value
-lives in `st.session_state` under its key: its group's prefix and its name ("nt_step").
+lives in `st.session_state` under its key: its group's prefix and its name ("nt_alt").
 Pages read and write `state.<group>.<name>`; nothing else touches `st.session_state` by
 name, except widgets that only one page draws (their key is their state).
 
@@ -115,6 +115,7 @@ class Classroom(Group):
     projector: Shared[bool] = Shared(False)  # figures and labels sized for a projector
     quiz: Shared[bool] = Shared(False)  # guess before a view is revealed
     quiz_answers: Shared[dict[str, tuple[object, bool]]] = Shared(factory=dict)  # (guess, right)
+    quiz_asked: Shared[dict[str, str]] = Shared(factory=dict)  # topic -> the question posed
 
 
 class Generate(Group):
@@ -132,8 +133,9 @@ class Generate(Group):
 
 
 class AttentionView(Group):
-    """How attention is viewed: the graph, the matrices and the lenses share it. Steps are
-    1-based, as their sliders show them."""
+    """How a run is viewed: the graph, the matrices, the lenses, Next token and Ablate share
+    it, so the step chosen on one page is the step on the next. Steps are 1-based, as
+    their sliders show them."""
 
     threshold: Shared[float] = Shared(DEFAULT_THRESHOLD)
     layer: Shared[int | None] = Shared(None)  # None: the mean over all layers
@@ -153,7 +155,7 @@ class NextToken(Group):
     """Next token, Step by step and Tokens & predictions: one step's candidates."""
 
     prefix = "nt_"
-    step: Shared[int] = Shared(1)
+    branch_at: Shared[int | None] = Shared(None)  # What if's step (1-based); None: the middle
     show: Shared[int] = Shared(12)
     temperature: Shared[float] = Shared(0.7)  # the filters start where they cut something
     top_k: Shared[int] = Shared(5)
@@ -195,7 +197,6 @@ class Lenses(Group):
     """Logit lens & fingerprints."""
 
     prefix = "lens_"
-    step: Shared[int] = Shared(1)
     ov_layer: Shared[int] = Shared(0)
     measure: Shared[str] = Shared("probability")  # the sub-layer lens chart's y axis
     cp_layer: Shared[int | None] = Shared(None)  # the copying spectrum's head; None: strongest
@@ -206,7 +207,6 @@ class Ablation(Group):
     """Ablate a head."""
 
     prefix = "ab_"
-    step: Shared[int] = Shared(1)
     heads: Shared[list[tuple[int, int]]] = Shared(factory=list)  # (layer, head) pairs
     # (view.layer, view.head) when the selection last followed them; None: never opened
     seen: Shared[tuple[int | None, int | None] | None] = Shared(None)
@@ -226,7 +226,7 @@ class Atlas(Group):
     """Attention atlas, and the recording of runs into it."""
 
     prefix = "atlas_"
-    record: Shared[bool] = Shared(True)  # add this session's runs to the atlas
+    record: Shared[bool | None] = Shared(None)  # share this session's runs (None: not asked)
     owner: Shared[str] = Shared(factory=lambda: uuid.uuid4().hex)  # whose runs to delete
     recorded: Shared[set[str]] = Shared(factory=set)  # run keys already recorded
     problem: Shared[str | None] = Shared(None)  # why the last recording failed

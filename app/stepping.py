@@ -49,12 +49,12 @@ def add_token(
 ) -> str | None:
     """Add one token to `run` and make the longer run the current run on every page; the
     new token becomes the sampled token of its step. Returns an error message or None."""
-    error = run_generation(lm, next_request(run, sampling), record_it)
+    error = run_generation(lm, next_request(run, sampling), record_it, adding=True)
     if error is None:
         state.ap.note = None  # a stop note is about a shorter run
         new = state.run
         step = new.result.n_steps - 1
-        state.nt.step = step + 1
+        state.view.step = step + 1  # every page follows the newest token
         state.nt.sampled = Sampled(new.key, step, int(new.result.generated_ids[step]))
     return error
 
@@ -64,7 +64,7 @@ def start_over(lm: LoadedModel, run: Run, sampling: SamplingSettings) -> str | N
     request = run.request.with_settings(max_new_tokens=1, sampling=sampling, forced_tokens=())
     error = run_generation(lm, request)
     if error is None:
-        state.nt.step, state.ap.note = 1, None
+        state.view.step, state.ap.note = 1, None
         state.nt.sampled = Sampled(state.run.key, 0, int(state.run.result.generated_ids[0]))
     return error
 

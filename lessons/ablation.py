@@ -42,9 +42,7 @@ picked = st.multiselect(
     help="Layer and head, 0-based, as on the Head roles grid. Start with the head that "
     "page handed over (or the strongest induction head), then add or remove heads.",
 )
-t = controls.step_slider(
-    "ab_step", r.n_steps, "Which generated token to replay.", default_last=False
-)
+t = controls.step_slider("step", r.n_steps, "Which generated token to replay.")
 if not picked:
     st.info("Pick at least one head to switch off.")
     st.stop()

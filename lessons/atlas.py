@@ -1,5 +1,8 @@
 """Attention atlas: every token the model has read or written, mapped by how it attended."""
 
+import hashlib
+
+import numpy as np
 import streamlit as st
 
 from app import caches
@@ -7,13 +10,13 @@ from app.markdown import md_escape
 from app.runs import atlas_store_path
 from app.state import bound, state
 from app.widgets import chrome, figures
-from app.widgets.atlas import build_map_button, clicked_token, run_on_map
+from app.widgets.atlas import build_map_button, clicked_token, family_cards, run_on_map
+from app.widgets.classroom import share_with_class
 from lib.analysis.fingerprint import ZONES
 from lib.atlas.discovery import default_output
-from lib.atlas.store import StoreError, recording_allowed
-from lib.viz.atlas import point_from_event
+from lib.atlas.store import StoreError, recording_mode
+from lib.viz.atlas import HIDDEN_TEXT, point_from_event
 from lib.viz.fingerprint import zone_rules_text
-from lib.viz.text import family_story
 
 chrome.page_intro(
     "Attention atlas",
@@ -70,14 +73,19 @@ else:
         fps = caches.fingerprints(run.key, False, run.result)
         placement = caches.atlas_placement(folder, run.key, atlas, fps.vectors)
         marks = (placement.xy, list(run.result.texts[run.result.prompt_len :]))
+    # Text only from the corpus and runs their authors shared (and did not delete since).
+    visible = caches.atlas_shown(atlas_store_path(), folder)
+    texts = np.where(visible, pts["context"].to_numpy(), HIDDEN_TEXT)
     fig, shown = caches.atlas_figure(
         folder,
         colour,
         (tuple(models), tuple(zones), tuple(families)),
         run.key if marks else None,
         state.atlas.point,
+        hashlib.sha1(np.packbits(visible).tobytes()).hexdigest(),
         atlas,
         marks,
+        texts,
     )
     event = figures.plotly(
         fig,
@@ -98,15 +106,15 @@ else:
         f"{m['config']['min_cluster_size']}). Discovery run {m['run_id']}. Distances between "
         "far-apart groups mean little; closeness within a group does."
         + (
-            " Stars: your current run's tokens, each drawn at the mean position of its 15 "
-            "nearest fingerprints on the map."
+            " Stars: your current run's tokens (seen only by you), each drawn among its 15 "
+            "nearest fingerprints on the map that are in the family it joins."
             if marks
             else ""
         )
     )
 
     st.header("2. The token you clicked", divider="gray")
-    clicked_token(atlas, store, state.atlas.point)
+    clicked_token(atlas, store, state.atlas.point, visible)
 
     with st.expander("How zones and families were set"):
         st.markdown(
@@ -119,14 +127,7 @@ else:
         st.markdown(zone_rules_text())
 
     st.header("3. The families", divider="gray")
-    total = len(pts)
-    cols = st.columns(3)
-    for i, c in enumerate(atlas.clusters.sort_values("size", ascending=False).itertuples()):
-        with cols[i % 3].container(border=True):
-            st.markdown(f"**{atlas.cluster_label(c.cluster)}**")
-            st.markdown(family_story(c.size, total, c.centroid, c.dominant_zone, c.zone_share))
-            st.caption("Typical tokens, in context:")
-            st.text("\n".join(c.typical[:4]))
+    family_cards(atlas, visible)
 
     st.header("4. Your run on the map", divider="gray")
     if run is None or placement is None:
@@ -134,27 +135,26 @@ else:
     else:
         run_on_map(atlas, run, placement, fps.vectors)
 
-st.header("5. Recording and building", divider="gray")
-if not recording_allowed():
-    st.caption("Recording is switched off on this server (TAV_ATLAS_RECORD=0).")
+st.header("5. Sharing and building", divider="gray")
+if recording_mode() == "off":
+    st.caption("This server keeps no runs in the atlas (TAV_ATLAS_RECORD=off).")
 else:
-    st.toggle(
-        "Add my runs to the atlas",
-        **bound("atlas_record"),
-        help="Each run you generate adds its prompt, its tokens and their fingerprints "
-        "to this server's atlas store.",
-    )
+    share_with_class()
     mine = store.count(state.atlas.owner)
     st.caption(
-        f"This browser session recorded {mine[0]} runs ({mine[1]} tokens). Recording keeps "
-        "the prompt and the generated tokens; nothing else about you."
+        f"This browser session shared {mine[0]} runs ({mine[1]} tokens). Sharing keeps the "
+        "prompt, the generated tokens and their fingerprints, for everyone using this "
+        "server to see on this page; nothing else about you. A run others made too is kept "
+        "once."
     )
-    if mine[0] and st.button("Delete what I recorded", icon=":material/delete:"):
+    if mine[0] and st.button("Delete what I shared", icon=":material/delete:"):
         n = store.delete_owner(state.atlas.owner)
         state.atlas.recorded = set()
+        caches.atlas_shown.clear()
         st.success(
-            f"Deleted {n} runs from the store. The map above still shows their tokens until "
-            "it is rebuilt; opening one says it is gone."
+            f"Deleted your {n} runs from the store (a run another session made too stays "
+            "for them). Their text is gone from the map now; their dots go when the map "
+            "is rebuilt."
         )
 if state.atlas.problem:
     st.warning(md_escape(state.atlas.problem))

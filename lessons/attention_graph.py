@@ -4,10 +4,11 @@ import streamlit as st
 
 from app import caches, links, quiz
 from app.markdown import md_escape
-from app.state import bound, state
+from app.state import state
 from app.widgets import chrome, controls, downloads, figures
+from app.widgets import graph as graph_widgets
 from lib.analysis.quiz import most_attended
-from lib.config import LINES_THRESHOLD, LINES_TOP_K, MAX_GRAPH_PROMPT
+from lib.config import MAX_GRAPH_PROMPT
 from lib.model.request import Run
 from lib.viz.graph import (
     attention_graph,
@@ -17,34 +18,7 @@ from lib.viz.graph import (
     window_edges,
 )
 from lib.viz.tables import strongest_connections
-from lib.viz.text import graph_caption, no_lines_note, sink_share_note
-
-
-def reset_selection(show_all: bool = False) -> None:
-    """The graph's two buttons: both clear the click selection (a new chart key starts with
-    none); "Show all connections" then draws every step so far, "Reset selection" this one."""
-    state.view.graph_nonce += 1
-    state.view.graph_focus = None
-    state.view.show_all = show_all
-
-
-def top_k_instead() -> None:
-    state.view.graph_lines = LINES_TOP_K
-
-
-def which_lines(where) -> tuple[float, int | None]:
-    """The threshold, or the k strongest lines per step instead (None: use the threshold)."""
-    mode = where.radio("Lines drawn", [LINES_THRESHOLD, LINES_TOP_K], **bound("graph_lines"))
-    if mode == LINES_TOP_K:
-        where.number_input(
-            "k",
-            1,
-            50,
-            **bound("graph_top_k"),
-            help="Lines to prompt tokens and lines to earlier generated tokens, each, per step.",
-        )
-        return float(state.view.threshold), int(state.view.graph_top_k)
-    return controls.threshold_slider(where), None
+from lib.viz.text import graph_caption, graph_scope, sink_share_note
 
 
 @st.fragment
@@ -54,18 +28,17 @@ def graph(run: Run, layer: int | None, head: int | None, hide: bool, picture: st
     c1, c2 = st.columns([3, 2])
     with c1:
         current = controls.step_slider("step", n, "Which generated token's attention to show.")
-    threshold, top_k = which_lines(c2)
+    threshold, top_k = graph_widgets.which_lines(c2)
     b1, b2, b3 = st.columns([2, 2, 3])
     b1.button(
         "Show all connections",
-        on_click=reset_selection,
+        on_click=graph_widgets.reset_selection,
         args=(True,),
         icon=":material/select_all:",
         help="Draw the connections of every step up to the current one, not just this step.",
     )
-    b2.button("Reset selection", on_click=reset_selection, icon=":material/restart_alt:")
-    b3.caption(
-        "Showing every step up to this one." if state.view.show_all else "Showing this step only."
+    b2.button(
+        "Reset selection", on_click=graph_widgets.reset_selection, icon=":material/restart_alt:"
     )
     # Long prompts: a window of prompt tokens keeps every label readable. Weights are still
     # normalised over the whole prompt, so the lines keep their true values.
@@ -91,12 +64,19 @@ def graph(run: Run, layer: int | None, head: int | None, hide: bool, picture: st
     state.view.selected_token = selected
     steps = caches.steps(run.key, layer, head, hide, r)
     step = steps[current]
-    best = most_attended(step)
+    sink = not (hide or r.bos_offset) and len(r.prompt_labels) > 1  # asked without it
+    best = most_attended(step, skip_first=sink)
     if not quiz.ask(
+        "attention",
         f"{run.key}:attention:{layer}:{head}:{hide}:{current}",
         f"At step {current + 1}, which prompt token gets the most attention (the thickest "
-        "blue line)?",
-        range(len(r.prompt_labels)),
+        "blue line)?"
+        + (
+            f" The first token, “{r.prompt_labels[0]}”, the attention sink, is left out."
+            if sink
+            else ""
+        ),
+        range(1 if sink else 0, len(r.prompt_labels)),
         lambda i: f"{r.prompt_labels[i]} (prompt token {i})",
         lambda i: i == best,
         f"the thickest line goes to {r.prompt_labels[best]} (prompt token {best}), normalised "
@@ -120,21 +100,15 @@ def graph(run: Run, layer: int | None, head: int | None, hide: bool, picture: st
         if n2.button("Hide the sink", help=controls.SINK_HELP):
             state.view.hide_sink = True
             st.rerun(scope="app")  # the switch above the fragment changes every view
+    name = ""
     if selected is not None:
         side, idx = selected
-        name = r.prompt_labels[idx] if side == "input" else r.generated_labels[idx]
-        what = (
-            "its connections to the generated tokens" if side == "input" else "what it attends to"
-        )
-        st.caption(
-            f"Filtered on {'prompt' if side == 'input' else 'generated'} token {idx} "
-            f"“{md_escape(name)}”: showing {what}. Reset selection to see all."
-        )
+        name = md_escape(r.prompt_labels[idx] if side == "input" else r.generated_labels[idx])
     edges = select_edges(steps, current, threshold, bool(state.view.show_all), selected, top_k)
     edges = window_edges(edges, lo, hi)
-    if not len(edges) and top_k is None and selected is None:
-        st.info(no_lines_note(step, threshold), icon=":material/visibility_off:")
-        st.button("Draw the strongest 5 lines per step instead", on_click=top_k_instead)
+    b3.caption(graph_scope(selected, name, current, bool(state.view.show_all)))
+    if not len(edges):  # never a blank graph without a word
+        graph_widgets.why_empty(run.key, steps, current, selected, name, threshold, top_k)
     shown = (selected[0], selected[1] - lo) if selected and selected[0] == "input" else selected
     fig = attention_graph(r.prompt_labels[lo:hi], r.generated_labels, edges, current, shown)
     figures.plotly(

@@ -8,10 +8,10 @@ from app.markdown import md_escape
 from app.runs import run_generation
 from app.state import bound, state
 from app.widgets.chrome import page_intro, page_source
+from app.widgets.classroom import share_with_class
 from app.widgets.controls import threshold_slider
 from app.widgets.downloads import download_run
 from app.widgets.model import current_model, model_picker
-from lib.atlas.store import recording_allowed
 from lib.labels import bidi_visible
 from lib.model import generation
 from lib.viz.tables import token_table
@@ -58,7 +58,10 @@ with st.expander("How the next token is chosen", expanded=state.gen.decoding != 
     s4.slider("Min-p", 0.0, 0.5, step=0.01, **bound("min_p"), disabled=off)
     s5.number_input("Seed", 0, 2**31 - 1, **bound("seed"), disabled=off)
 
-if st.button("Generate", type="primary", disabled=lm is None, icon=":material/play_arrow:"):
+b1, b2 = st.columns([1, 3], vertical_alignment="center")
+clicked = b1.button("Generate", type="primary", disabled=lm is None, icon=":material/play_arrow:")
+share_with_class(b2)
+if clicked:
     if not str(state.gen.prompt).strip():
         st.warning("The prompt is empty. Type some text for the model to continue.")
     elif error := run_generation(lm):
@@ -102,11 +105,5 @@ if state.run is not None:
     download_run(st, run)
     st.page_link(
         "lessons/attention_graph.py", label="See what each token attends to", icon=":material/hub:"
-    )
-if state.atlas.record and recording_allowed():
-    st.caption(
-        "Runs you generate (prompt, tokens and their attention fingerprints) are added to "
-        "this server's attention atlas. Switch that off, or delete your runs, on the "
-        "Attention atlas page."
     )
 page_source(__file__, generation.generate, generation.choose_token)

@@ -63,6 +63,7 @@ if role == "induction":
     )
     where = "the probe" if probe == PROBE else "your text"
     if not quiz.ask(
+        "induction",
         f"{lm.spec}:{run.key if probe == TEXT else 'probe'}:{hide}:induction",
         f"Which head is an induction head, measured on {where}? A guess among the top "
         f"{len(best)} counts.",

@@ -5,6 +5,7 @@ import streamlit as st
 from app import lessons
 from app.state import state
 from app.widgets import chrome
+from lib.labels import NUMBERING
 
 chrome.page_intro(
     "Token Attention Visualizer",
@@ -19,6 +20,7 @@ st.markdown(
     "3. **Look underneath**: hover the small question mark beside a control for help, and open "
     "*Source* at the end of a page to read the code that drew it."
 )
+st.caption(NUMBERING)
 if state.run is None:
     st.info("Nothing generated yet: the first lesson starts with your own prompt.")
     st.page_link("lessons/generate.py", label="Start: write a prompt", icon=":material/edit:")

@@ -32,7 +32,7 @@ def logit_lens(lm: LoadedModel, run: Run) -> None:
     r = run.result
     lens = caches.logit_lens(run.key, lm, r)
     text = caches.token_texts(lm.spec, lm)
-    s = controls.step_slider("lens_step", r.n_steps, "Which token's prediction to follow.")
+    s = controls.step_slider("step", r.n_steps, "Which token's prediction to follow.")
     settled = readout_names(lens.n_readouts - 1)[int(lens.settles_at[s])]
     st.markdown(
         f"**Step {s + 1}:** the model's top prediction is “{md_escape(text(lens.final_ids[s]))}”"

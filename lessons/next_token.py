@@ -28,9 +28,7 @@ run = chrome.need_run()
 r = run.result
 lm = model.need_model(run, "This page recomputes the model's predictions, so it")
 text = caches.token_texts(lm.spec, lm)
-t = controls.step_slider(
-    "nt_step", r.n_steps, "Which generated token to look at.", default_last=True
-)
+t = controls.step_slider("step", r.n_steps, "Which generated token to look at.")
 dist = caches.step_distribution(run.key, t, lm, r)
 sampling = sampling_from_state("nt_", do_sample=True)
 drawn = draw(dist.logits, sampling)  # section 3's seeded draw, marked in every chart here
@@ -38,6 +36,7 @@ state.nt.sampled = Sampled(run.key, t, drawn)
 chosen_rank = rank(dist.probs, dist.chosen)
 context = "".join(r.texts[: r.prompt_len + t][-12:])
 if not quiz.ask(
+    "next",
     f"{run.key}:next:{t}",
     f"Step {t + 1}: which token did the model write after “…{context}”?",
     next_token_choices(dist.probs, dist.chosen),

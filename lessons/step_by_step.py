@@ -48,14 +48,18 @@ a4.button("Stop", icon=":material/stop:", disabled=not state.ap.on, on_click=ste
 @st.fragment(run_every=float(state.ap.pace) if state.ap.on else None)
 def writing() -> None:
     """The run as it grows: each autoplay tick reruns this part of the page alone."""
-    with (slot := st.empty()).container():  # generation's progress, while it runs
+    shown = st.empty()  # drawn first, so a tick never greys the text while it adds a token
+    shown.code(
+        state.run.result.prompt + state.run.result.generated_text, language=None, wrap_lines=True
+    )
+    with (slot := st.empty()).container():  # "adding token n", while it runs
         ended = stepping.autoplay_tick(lm, sampling)
     slot.empty()
     if ended:
         st.rerun()  # the whole page: the toggle, the timer and "What if" follow the run
     run = state.run
     r, n = run.result, run.result.n_steps
-    st.code(r.prompt + r.generated_text, language=None, wrap_lines=True)
+    shown.code(r.prompt + r.generated_text, language=None, wrap_lines=True)
     for note in filter(None, (state.ap.note, stepping.pace_note())):
         st.caption(note)
     if reason := stepping.why_not_extend(r, LIMITS.max_new_tokens):
@@ -90,7 +94,15 @@ chrome.show_source(
 )
 
 st.header("2. What if", divider="gray")
-t = controls.step_slider("nt_step", n, "Where to change the run's choice.", default_last=True)
+t = controls.step_slider(
+    "nt_branch_at", n, "Where to change the run's choice.", (n + 1) // 2, "Branch at step"
+)
+if n > 1 and t == n - 1:
+    st.caption(
+        "At the last step a branch writes one other token and ends there, so there is no "
+        "later step whose attention could differ. Pick an earlier step to watch the two "
+        "texts go apart."
+    )
 dist = caches.step_distribution(run.key, t, lm, r)
 alternatives = [int(i) for i in dist.top(WHAT_IF_CHOICES + 1) if int(i) != dist.chosen]
 alternatives = alternatives[:WHAT_IF_CHOICES]

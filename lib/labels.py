@@ -255,3 +255,15 @@ def in_context(texts: Sequence[str], i: int, before: int = 8) -> str:
     The atlas stores and shows tokens this way, so a point says where it came from."""
     start = max(0, i - before)
     return ("…" if start > 0 else "") + "".join(texts[start:i]) + f"⟦{texts[i]}⟧"
+
+
+# One numbering on every page, said once (the Welcome page) and used by every label.
+NUMBERING = (
+    "Numbering, on every page: steps count the generated tokens from 1 (step 1 writes the "
+    "first one); prompt tokens and positions in the text count from 0."
+)
+
+
+def step_label(step: int, text: str) -> str:
+    """A generated token named by the step that wrote it (`step` 0-based): "step 3: ·cat"."""
+    return f"step {step + 1}: {text}" if text else f"step {step + 1}"

@@ -107,6 +107,7 @@ class AppSession:
         self.page = context.new_page()
         self.finished = 0  # completed runs seen on this tab
         self.fragment_runs = 0  # of which reran only a fragment (st.fragment)
+        self.received = bytearray()  # every binary frame the server sent this tab
         self.js_errors: list[str] = []
         self.console: list[str] = []
         self.page.on("websocket", lambda ws: ws.on("framereceived", self._frame))
@@ -117,6 +118,7 @@ class AppSession:
     def _frame(self, payload: bytes | str) -> None:
         if isinstance(payload, str):
             return
+        self.received += payload
         msg = ForwardMsg()
         try:
             msg.ParseFromString(payload)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import html
 import json
+import sqlite3
 
 import numpy as np
 
 from lib.atlas.store import Store
+from lib.viz.atlas import HIDDEN_TEXT
 from tests.apphelpers import assert_ok, button
 from tests.test_app import generate
 
@@ -42,32 +45,69 @@ def test_without_a_map_the_page_says_how_to_make_one(app, tmp_path, monkeypatch)
     assert any(c.value.startswith("uv run python -m lib.atlas ingest") for c in app.code)
 
 
-def test_runs_are_recorded_and_can_be_deleted_or_not_recorded(app):
+def runs_with_prompt(prompt: str) -> list[int]:
+    with sqlite3.connect(Store().path) as con:
+        return [r for (r,) in con.execute("SELECT id FROM runs WHERE prompt = ?", (prompt,))]
+
+
+def new_session():
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file("../main.py", default_timeout=240)
+    at.run()
+    at.switch_page("lessons/generate.py").run()
+    assert_ok(at)
+    return at
+
+
+def test_runs_are_kept_only_when_shared_once_each_and_can_be_deleted(app):
     store = Store()
-    generate(app, prompt="A short note about bread", max_tokens=5)
+    prompt = "A short note about sourdough bread"
+    generate(app, prompt=prompt, max_tokens=5)
+    assert not app.toggle(key="atlas_record__w").value  # asked, off until chosen
+    assert runs_with_prompt(prompt) == [] and "atlas_owner" not in app.session_state
+    app.toggle(key="atlas_record__w").set_value(True).run()
+    generate(app, prompt=prompt, max_tokens=5)  # the same run, now shared
     owner = app.session_state["atlas_owner"]
     assert store.count(owner) == (1, 5)
-    assert any("added to this server's attention atlas" in c.value for c in app.caption)
+    (rid,) = runs_with_prompt(prompt)
     fp = store.fingerprints()
-    rid = max(r for r in set(fp.run_ids.tolist()) if store.run(r)["owner"] == owner)
-    mine = fp.run_ids == rid
     run = app.session_state["run"].result
     from lib.analysis.fingerprint import run_fingerprints
 
-    np.testing.assert_allclose(fp.vectors[mine], run_fingerprints(run).vectors, atol=1e-6)
+    np.testing.assert_allclose(
+        fp.vectors[fp.run_ids == rid], run_fingerprints(run).vectors, atol=1e-6
+    )
+    # Another student makes the same run and shares it: still one run, with two owners.
+    other = new_session()
+    other.toggle(key="atlas_record__w").set_value(True).run()
+    generate(other, prompt=prompt, max_tokens=5)
+    assert runs_with_prompt(prompt) == [rid] and store.run(rid)["owners"] == 2
+    # Switched off, a run stays private.
     open_atlas(app)
     app.toggle(key="atlas_record__w").set_value(False).run()
     app.switch_page("lessons/generate.py").run()
-    generate(app, prompt="Another note, not recorded", max_tokens=3)
-    assert store.count(owner) == (1, 5)
+    generate(app, prompt="Another note, not shared", max_tokens=3)
+    assert store.count(owner) == (1, 5) and runs_with_prompt("Another note, not shared") == []
     open_atlas(app)
-    button(app, "Delete what I recorded").click().run()
+    button(app, "Delete what I shared").click().run()
     assert_ok(app)
-    assert store.count(owner) == (0, 0)
+    assert store.count(owner) == (0, 0) and runs_with_prompt(prompt) == [rid]  # theirs too
+    open_atlas(other)
+    button(other, "Delete what I shared").click().run()
+    assert runs_with_prompt(prompt) == []
 
 
-def test_map_click_shows_the_token_and_opens_its_run(app, atlas_built):
+def test_a_class_that_agreed_shares_by_default(smollm2, monkeypatch):
+    monkeypatch.setenv("TAV_ATLAS_RECORD", "class")
+    app = generate(new_session(), prompt="A class that agreed to share", max_tokens=2)
+    assert app.toggle(key="atlas_record__w").value
+    assert len(runs_with_prompt("A class that agreed to share")) == 1
+
+
+def test_map_click_shows_the_tokens_attention_and_hides_private_text(app, atlas_built):
     generate(app, max_tokens=6)
+    mine = app.session_state["run"]
     open_atlas(app)
     fig = map_figure(app)
     traces = [t for t in fig["data"] if t["type"] == "scattergl"]
@@ -88,21 +128,37 @@ def test_map_click_shows_the_token_and_opens_its_run(app, atlas_built):
     app.run()
     assert_ok(app)
     assert any(t.value == points["context"][row] for t in app.text)
-    recorded = Store().count(app.session_state["atlas_owner"])
-    button(app, "Open its run in the graph").click().run()
-    assert_ok(app)
-    run = app.session_state["run"]
-    stored = Store().run(int(points["run_id"][row]))
-    assert run.result.prompt == stored["prompt"].strip()
-    assert app.session_state["matrix_source"].startswith("Whole sequence")
-    key, side, idx = app.session_state["graph_focus"]
-    assert (key, side) == (run.key, "input")
-    r = run.result  # the focused token is the clicked one: same vocabulary id, same text
-    assert r.token_ids[r.bos_offset + idx] == points["token_id"][row]
-    assert r.texts[r.bos_offset + idx] == points["label"][row]
-    assert Store().count(app.session_state["atlas_owner"]) == recorded  # not recorded again
-    # The graph page draws that token selected (yellow).
-    assert any("Filtered on prompt token" in c.value for c in app.caption)
+    # Its own attention, read again: the chart and what it shows; the run stays the student's.
+    assert any("it gives the stored fingerprint back" in c.value for c in app.caption)
+    assert len(app.get("vega_lite_chart")) == 2  # its fingerprint and its attention
+    assert app.session_state["run"].key == mine.key
+    assert not any(b.label.startswith("Open its run") for b in app.button)
+
+    # A point of a run that is not shared (recorded before sharing was asked, or deleted)
+    # shows no text anywhere: not in the hover, not on a card, not when clicked.
+    hidden_run = int(points["run_id"][row])
+    with sqlite3.connect(Store().path) as con:
+        con.execute("UPDATE runs SET shared = 0 WHERE id = ?", (hidden_run,))
+    try:
+        from app.caches import atlas_shown
+
+        atlas_shown.clear()
+        app.run()
+        assert_ok(app)
+        assert not any(t.value == points["context"][row] for t in app.text)
+        assert any(t.value == HIDDEN_TEXT for t in app.text)
+        assert any("its text stays hidden" in c.value for c in app.caption)
+        secret = set(points.loc[points["run_id"] == hidden_run, "context"])
+        hover = [h for tr in map_figure(app)["data"] for h in tr.get("hovertext") or []]
+        assert len(hover) == len(points) + 6  # every point and the run's six stars
+        assert not any(h.split("<br>")[0] in {html.escape(s, quote=False) for s in secret}
+                       for h in hover)  # fmt: skip
+        cards = "\n".join(t.value for t in app.text)
+        assert not any(s in cards for s in secret)
+    finally:
+        with sqlite3.connect(Store().path) as con:
+            con.execute("UPDATE runs SET shared = 1 WHERE id = ?", (hidden_run,))
+        atlas_shown.clear()
 
 
 def test_an_unreachable_service_falls_back_to_the_library(app, atlas_built, monkeypatch):

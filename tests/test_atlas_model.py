@@ -30,6 +30,51 @@ def test_one_pass_fingerprints_equal_the_generated_runs(smollm2):
     np.testing.assert_allclose(rows, app, atol=1e-5)
 
 
+def test_a_points_attention_is_its_row_in_eager_attention(smollm2, smollm2_eager, tmp_path):
+    """A stored token's attention, read again (`lib.atlas.point`), equals the row of the
+    query before it in transformers' eager attention, averaged over layers and heads, for a
+    read text and for a shared generated run; a private run gives nothing to read."""
+    import torch
+
+    from lib.analysis.fingerprint import run_fingerprints
+    from lib.atlas.ingest import run_rows
+    from lib.atlas.point import PointError, point_attention
+    from lib.atlas.store import run_key
+    from lib.model.generation import generate
+
+    store = Store(tmp_path / "p.sqlite")
+    text = "The cat sat on the mat. The dog sat on the log. Then the cat ran away."
+    ingest(store, smollm2, [Document("d", text, "file")])
+    r = generate(smollm2, "Alice wrote a letter to", 4)
+    rows = run_rows(r, run_fingerprints(r).vectors)
+    settings = r.settings.to_dict()
+    key = run_key(smollm2.spec, r.prompt, settings, [x.token_id for x in rows])
+    app_id = store.add_run(
+        source="app", model=smollm2.spec, prompt=r.prompt, settings=settings, tokens=rows,
+        owner="a", doc_key=key,
+    )  # fmt: skip
+    fp = store.fingerprints()
+    ids = smollm2.tokenizer(text, add_special_tokens=False)["input_ids"]
+    checked = 0
+    for k in (0, 7, int((fp.run_ids != app_id).sum()) - 1, len(fp) - 1):
+        run_id, position = int(fp.run_ids[k]), int(fp.positions[k])
+        context = ids if run_id != app_id else r.token_ids.tolist()
+        with torch.no_grad():
+            att = smollm2_eager(torch.tensor([context[:position]]), output_attentions=True)
+        expected = torch.stack(att.attentions)[:, 0, :, -1, :].mean(dim=(0, 1)).numpy()
+        pa = point_attention(smollm2, store.run(run_id), store.token_ids(run_id), position,
+                             fp.vectors[k])  # fmt: skip
+        np.testing.assert_allclose(pa.weights, expected, atol=1e-5)
+        assert pa.agrees and pa.target == fp.labels[k] and pa.position == position
+        checked += 1
+    assert checked == 4
+    with __import__("sqlite3").connect(store.path) as con:
+        con.execute("UPDATE runs SET shared = 0 WHERE id = ?", (app_id,))
+    assert store.token_ids(app_id) == {}
+    with pytest.raises(PointError):
+        point_attention(smollm2, store.run(app_id), {}, int(rows[0].position), rows[0].fingerprint)
+
+
 def test_corpus_is_varied_and_windows_cover_every_token(smollm2):
     docs = corpus_documents()
     names = {d.name for d in docs}

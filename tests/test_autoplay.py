@@ -95,6 +95,7 @@ def test_autoplay_writes_one_token_per_tick_and_stops_at_its_cap(app, smollm2):
     from lib.model.generation import generate
 
     app.switch_page("lessons/generate.py").run()
+    app.toggle(key="atlas_record__w").set_value(True)  # shares its runs with the atlas
     app.slider(key="max_tokens__w").set_value(3)
     button(app, "Generate").click().run()
     app.switch_page(STEPS).run()
@@ -107,7 +108,7 @@ def test_autoplay_writes_one_token_per_tick_and_stops_at_its_cap(app, smollm2):
     app.toggle(key="ap_on__w").set_value(True).run()  # the first token comes at once
     assert_ok(app)
     r4 = app.session_state["run"]
-    assert r4.result.n_steps == 4 and app.session_state["nt_step"] == 4
+    assert r4.result.n_steps == 4 and app.session_state["step"] == 4
     np.testing.assert_array_equal(r4.result.token_ids[:-1], start.result.token_ids)
     last = app.session_state["nt_sampled"]
     assert (last.run_key, last.step, last.token) == (r4.key, 3, int(r4.result.token_ids[-1]))

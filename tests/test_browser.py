@@ -36,7 +36,7 @@ def test_generate_graph_click_and_matrices(session, artifacts_dir):
     inputs = plot.locator(".scatterlayer .trace").nth(-2).locator(".point")
     expect(inputs.nth(4)).to_be_attached()  # Plotly draws after the run: wait for it
     s.act(lambda: inputs.nth(2).click(force=True))
-    caption = pg.get_by_text("Filtered on prompt token 2")
+    caption = pg.get_by_text("Selected prompt token 2")
     caption.wait_for()
     assert "robot" in caption.inner_text()
     robot = plot.locator(".scatterlayer .trace").nth(-2).locator(".point").nth(2)
@@ -46,7 +46,7 @@ def test_generate_graph_click_and_matrices(session, artifacts_dir):
     pg.screenshot(path=str(artifacts_dir / "3-graph-filtered.png"))
 
     s.click("button", "Reset selection")
-    expect(pg.get_by_text("Filtered on prompt token")).to_have_count(0)
+    expect(pg.get_by_text("Selected prompt token")).to_have_count(0)
 
     s.open_page("Attention matrices")
     expect(pg.locator(VEGA_DRAWN).first).to_be_visible()

@@ -81,11 +81,11 @@ def test_lenses_page_renders_every_view_and_only_the_open_one(app):
     assert len(lens_table) == result.n_layers + 1
     assert lens_table["after"].iloc[-1] == f"layer {result.n_layers - 1}"
     assert len(app.get("vega_lite_chart")) == 2  # sub-layer chart + overview; no other tab
-    app.slider(key="lens_step__w").set_value(3).run()
+    app.slider(key="step__w").set_value(3).run()
     assert_ok(app)
     open_tab(app, "Attention fingerprints")
     assert len(app.get("vega_lite_chart")) == 2  # the zone strip and the 20 numbers
-    assert not any(m.key == "lens_step__w" for m in app.slider)  # the lens is not drawn
+    assert not any(m.key == "step__w" for m in app.slider)  # the lens is not drawn
     open_tab(app, "Embeddings & weights")
     assert len(app.get("vega_lite_chart")) == 4  # PCA, OV spectra, copying grid, spectrum
     app.selectbox(key="lens_ov_layer__w").set_value(5).run()

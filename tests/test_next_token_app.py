@@ -63,14 +63,14 @@ def test_page_without_run_points_to_generate(app):
 def test_step_slider_candidates_and_source(app):
     open_page(app, 5)
     r = result(app)
-    assert app.session_state["nt_step"] == 1
+    assert app.session_state["step"] == 1
     assert [h.value for h in app.header] == [
         "1. The candidates",
         "2. Sampling filters, each alone on this distribution",
         "3. Sampling with a seed",
     ]
     assert all(not e.proto.expanded for e in app.expander if e.label.startswith("Source"))
-    app.slider(key="nt_step__w").set_value(3).run()
+    app.slider(key="step__w").set_value(3).run()
     assert any("Step 3 of 5" in m.value for m in app.markdown)
     cands = frame(app, 0)
     assert len(cands) == 12
@@ -96,7 +96,7 @@ def test_filter_controls_mark_cut_tokens(app):
     assert temp["after"].iloc[0] < temp["before"].iloc[0]  # T > 1 flattens
     assert topk["status"].tolist() == ["kept"] * 3 + ["cut"] * 9
     assert topk["after"].sum() == pytest.approx(1.0, abs=1e-5)
-    p = r.top_probs[app.session_state["nt_step"] - 1]  # the run's stored distribution there
+    p = r.top_probs[app.session_state["step"] - 1]  # the run's stored distribution there
     cum_before = np.cumsum(p) - p
     n_top_p = int((cum_before[:12] < 0.5).sum())
     assert topp["status"].tolist() == ["kept"] * n_top_p + ["cut"] * (12 - n_top_p)
@@ -147,7 +147,7 @@ def test_step_by_step_next_token_and_start_over(app, smollm2):
     button(app, "Next token").click().run()
     assert_ok(app)
     r = result(app)
-    assert r.n_steps == 4 and app.session_state["nt_step"] == 4
+    assert r.n_steps == 4 and app.session_state["step"] == 4
     np.testing.assert_array_equal(r.token_ids[:-1], before.token_ids)
     assert r.chosen_prob[-1] == pytest.approx(r.top_probs[-1, 0])  # greedy: the top token
     app.radio(key="nt_decoding__w").set_value("Sample").run()
@@ -169,7 +169,7 @@ def test_step_by_step_next_token_and_start_over(app, smollm2):
     assert not app.exception and app.slider(key="step__w").max == 5
     app.switch_page(STEPS).run()
     button(app, "Start over from the prompt").click().run()
-    assert result(app).n_steps == 1 and app.session_state["nt_step"] == 1
+    assert result(app).n_steps == 1 and app.session_state["step"] == 1
 
 
 def test_what_if_branches_side_by_side(app, smollm2):
@@ -177,7 +177,12 @@ def test_what_if_branches_side_by_side(app, smollm2):
     a = result(app)
     a_key = app.session_state["run"].key
     a_ids = a.token_ids.copy()
-    app.slider(key="nt_step__w").set_value(2).run()
+    # What if opens in the middle of the run, where a branch has steps after it to compare.
+    assert app.slider(key="nt_branch_at__w").value == 3
+    app.slider(key="nt_branch_at__w").set_value(6).run()
+    assert any("At the last step a branch writes one other token" in c.value for c in app.caption)
+    app.slider(key="nt_branch_at__w").set_value(2).run()
+    assert not any("At the last step" in c.value for c in app.caption)
     options = app.selectbox(key="nt_alt__w").options
     assert len(options) == 10
     alt = int(a.top_ids[1, 2])  # the model's third choice at step 2

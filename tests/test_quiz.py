@@ -19,8 +19,11 @@ def step_with(input_norm) -> StepAttention:
 def test_most_attended_is_the_thickest_line_first_on_ties():
     assert most_attended(step_with([0.1, 0.6, 0.3])) == 1
     assert most_attended(step_with([0.4, 0.2, 0.4])) == 0
+    assert most_attended(step_with([0.7, 0.1, 0.2]), skip_first=True) == 2  # not the sink
     with pytest.raises(ValueError):
         most_attended(step_with([]))
+    with pytest.raises(ValueError):
+        most_attended(step_with([0.9]), skip_first=True)
 
 
 def test_next_token_choices_always_hold_the_written_token():
@@ -47,7 +50,6 @@ def test_quiz_asks_first_then_shows_the_answer_and_the_score(smollm2):
         "tokens": "5",
         "quiz": "1",
         "step": "2",
-        "token": "2",
     }.items():
         at.query_params[name] = value
     at.run()
@@ -56,16 +58,27 @@ def test_quiz_asks_first_then_shows_the_answer_and_the_score(smollm2):
     assert not at.get("plotly_chart")  # nothing revealed before the guess
     r = at.session_state["run"].result
     # The answer, computed here from the captured rows: step 2's row, mean of every layer
-    # and head, over the prompt tokens (no BOS for this tokenizer).
+    # and head, over the prompt tokens (no BOS for this tokenizer), the first token (the
+    # attention sink, which would be the answer at most steps) left out of the question.
     row = r.attention[1].mean(axis=(0, 1))[: r.prompt_len]
-    right = int(np.argmax(row / row.sum()))
+    right = 1 + int(np.argmax(row[1:]))
     guess = next(s for s in at.selectbox if s.label == "Your guess")
-    guess.select_index(right)  # choices are the prompt tokens in order
+    assert len(guess.options) == r.prompt_len - 1  # every prompt token but the first
+    assert all("(prompt token 0)" not in o for o in guess.options)
+    guess.select_index(right - 1)  # choices are the prompt tokens in order, from the second
     form_button(at).click().run()
     assert_ok(at)
     assert at.get("plotly_chart")  # revealed
     shown = " ".join(str(s.value) for s in at.success).replace("\\", "")
     assert "Right!" in shown and "Your score: 1 of 1" in shown
+    # Moving on keeps the view; a new question comes when the student asks for one.
+    at.slider(key="step__w").set_value(3).run()
+    assert at.get("plotly_chart") and not any(f for f in at.get("form"))
+    button(at, "Ask me a new question about this view").click().run()
+    assert not at.get("plotly_chart")  # hidden again, behind step 3's question
+    assert "step 3" in " ".join(m.value for m in at.markdown).lower()
+    at.slider(key="step__w").set_value(2).run()  # back where it was answered: revealed
+    assert at.get("plotly_chart")
 
     at.switch_page("lessons/next_token.py").run()
     assert_ok(at)

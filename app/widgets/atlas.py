@@ -1,5 +1,5 @@
-"""The atlas page's parts: the token clicked on the map, the current run placed on it, and
-"Build the map here"."""
+"""The atlas page's parts: the token clicked on the map, the family cards, the current run
+placed on it, and "Build the map here"."""
 
 from __future__ import annotations
 
@@ -10,12 +10,19 @@ import streamlit as st
 
 from app import caches
 from app.markdown import md_escape
-from app.runs import open_atlas_token
 from app.widgets.figures import chart
 from app.widgets.model import current_model
 from lib.atlas.client import ServiceError, service_url
+from lib.atlas.point import PointError
 from lib.model.request import Run
-from lib.viz.atlas import fingerprint_bars, placement_table
+from lib.viz.atlas import (
+    HIDDEN_TEXT,
+    fingerprint_bars,
+    placement_table,
+    point_attention_chart,
+    point_attention_frame,
+)
+from lib.viz.text import family_story
 
 if TYPE_CHECKING:
     from lib.atlas.classify import Atlas, Placement
@@ -52,38 +59,93 @@ def build_map_button(store, output: str) -> None:
         lock.release()
 
 
-def clicked_token(atlas: Atlas, store: Store, point: int | None) -> None:
-    """The token clicked on the map: its context, zone, family and 20 numbers, and buttons
-    that open its run on the graph or the matrices page."""
+def clicked_token(atlas: Atlas, store: Store, point: int | None, shown: np.ndarray) -> None:
+    """The token clicked on the map: its context (if its run is shared), zone, family and
+    20 numbers, and what it attended to when it was written. The student's own run stays
+    the one the other pages show."""
     if point is None or point >= len(atlas.points):
-        st.caption("Click a dot on the map to see its token, its fingerprint and its run.")
+        st.caption("Click a dot on the map to see its token, its fingerprint and its attention.")
         return
     p = atlas.points.iloc[point]
-    st.text(f"{p['context']}")
+    st.text(f"{p['context']}" if shown[point] else HIDDEN_TEXT)
     st.caption(
         f"Zone {p['zone'].replace('_', ' ')} · {atlas.cluster_label(p['cluster'])} "
         f"(strength {p['strength']:.2f}) · model {md_escape(p['model'])} · "
         + ("a generated token" if p["step"] >= 0 else "a token of a text the model read")
     )
-    chart(fingerprint_bars(atlas.vectors[point]), width="content")
-    b1, b2, _ = st.columns([1, 1, 2])
-    target = None
-    if b1.button("Open its run in the graph", icon=":material/hub:"):
-        target = "lessons/attention_graph.py"
-    if b2.button("Open its run in the matrices", icon=":material/grid_on:"):
-        target = "lessons/matrices.py"
-    if not target:
-        return
-    stored = store.run(int(p["run_id"]))
-    lm = current_model()
-    if stored is None:
-        st.warning("That run has been deleted from the store since the map was made.")
-    elif lm is not None:
-        error = open_atlas_token(lm, stored, int(p["step"]), int(p["position"]), int(p["token_id"]))
-        if error:
-            st.warning(md_escape(error))
-        else:
-            st.switch_page(target)
+    c1, c2 = st.columns(2)
+    with c1:
+        st.markdown("**Its fingerprint**: the 20 numbers that placed it")
+        chart(fingerprint_bars(atlas.vectors[point]), width="content")
+    with c2:
+        st.markdown("**What it looked at** when it was written")
+        if not shown[point]:
+            st.caption("Its run is not shared (or was deleted): its text stays hidden.")
+            return
+        lm = current_model()
+        if lm is None or lm.spec != p["model"]:
+            st.caption(
+                f"Recorded with {md_escape(p['model'])}: load that model on the Generate "
+                "page to read its attention again."
+            )
+            return
+        try:
+            pa = caches.point_attention(
+                str(store.path), int(p["run_id"]), int(p["position"]), lm.spec, lm,
+                atlas.vectors[point],
+            )  # fmt: skip
+        except PointError as err:
+            st.caption(md_escape(err))
+            return
+        df = point_attention_frame(pa.labels, pa.weights)
+        chart(point_attention_chart(df), width="content")
+        left = 1.0 - float(df["weight"].sum())
+        st.caption(
+            f"The row of the query before “{md_escape(pa.target)}” (position "
+            f"{pa.position}): the attention that chose it, averaged over all "
+            f"{lm.n_layers} layers and {lm.n_heads} heads as its fingerprint is. Shown: the "
+            f"first token and the last {len(df) - 1} before it"
+            + (f"; the {pa.position - len(df)} others hold {left:.3f}." if left > 5e-4 else ".")
+            + (
+                " Read again now, it gives the stored fingerprint back."
+                if pa.agrees
+                else " Read again now, it gives another fingerprint than the stored one: "
+                "the model or its files changed since the map was made."
+            )
+        )
+
+
+CARDS = 6  # family cards shown open; the rest fold into one expander
+
+
+def family_cards(atlas: Atlas, shown: np.ndarray) -> None:
+    """One card per family, largest first: its name, what it does, and its typical tokens
+    in context, from the corpus and shared runs only (`shown`: (n_points,) bool)."""
+    ranked = list(atlas.clusters.sort_values("size", ascending=False).itertuples())
+    st.caption(
+        f"{len(ranked)} families, largest first. Their typical tokens come from the "
+        "built-in corpus and from runs their authors shared."
+    )
+
+    def cards(families) -> None:
+        cols = st.columns(3)
+        for i, c in enumerate(families):
+            with cols[i % 3].container(border=True):
+                st.markdown(f"**{md_escape(atlas.cluster_label(c.cluster))}**")
+                st.markdown(
+                    family_story(
+                        c.size, len(atlas.points), c.centroid, c.dominant_zone, c.zone_share
+                    )
+                )
+                st.caption("Typical tokens, in context:")
+                rows = atlas.typical(c.cluster, shown)
+                typical = [str(atlas.points["context"].iloc[r]) for r in rows]
+                st.text("\n".join(typical) or "(no shared text in this family)")
+
+    cards(ranked[:CARDS])
+    if len(ranked) > CARDS:
+        with st.expander(f"The other {len(ranked) - CARDS} families"):
+            cards(ranked[CARDS:])
 
 
 def run_on_map(atlas: Atlas, run: Run, placement: Placement, vectors: np.ndarray) -> None:

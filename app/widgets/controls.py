@@ -14,12 +14,14 @@ SINK_HELP = (
 _ALL = -1  # the pickers' "all of them (mean)" option: a selectbox shows None as unset
 
 
-def step_slider(key: str, n: int, help: str, default_last: bool = False) -> int:
-    """The generation-step slider over the value `key` (1-based on screen); returns the
-    0-based step."""
-    clamp_step(key, n, default=n if default_last else 1)
+def step_slider(
+    key: str, n: int, help: str, default: int = 1, label: str = "Generation step"
+) -> int:
+    """The generation-step slider over the value `key` (1-based on screen, `default` when
+    unset or out of range); returns the 0-based step."""
+    clamp_step(key, n, default=default)
     if n > 1:
-        st.slider("Generation step", 1, n, **bound(key), help=help)
+        st.slider(label, 1, n, **bound(key), help=help)
     else:
         st.caption("One token was generated: step 1 of 1.")
     return int(get(key)) - 1

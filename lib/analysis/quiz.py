@@ -15,12 +15,14 @@ NEXT_TOKEN_CHOICES = 6  # the written token among the model's other likeliest ca
 TOP_HEADS = 3  # a guess among a model's hundreds of heads counts within its top three
 
 
-def most_attended(step: StepAttention) -> int:
+def most_attended(step: StepAttention, skip_first: bool = False) -> int:
     """The visible prompt token with the largest normalised weight at this step (the first
-    on a tie): the graph's thickest blue line. A hidden sink has weight 0 there."""
-    if step.input_norm.size == 0:
-        raise ValueError("the step sees no prompt token")
-    return int(np.argmax(step.input_norm))
+    on a tie): the graph's thickest blue line. With `skip_first`, the first token (the
+    attention sink, which wins most steps and so teaches nothing) is not a candidate."""
+    start = 1 if skip_first else 0
+    if step.input_norm.size <= start:
+        raise ValueError("the step sees no prompt token to ask about")
+    return start + int(np.argmax(step.input_norm[start:]))
 
 
 def next_token_choices(probs: np.ndarray, chosen: int, k: int = NEXT_TOKEN_CHOICES) -> list[int]:

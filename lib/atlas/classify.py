@@ -2,9 +2,10 @@
 
 A new fingerprint is compared with every mapped one in the standardised 20-number space
 (the space discovery started from): its `NEIGHBOURS` nearest mapped fingerprints vote on
-its cluster (`lib.atlas.discovery.vote`), and it is drawn on the map at their mean 2D
-position. UMAP's own `transform` is not used here: it would load numba into the app for
-a few points, and it places a point among the same neighbours anyway.
+its cluster (`lib.atlas.discovery.vote`), and it is drawn on the map at the mean 2D
+position of the neighbours in that cluster. UMAP's own `transform` is not used here: it
+would load numba into the app for a few points, and it places a point among the same
+neighbours anyway.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from lib.analysis.fingerprint import DIMENSIONS, zone
-from lib.atlas.discovery import NEIGHBOURS, latest_run, vote
+from lib.atlas.discovery import NEIGHBOURS, latest_run, typical_order, vote
 from lib.atlas.store import SCHEMA_VERSION
 
 
@@ -25,7 +26,8 @@ from lib.atlas.store import SCHEMA_VERSION
 class Placement:
     """Where n fingerprints fall on the map.
 
-    xy          (n, 2) float32  mean map position of the nearest mapped fingerprints
+    xy          (n, 2) float32  mean map position of the nearest mapped fingerprints of
+                                the cluster they vote for
     cluster     (n,) int64      the cluster they vote for (-1 = no family)
     confidence  (n,) float32    0-1: vote share x the voters' membership strength x
                                 nearness (1 when the neighbours are as close as mapped
@@ -120,13 +122,24 @@ class Atlas:
     def cluster_label(self, cluster: int) -> str:
         return self.names.get(int(cluster), "No family (noise)")
 
+    def typical(self, cluster: int, shown: np.ndarray, k: int = 4) -> list[int]:
+        """Up to `k` rows of the family, most typical first, among the rows whose text may
+        be shown (`shown`: (n_points,) bool)."""
+        rows = np.flatnonzero((self.labels == int(cluster)) & shown)
+        return rows[typical_order(self.xy[rows], self.strength[rows])[:k]].tolist()
+
     def locate(self, vectors: np.ndarray) -> Placement:
         v = np.asarray(vectors, dtype=np.float32).reshape(-1, len(DIMENSIONS))
         dist, idx = self._knn.kneighbors(self.scaler.transform(v))
         cluster, confidence = vote(idx, self.labels, self.strength)
         near = np.minimum(1.0, self.typical_distance / np.maximum(dist.mean(axis=1), 1e-9))
         confidence = (confidence * near).astype(np.float32)
-        return Placement(self.xy[idx].mean(axis=1), cluster, confidence, tuple(zone(x) for x in v))
+        # Drawn among the neighbours of the family it joins (all of them for no family):
+        # the mean of all 15 can fall between two families, on neither.
+        agree = self.labels[idx] == cluster[:, None]
+        weights = np.where(agree.any(axis=1, keepdims=True), agree, True).astype(np.float32)
+        xy = (self.xy[idx] * weights[..., None]).sum(axis=1) / weights.sum(axis=1, keepdims=True)
+        return Placement(xy.astype(np.float32), cluster, confidence, tuple(zone(x) for x in v))
 
     def classify(self, vector) -> dict:
         """The classify response for one fingerprint."""

@@ -229,6 +229,13 @@ def vote(idx: np.ndarray, labels: np.ndarray, strength: np.ndarray):
     return out_l, out_s
 
 
+def typical_order(xy: np.ndarray, strength: np.ndarray) -> np.ndarray:
+    """A family's members, most typical first: the strongest nearest its 2D centre.
+    xy (n, 2), strength (n,) -> (n,) indices."""
+    score = np.linalg.norm(xy - xy.mean(axis=0), axis=1) - strength
+    return np.argsort(score, kind="stable")
+
+
 def write_outputs(store, cfg, out: Path, parts, n_job: int, scaler, timings, started) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -274,9 +281,8 @@ def write_outputs(store, cfg, out: Path, parts, n_job: int, scaler, timings, sta
         m = labels == c
         zs, zc = np.unique(zones[m], return_counts=True)
         centre = xy[m].mean(axis=0)
-        # Typical: the strongest members nearest the 2D centre.
-        score = np.linalg.norm(xy[m] - centre, axis=1) - strength[m]
-        typical = [str(t) for t in contexts[m][np.argsort(score)[:6]]]
+        texts = contexts[m][typical_order(xy[m], strength[m])]
+        typical = [str(t) for t in texts if t][:6]  # a private run's tokens have no text
         rows.append(
             {
                 "cluster": int(c),

@@ -72,8 +72,9 @@ def file_documents(paths: Iterable[Path]) -> list[Document]:
 
 
 @torch.inference_mode()
-def text_fingerprints(lm: LoadedModel, token_ids: Sequence[int]) -> np.ndarray:
-    """(T, 20) float32: the fingerprint of every position's query row, from one pass."""
+def summary(lm: LoadedModel, token_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """One pass over a text: every query row's mean over layers and heads (T, T) and each
+    layer's mean normalised head entropy per query (L, T), float32."""
     recorder = AttentionRecorder("summary")
     lm.model(
         input_ids=lm.batch(token_ids),
@@ -81,7 +82,12 @@ def text_fingerprints(lm: LoadedModel, token_ids: Sequence[int]) -> np.ndarray:
         logits_to_keep=1,
         **{RECORDER_KWARG: recorder},
     )
-    mean, entropies = recorder.mean_matrix(), recorder.layer_entropies()  # (T, T), (L, T)
+    return recorder.mean_matrix(), recorder.layer_entropies()
+
+
+def text_fingerprints(lm: LoadedModel, token_ids: Sequence[int]) -> np.ndarray:
+    """(T, 20) float32: the fingerprint of every position's query row, from one pass."""
+    mean, entropies = summary(lm, token_ids)
     return np.stack([from_summary(mean[q, : q + 1], entropies[:, q]) for q in range(len(mean))])
 
 

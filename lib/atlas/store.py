@@ -1,12 +1,21 @@
 """The fingerprint store: one SQLite file that many sessions and jobs write at once.
 
-Schema (version `SCHEMA_VERSION`, created on first use):
+File layout (version `STORE_VERSION`, created on first use; a version 1 file is upgraded
+in place):
 
-    runs    one text the model read or wrote: where it came from (app, corpus, file, api),
-            a document key for resumable ingestion, the session that recorded it (so a user
-            can delete what they recorded), model, prompt, settings (JSON), time
-    tokens  one token of a run: generation step (NULL for a prompt token), position, id,
-            display text, a short context, its 20-number fingerprint (float32 bytes) and zone
+    runs        one text the model read or wrote: where it came from (app, corpus, file,
+                api), a unique key (ingestion resumes by it; the same run recorded twice is
+                one run), whether its text may be shown to others, model, prompt, settings
+                (JSON), time
+    run_owners  the sessions that recorded a run (a user deletes what they recorded; a run
+                goes when its last owner deletes it)
+    tokens      one token of a run: generation step (NULL for a prompt token), position, id,
+                display text, a short context, its 20-number fingerprint (float32 bytes) and
+                zone
+
+A run's text (its prompt, and its tokens' labels and contexts) is given out only when the
+run is shared: a student's runs are recorded only when they choose to share them, and runs
+recorded before that choice existed (version 1 files) are kept for the map without text.
 
 Every run and its tokens are written in one transaction, so a killed job leaves whole runs
 or nothing; WAL mode and a busy timeout let 30 writers share the file without errors. Ids
@@ -16,6 +25,7 @@ are never reused (AUTOINCREMENT): a map made before a deletion cannot point at a
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import sqlite3
@@ -28,7 +38,8 @@ import numpy as np
 
 from lib.analysis.fingerprint import DIMENSIONS
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 1  # of the service's answers and discovery's files
+STORE_VERSION = 2  # of this file's layout
 N_DIMS = len(DIMENSIONS)
 BUSY_TIMEOUT_S = 60.0
 
@@ -38,12 +49,17 @@ CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     source TEXT NOT NULL,
     doc_key TEXT UNIQUE,
-    owner TEXT,
+    shared INTEGER NOT NULL DEFAULT 1,
     model TEXT NOT NULL,
     prompt TEXT NOT NULL,
     settings TEXT NOT NULL,
     created REAL NOT NULL,
     n_tokens INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS run_owners (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    owner TEXT NOT NULL,
+    PRIMARY KEY (run_id, owner)
 );
 CREATE TABLE IF NOT EXISTS tokens (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -58,8 +74,32 @@ CREATE TABLE IF NOT EXISTS tokens (
 );
 CREATE INDEX IF NOT EXISTS tokens_run ON tokens(run_id);
 CREATE INDEX IF NOT EXISTS runs_created ON runs(created);
-CREATE INDEX IF NOT EXISTS runs_owner ON runs(owner);
+CREATE INDEX IF NOT EXISTS run_owners_owner ON run_owners(owner);
 """
+
+# Version 1 kept one owner per run, recorded every app run by default and recorded the
+# same run again for every session that made it.
+UPGRADE_FROM_1 = """
+ALTER TABLE runs ADD COLUMN shared INTEGER NOT NULL DEFAULT 1;
+UPDATE runs SET shared = 0 WHERE source = 'app';
+CREATE TABLE run_owners (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    owner TEXT NOT NULL,
+    PRIMARY KEY (run_id, owner)
+);
+INSERT INTO run_owners SELECT id, owner FROM runs WHERE owner IS NOT NULL;
+DROP INDEX IF EXISTS runs_owner;
+ALTER TABLE runs DROP COLUMN owner;
+CREATE INDEX run_owners_owner ON run_owners(owner);
+"""
+
+
+def run_key(model: str, prompt: str, settings: dict, token_ids: Sequence[int]) -> str:
+    """The key of a generated run: the same model, prompt, settings and generated tokens
+    are the same run, whoever made it."""
+    h = hashlib.sha256(json.dumps([model, prompt, settings], sort_keys=True).encode())
+    h.update(np.asarray(token_ids, dtype="<i8").tobytes())
+    return "app:" + h.hexdigest()
 
 
 class StoreError(OSError):
@@ -86,9 +126,17 @@ def path_from(spec: str | os.PathLike) -> Path:
     return Path(text).expanduser()
 
 
-def recording_allowed() -> bool:
-    """The deployment switch: TAV_ATLAS_RECORD=0 turns recording off for every session."""
-    return os.environ.get("TAV_ATLAS_RECORD", "1").strip().lower() not in ("0", "false", "no")
+RECORDING_MODES = ("off", "ask", "class")
+
+
+def recording_mode() -> str:
+    """The deployment's choice, TAV_ATLAS_RECORD: "ask" (the default: each student decides,
+    and nothing of theirs is recorded until they do), "class" (every session shares its
+    runs unless the student switches it off: for a class that agreed) or "off"."""
+    value = os.environ.get("TAV_ATLAS_RECORD", "ask").strip().lower()
+    if value in ("0", "false", "no", "off"):
+        return "off"
+    return "class" if value in ("1", "true", "yes", "on", "class") else "ask"
 
 
 @dataclass(frozen=True)
@@ -153,19 +201,27 @@ class Store:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self._connect() as con:
                 con.execute("PRAGMA journal_mode=WAL")
-                con.executescript(SCHEMA)
-                con.execute(
-                    "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
-                    (str(SCHEMA_VERSION),),
-                )
-                found = con.execute(
-                    "SELECT value FROM meta WHERE key = 'schema_version'"
-                ).fetchone()[0]
-        except (sqlite3.Error, OSError) as err:
+                con.execute("BEGIN IMMEDIATE")  # one process creates or upgrades the file
+                con.execute(SCHEMA.split(";")[0])  # meta
+                row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+                found = int(row[0]) if row else STORE_VERSION
+                if found == 1:
+                    _upgrade_from_1(con)
+                    found = STORE_VERSION
+                if found == STORE_VERSION:
+                    for statement in SCHEMA.split(";"):
+                        if statement.strip():
+                            con.execute(statement)
+                    con.execute(
+                        "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
+                        (str(STORE_VERSION),),
+                    )
+                con.execute("COMMIT")
+        except (sqlite3.Error, OSError, ValueError) as err:
             raise StoreError(f"Cannot open the fingerprint store {self.path}: {err}") from err
-        if int(found) != SCHEMA_VERSION:
+        if found != STORE_VERSION:
             raise StoreError(
-                f"{self.path} has schema version {found}; this version reads {SCHEMA_VERSION}."
+                f"{self.path} has schema version {found}; this version reads {STORE_VERSION}."
             )
 
     @contextlib.contextmanager
@@ -189,9 +245,11 @@ class Store:
         tokens: Sequence[TokenRow],
         owner: str | None = None,
         doc_key: str | None = None,
+        shared: bool = True,
     ) -> int | None:
         """Write a run and its tokens in one transaction; its id, or None when a run with
-        this `doc_key` is already stored (ingestion resumes without duplicates)."""
+        this `doc_key` is already stored (ingestion resumes without duplicates; the same
+        generated run, keyed by `run_key`, is kept once, with `owner` added to its owners)."""
         rows = []
         for t in tokens:
             fp = np.asarray(t.fingerprint, dtype="<f4")
@@ -201,19 +259,25 @@ class Store:
         with self._connect() as con:
             con.execute("BEGIN IMMEDIATE")
             try:
-                if (
-                    doc_key is not None
-                    and con.execute("SELECT 1 FROM runs WHERE doc_key = ?", (doc_key,)).fetchone()
-                ):
-                    con.execute("ROLLBACK")
+                known = (
+                    con.execute("SELECT id FROM runs WHERE doc_key = ?", (doc_key,)).fetchone()
+                    if doc_key is not None
+                    else None
+                )
+                if known is not None:
+                    if owner is not None:
+                        con.execute(
+                            "INSERT OR IGNORE INTO run_owners VALUES (?, ?)", (known[0], owner)
+                        )
+                    con.execute("COMMIT")
                     return None
                 cur = con.execute(
-                    "INSERT INTO runs (source, doc_key, owner, model, prompt, settings, created,"
+                    "INSERT INTO runs (source, doc_key, shared, model, prompt, settings, created,"
                     " n_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         source,
                         doc_key,
-                        owner,
+                        int(shared),
                         model,
                         prompt,
                         json.dumps(settings),
@@ -222,6 +286,8 @@ class Store:
                     ),
                 )
                 run_id = int(cur.lastrowid)
+                if owner is not None:
+                    con.execute("INSERT INTO run_owners VALUES (?, ?)", (run_id, owner))
                 con.executemany(
                     "INSERT INTO tokens (run_id, step, position, token_id, label, context,"
                     " fingerprint, zone) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -234,10 +300,15 @@ class Store:
         return run_id
 
     def delete_owner(self, owner: str) -> int:
-        """Delete every run recorded by `owner` (and its tokens); how many runs went."""
+        """Take back what `owner` recorded: a run goes with its tokens once no other owner
+        has it. How many of the owner's runs there were."""
         with self._connect() as con:
             con.execute("BEGIN IMMEDIATE")
-            n = con.execute("DELETE FROM runs WHERE owner = ?", (owner,)).rowcount
+            n = con.execute("DELETE FROM run_owners WHERE owner = ?", (owner,)).rowcount
+            con.execute(
+                "DELETE FROM runs WHERE source = 'app'"
+                " AND id NOT IN (SELECT run_id FROM run_owners)"
+            )
             con.execute("COMMIT")
         return int(n)
 
@@ -249,18 +320,22 @@ class Store:
             rows = con.execute("SELECT doc_key FROM runs WHERE doc_key IS NOT NULL")
             return frozenset(k for (k,) in rows)
 
-    def live_runs(self, run_ids) -> set[int]:
-        """Which of `run_ids` are still stored (a user may have deleted theirs)."""
+    def shown_runs(self, run_ids) -> set[int]:
+        """Which of `run_ids` may be shown with their text: still stored (a user may have
+        deleted theirs) and shared."""
         ids = sorted({int(r) for r in run_ids})
-        alive: set[int] = set()
+        shown: set[int] = set()
         with self._connect() as con:
             for i in range(0, len(ids), 500):
                 part = ids[i : i + 500]
                 marks = ",".join("?" * len(part))
-                alive |= {
-                    r for (r,) in con.execute(f"SELECT id FROM runs WHERE id IN ({marks})", part)
+                shown |= {
+                    r
+                    for (r,) in con.execute(
+                        f"SELECT id FROM runs WHERE shared = 1 AND id IN ({marks})", part
+                    )
                 }
-        return alive
+        return shown
 
     def has_doc(self, doc_key: str) -> bool:
         with self._connect() as con:
@@ -271,7 +346,11 @@ class Store:
 
     def count(self, owner: str | None = None) -> tuple[int, int]:
         """(runs, tokens), for everyone or one owner."""
-        where, args = ("WHERE owner = ?", (owner,)) if owner else ("", ())
+        where, args = (
+            ("WHERE id IN (SELECT run_id FROM run_owners WHERE owner = ?)", (owner,))
+            if owner
+            else ("", ())
+        )
         with self._connect() as con:
             runs, toks = con.execute(
                 f"SELECT COUNT(*), COALESCE(SUM(n_tokens), 0) FROM runs {where}", args
@@ -300,15 +379,33 @@ class Store:
         }
 
     def run(self, run_id: int) -> dict | None:
-        """One run's row (settings decoded), or None."""
+        """One run's row (settings decoded, `owners`: how many sessions recorded it), or
+        None. A run that is not shared comes without its prompt."""
         with self._connect() as con:
             con.row_factory = sqlite3.Row
-            row = con.execute("SELECT * FROM runs WHERE id = ?", (int(run_id),)).fetchone()
+            row = con.execute(
+                "SELECT r.*, (SELECT COUNT(*) FROM run_owners o WHERE o.run_id = r.id) AS owners"
+                " FROM runs r WHERE id = ?",
+                (int(run_id),),
+            ).fetchone()
         if row is None:
             return None
         out = dict(row)
         out["settings"] = json.loads(out["settings"])
+        if not out["shared"]:
+            out["prompt"] = ""
         return out
+
+    def token_ids(self, run_id: int) -> dict[int, int]:
+        """position -> vocabulary id of the tokens kept of a shared run (a run that is
+        not shared gives none: its ids are its text)."""
+        with self._connect() as con:
+            rows = con.execute(
+                "SELECT t.position, t.token_id FROM tokens t JOIN runs r ON r.id = t.run_id"
+                " WHERE t.run_id = ? AND r.shared = 1",
+                (int(run_id),),
+            )
+            return {int(p): int(i) for p, i in rows}
 
     def fingerprints(
         self,
@@ -321,9 +418,12 @@ class Store:
     ) -> Fingerprints:
         """Stored fingerprints in id order: of runs created at or after `since` (a Unix
         time), token ids in (`after_id`, `until_id`], at most `limit` rows (for reading in
-        chunks), of runs from `source` ("corpus", "app", ...) if given."""
+        chunks), of runs from `source` ("corpus", "app", ...) if given. Tokens of runs that
+        are not shared come without their label and context."""
         sql = (
-            "SELECT t.id, t.fingerprint, t.zone, t.label, t.context, r.model, t.run_id,"
+            "SELECT t.id, t.fingerprint, t.zone,"
+            " CASE WHEN r.shared THEN t.label ELSE '' END,"
+            " CASE WHEN r.shared THEN t.context ELSE '' END, r.model, t.run_id,"
             " COALESCE(t.step, -1), t.position, t.token_id"
             " FROM tokens t JOIN runs r ON r.id = t.run_id"
             " WHERE t.id > ?"
@@ -362,3 +462,30 @@ class Store:
             positions=np.array([r[8] for r in rows], dtype=np.int64),
             token_ids=np.array([r[9] for r in rows], dtype=np.int64),
         )
+
+
+def _upgrade_from_1(con: sqlite3.Connection) -> None:
+    """Version 1 -> 2, inside the caller's transaction: app runs become private (they were
+    recorded without being asked), and copies of one generated run become one run with
+    all their owners."""
+    for statement in UPGRADE_FROM_1.split(";"):
+        if statement.strip():
+            con.execute(statement)
+    runs = con.execute(
+        "SELECT id, model, prompt, settings FROM runs WHERE source = 'app' ORDER BY id"
+    ).fetchall()
+    first: dict[str, int] = {}
+    for rid, model, prompt, settings in runs:
+        ids = [i for (i,) in con.execute(
+            "SELECT token_id FROM tokens WHERE run_id = ? ORDER BY position, id", (rid,)
+        )]  # fmt: skip
+        key = run_key(model, prompt, json.loads(settings), ids)
+        if key in first:
+            con.execute(
+                "INSERT OR IGNORE INTO run_owners SELECT ?, owner FROM run_owners WHERE run_id = ?",
+                (first[key], rid),
+            )
+            con.execute("DELETE FROM runs WHERE id = ?", (rid,))
+        else:
+            first[key] = rid
+            con.execute("UPDATE runs SET doc_key = ? WHERE id = ?", (key, rid))

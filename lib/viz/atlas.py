@@ -19,8 +19,10 @@ from lib.analysis.fingerprint import DIMENSIONS, ZONES
 from lib.viz.fingerprint import ZONE_COLOURS
 
 ZONE_COLOUR = dict(zip(ZONES, ZONE_COLOURS, strict=True))  # the fingerprint page's colours
-PALETTE = qualitative.Dark24 + qualitative.Light24  # 48 distinct colours for families
+PALETTE = qualitative.Dark24  # the largest families, one distinct colour each
+OTHER_COLOUR = "#9fb3c8"  # every smaller family, in one colour (named in the hover)
 NOISE_COLOUR = "#d0d0d0"
+HIDDEN_TEXT = "(a student's run, not shared: text hidden)"
 
 
 def _esc(text: str) -> str:
@@ -52,30 +54,43 @@ def atlas_map(
     names: dict[int, str],
     marks: tuple[np.ndarray, list[str]] | None = None,
     selected: int | None = None,
+    texts: np.ndarray | None = None,
 ) -> go.Figure:
     """The map of `rows` of `points`, coloured by "cluster" or "zone"; `marks` are extra
-    points (the current run's tokens: (n, 2) positions and their labels) drawn as stars."""
+    points (the current run's tokens: (n, 2) positions and their labels) drawn as stars.
+    `texts` (one per point; default the points' contexts) is what the hover says. By
+    family, the len(PALETTE) largest families have a colour each and the rest share one,
+    so no two families look alike."""
     fig = go.Figure()
-    groups = points["cluster"].to_numpy()[rows] if colour_by == "cluster" else None
+    clusters = points["cluster"].to_numpy()[rows]
     if colour_by == "cluster":
-        keys = sorted(set(groups.tolist()), key=lambda c: (c < 0, c))
+        sizes = points["cluster"].value_counts()
+        ranked = [int(c) for c in sizes.index if c >= 0]  # largest first
+        coloured = {c: PALETTE[i] for i, c in enumerate(ranked[: len(PALETTE)])}
+        groups = np.array([c if c in coloured or c < 0 else -2 for c in clusters.tolist()])
+        keys = [c for c in [*coloured, -2, -1] if (groups == c).any()]
     else:
-        zones = points["zone"].to_numpy()[rows]
-        keys = [z for z in ZONES if (zones == z).any()]
+        groups = points["zone"].to_numpy()[rows]
+        keys = [z for z in ZONES if (groups == z).any()]
+    texts = points["context"].to_numpy() if texts is None else texts
     hover = (
-        points["context"].to_numpy()[rows].astype(str),
+        texts[rows].astype(str),
         points["zone"].to_numpy()[rows].astype(str),
-        points["cluster"].to_numpy()[rows],
+        clusters,
     )
-    for i, key in enumerate(keys):
-        m = (groups == key) if colour_by == "cluster" else (zones == key)
+    for key in keys:
+        m = groups == key
         idx = rows[m]
-        if colour_by == "cluster":
-            colour = NOISE_COLOUR if key < 0 else PALETTE[i % len(PALETTE)]
-            # Short legend entries keep the map wide; the full name is in the hover.
-            name = "no family" if key < 0 else f"Family {key}"
-        else:
+        if colour_by != "cluster":
             colour, name = ZONE_COLOUR[key], key
+        elif key == -1:
+            colour, name = NOISE_COLOUR, "no family"
+        elif key == -2:
+            n = len(set(clusters[m].tolist()))
+            colour, name = OTHER_COLOUR, f"{n} smaller families"
+        else:
+            # Short legend entries keep the map wide; the full name is in the hover.
+            colour, name = coloured[key], f"Family {key}"
         text = [
             f"{_esc(c)}<br>zone {z} · "
             + ("no family" if k < 0 else _esc(names.get(int(k), f"Family {k}")))
@@ -193,4 +208,38 @@ def placement_table(labels: list[str], zones, clusters, confidence, names) -> pd
             "family": [names.get(int(c), "none (noise)") for c in clusters],
             "confidence": np.asarray(confidence, dtype=float),
         }
+    )
+
+
+def point_attention_frame(labels, weights: np.ndarray, last: int = 24) -> pd.DataFrame:
+    """The keys a token attended to (`labels`: K strings, `weights`: (K,)), for a chart:
+    the first token (where the attention sink sits) and the `last` tokens before the
+    query, a row per key in position order (the caller says what share was left out)."""
+    k = len(labels)
+    keep = sorted({0, *range(max(0, k - last), k)})
+    return pd.DataFrame(
+        {
+            "position": keep,
+            "key": [f"{i}: {labels[i]}" for i in keep],
+            "weight": np.asarray(weights, float)[keep],
+        }
+    )
+
+
+def point_attention_chart(df: pd.DataFrame) -> alt.Chart:
+    """Bars of one token's attention over the keys before it (`point_attention_frame`)."""
+    return (
+        alt.Chart(df)
+        .mark_bar(color="#000080")
+        .encode(
+            x=alt.X(
+                "key:N",
+                sort=df["key"].tolist(),
+                title="earlier tokens (position: token)",
+                axis=alt.Axis(labelAngle=-45, labelFontSize=12, labelLimit=160),
+            ),
+            y=alt.Y("weight:Q", scale=alt.Scale(domain=[0, 1]), title="attention weight"),
+            tooltip=["key", alt.Tooltip("weight:Q", format=".3f")],
+        )
+        .properties(height=240, width=min(900, 40 + 26 * len(df)))
     )

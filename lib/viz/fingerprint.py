@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from lib.analysis.fingerprint import DIMENSIONS, ZONES, Fingerprints, ZoneRules, default_rules
+from lib.labels import step_label
 from lib.viz.lens import FULL_AXIS
 
 ZONE_COLOURS = ["#1f77b4", "#2ca02c", "#9467bd", "#d62728", "#b0b0b0"]  # in ZONES order
@@ -66,7 +67,7 @@ def zone_strip(fp: Fingerprints, tokens: Sequence[str]) -> alt.LayerChart:
 
 def dimensions_heatmap(fp: Fingerprints, tokens: Sequence[str]) -> alt.Chart:
     """All 20 numbers of every token (rows: tokens, columns: dimensions)."""
-    names = [f"{i + 1}: {t}" for i, t in enumerate(tokens)]
+    names = [step_label(i, t) for i, t in enumerate(tokens)]
     long = pd.DataFrame(
         {
             "token": np.repeat(names, len(DIMENSIONS)),

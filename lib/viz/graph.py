@@ -22,7 +22,7 @@ import plotly.graph_objects as go
 
 from lib.analysis.attention import StepAttention
 from lib.config import MAX_LINE_WIDTH, MIN_LINE_WIDTH, PLOT_HEIGHT, PLOT_WIDTH
-from lib.labels import PARTIAL_NOTE, is_partial
+from lib.labels import PARTIAL_NOTE, is_partial, step_label
 
 X_IN, X_OUT, X_RANGE = 1, 9, (0, 10)  # tenths of the width: x = 0.1 and 0.9
 BLUE, ORANGE = (31, 119, 180), (255, 127, 14)
@@ -196,6 +196,19 @@ def _esc(label: str) -> str:
     return html.escape(label, quote=False)
 
 
+LABEL_FONT = 13  # px, the graph's text
+CHAR_EM = 0.62  # a generous average width of one character, in em
+
+
+def label_margin(labels) -> int:
+    """The side margin (px) that shows the longest label whole beside its marker, at least
+    10: the label needs its width and the marker's radius, less the tenth of the plot's
+    width between the marker and the edge."""
+    longest = max((len(str(lb)) for lb in labels), default=0)
+    room = 0.1 * (PLOT_WIDTH - 20)
+    return max(10, int(CHAR_EM * LABEL_FONT * longest + 14 - room) + 10)
+
+
 def attention_graph(
     prompt_labels: tuple[str, ...] | list[str],
     generated_labels: tuple[str, ...] | list[str],
@@ -302,6 +315,7 @@ def attention_graph(
                 mode="markers+text",
                 text=[_esc(lb) for lb in labels],
                 textposition=pos,
+                cliponaxis=False,  # a long label runs into the margin made for it
                 marker={
                     "size": 13,
                     "color": [colour(side, i) for i in range(len(labels))],
@@ -309,7 +323,8 @@ def attention_graph(
                 },
                 customdata=[[side, i] for i in range(len(labels))],
                 hovertext=[
-                    f"{'prompt' if side == 'input' else 'generated'} token {i}: {_esc(lb)}"
+                    (f"prompt token {i}" if side == "input" else step_label(i, ""))
+                    + f" “{_esc(lb)}”"
                     + (f"<br>{PARTIAL_NOTE}" if is_partial(lb) else "")
                     + "<br>click to filter"
                     for i, lb in enumerate(labels)
@@ -323,10 +338,13 @@ def attention_graph(
 
     fig = go.Figure(traces)
     rows = max(n_in, n_out)
+    # Token labels sit beside their markers, a tenth of the plot's width from its edge; a
+    # longer label gets a margin wide enough to show it whole.
+    left, right = label_margin(prompt_labels), label_margin(generated_labels)
     fig.update_layout(
-        width=PLOT_WIDTH,
+        width=PLOT_WIDTH + left + right - 20,
         height=max(PLOT_HEIGHT, ROW_PX * rows + 80),
-        margin={"l": 10, "r": 10, "t": 40, "b": 40},
+        margin={"l": left, "r": right, "t": 40, "b": 40},
         legend={
             "orientation": "h",
             "x": 0.5,
@@ -336,7 +354,7 @@ def attention_graph(
             "itemclick": False,
             "itemdoubleclick": False,
         },
-        font={"size": 13, "color": "#1b1f24"},
+        font={"size": LABEL_FONT, "color": "#1b1f24"},
         xaxis={"visible": False, "range": list(X_RANGE), "fixedrange": True},
         yaxis={"visible": False, "range": [-0.03, 1.03], "fixedrange": True},
         plot_bgcolor="white",

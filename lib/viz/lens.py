@@ -20,7 +20,7 @@ from lib.analysis.residual import (
     readout_kinds,
     sublayer_steps,
 )
-from lib.labels import TokenText
+from lib.labels import TokenText, step_label
 
 FULL_AXIS = alt.Axis(labelOverlap=False, labelLimit=160)  # every token gets its label
 READOUT_TITLE = "readout: the residual stream after ..."
@@ -45,7 +45,7 @@ def lens_overview(lens: LogitLens, generated: Sequence[str]) -> alt.Chart:
     """Probability of each step's final prediction after every layer (rows: steps)."""
     n = len(generated)
     names = readout_names(lens.n_readouts - 1)
-    steps = [f"{i + 1}: {t}" for i, t in enumerate(generated)]
+    steps = [step_label(i, t) for i, t in enumerate(generated)]
     grid = pd.DataFrame(
         {
             "step": np.repeat(steps, lens.n_readouts),

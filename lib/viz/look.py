@@ -53,6 +53,7 @@ def vega_for_projector(spec: dict) -> dict:
     config = spec.setdefault("config", {})
     for part in ("axis", "legend", "header"):
         config[part] = {**config.get(part, {}), **text}
+    config["legend"]["titleLimit"] = 400  # a longer title at the bigger size, whole
     config["legend"]["symbolSize"] = 200
     config["title"] = {**config.get("title", {}), "fontSize": PROJECTOR_TITLE}
     config["text"] = {**config.get("text", {}), "fontSize": PROJECTOR_TEXT}
@@ -78,6 +79,11 @@ def plotly_for_projector(fig):
         fig.layout.height = int(fig.layout.height * GRAPH_ROW_SCALE)
     if fig.layout.width:
         fig.layout.width = int(fig.layout.width * GRAPH_ROW_SCALE)
+        margin = fig.layout.margin  # the side margins hold labels: they grow with them
+        if margin.l is not None:
+            margin.l = int(margin.l * GRAPH_ROW_SCALE)
+        if margin.r is not None:
+            margin.r = int(margin.r * GRAPH_ROW_SCALE)
     for trace in fig.data:
         if getattr(trace, "textfont", None) is not None:
             trace.textfont.size = PROJECTOR_TEXT

@@ -107,6 +107,7 @@ def strip_chart(df: pd.DataFrame) -> alt.LayerChart:
                 "its probability:Q",
                 scale=alt.Scale(scheme="blues", domain=[0, 1]),
                 title="P(actual next)",
+                legend=alt.Legend(titleLimit=300),  # whole, in projector mode too
             ),
             strokeWidth=alt.condition(pick, alt.value(2.5), alt.value(0)),
             opacity=alt.condition(alt.datum.part == "prompt", alt.value(0.55), alt.value(1.0)),

@@ -74,6 +74,62 @@ def no_lines_note(step: StepAttention, threshold: float) -> str:
     )
 
 
+def graph_scope(selected: tuple[str, int] | None, name: str, current: int, show_all: bool) -> str:
+    """What the graph draws, in one line (`name`: the selected token's label, escaped by
+    the caller; steps 1-based, `current` 0-based)."""
+    s = current + 1
+    if selected is None:
+        return (
+            f"Showing the lines of steps 1 to {s}."
+            if show_all and s > 1
+            else (f"Showing step {s}'s lines only.")
+        )
+    side, i = selected
+    if side == "input":
+        to = f"steps 1 to {s}" if s > 1 else "step 1"
+        return f"Selected prompt token {i} “{name}”: showing its lines to the tokens of {to}."
+    if i > current:
+        return f"Selected “{name}”, which is written at step {i + 1}, after this one."
+    return f"Selected “{name}” (written at step {i + 1}): showing what it looked at then."
+
+
+def empty_graph_note(
+    steps: list[StepAttention],
+    current: int,
+    selected: tuple[str, int] | None,
+    name: str,
+    threshold: float,
+    top_k: int | None,
+) -> str:
+    """Why the graph draws no line, and what to do (`name` as in `graph_scope`)."""
+    if selected is None:
+        return no_lines_note(steps[current], threshold)
+    side, i = selected
+    if side == "output" and i > current:
+        return (
+            f"“{name}” is written at step {i + 1}, so at step {current + 1} there is nothing "
+            f"of it to draw yet. Go to step {i + 1} to see what it looked at."
+        )
+    if side == "input":
+        weights = np.array([steps[s].input_norm[i] for s in range(current + 1)])
+        at = int(np.argmax(weights))
+        rule = (
+            f"is not among the {top_k} strongest prompt tokens at any step up to {current + 1}"
+            if top_k is not None
+            else f"gets no line above the threshold {threshold:.3f} at steps 1 to {current + 1}"
+        )
+        return (
+            f"Prompt token {i} “{name}” {rule}: its strongest weight is {weights[at]:.4f}, "
+            f"at step {at + 1}. Lower the threshold below that, or pick another token."
+        )
+    row = steps[i]
+    best = max(float(row.input_norm.max(initial=0.0)), float(row.output_norm.max(initial=0.0)))
+    return (
+        f"“{name}” draws no line above the threshold {threshold:.3f}: its strongest "
+        f"normalised weight is {best:.4f}. Lower the threshold, or draw the strongest lines."
+    )
+
+
 def graph_caption(
     r: GenerationResult,
     layer: int | None,
