@@ -276,10 +276,16 @@ def atlas_placement(folder: str, run_key: str, _atlas: Atlas, _vectors: np.ndarr
 def atlas_shown(store_path: str, folder: str) -> np.ndarray:
     """(n_points,) bool: which of the map's points may show their text (their run is
     stored and shared), looked up at most every 10 s: a run deleted since the map was made,
-    or recorded before sharing was asked, shows no text."""
-    points = atlas(folder).points
-    shown = atlas_store(store_path).shown_runs(points["run_id"].unique())
-    return points["run_id"].isin(shown).to_numpy()
+    or recorded before sharing was asked, shows no text; nor does a map made from another
+    store."""
+    from pathlib import Path
+
+    made = atlas(folder)
+    store = atlas_store(store_path)
+    if Path(made.manifest.get("db", "")).resolve() != store.path.resolve():
+        return np.zeros(len(made.points), dtype=bool)  # its run ids are another store's
+    shown = store.shown_runs(made.points["run_id"].unique())
+    return made.points["run_id"].isin(shown).to_numpy()
 
 
 @st.cache_resource(max_entries=4, show_spinner="Drawing the map ...")

@@ -192,7 +192,9 @@ def read_link(params: Mapping[str, str], limits: Limits) -> Link:
         *SETTINGS_FIELDS,
         *VIEW_FIELDS,
     )
-    known = {f.name for f in fields} | {"prompt", "model", "forced", "select"}
+    known = {f.name for f in fields} | {"prompt", "model", "forced", "select", "token"}
+    if "token" in params and "step" not in params:  # older links named Next token's step so
+        params = {**params, "step": params["token"]}
 
     def parse(name: str, fn: Callable[[str], Any]) -> Any:
         try:

@@ -95,7 +95,7 @@ def _wait(pending: Pending, adding: bool = False) -> None:
     bar = st.progress(0.0, text="Waiting for the model ...")
     live = st.empty()
     stop = st.empty()
-    if not adding:  # adding one token is quick, and the page has its own Stop
+    if not (adding and state.ap.on):  # autoplay has its own Stop
         stop.button("Stop", key="stop_run", on_click=cancel_pending, icon=":material/stop:")
     version = -1
     while not ticket.over:

@@ -230,6 +230,7 @@ class Atlas(Group):
     owner: Shared[str] = Shared(factory=lambda: uuid.uuid4().hex)  # whose runs to delete
     recorded: Shared[set[str]] = Shared(factory=set)  # run keys already recorded
     problem: Shared[str | None] = Shared(None)  # why the last recording failed
+    deleted: Shared[int | None] = Shared(None)  # runs "Delete what I shared" just took back
     colour: Shared[str] = Shared("cluster")
     point: Shared[int | None] = Shared(None)  # the map row clicked
     seen: Shared[str | None] = Shared(None)  # the map those selections belong to

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 
 from app.caches import LIMITS
-from app.runs import record, run_generation
+from app.runs import cancel_pending, record, run_generation
 from app.state import Sampled, state
 from lib.analysis import next_token as nt
 from lib.model.loading import LoadedModel
@@ -86,6 +86,7 @@ def stop_autoplay(note: str | None = "Autoplay stopped.") -> None:
     prefix of it)."""
     wrote = state.ap.last is not None
     state.ap.on, state.ap.last, state.ap.note = False, None, note
+    cancel_pending()  # a token still being added is not waited for
     if wrote and state.run is not None:
         record(state.run)
 

@@ -10,11 +10,16 @@ from app.markdown import md_escape
 from app.runs import atlas_store_path
 from app.state import bound, state
 from app.widgets import chrome, figures
-from app.widgets.atlas import build_map_button, clicked_token, family_cards, run_on_map
-from app.widgets.classroom import share_with_class
+from app.widgets.atlas import (
+    build_map_button,
+    clicked_token,
+    family_cards,
+    my_shared_runs,
+    run_on_map,
+)
 from lib.analysis.fingerprint import ZONES
 from lib.atlas.discovery import default_output
-from lib.atlas.store import StoreError, recording_mode
+from lib.atlas.store import StoreError
 from lib.viz.atlas import HIDDEN_TEXT, point_from_event
 from lib.viz.fingerprint import zone_rules_text
 
@@ -136,28 +141,7 @@ else:
         run_on_map(atlas, run, placement, fps.vectors)
 
 st.header("5. Sharing and building", divider="gray")
-if recording_mode() == "off":
-    st.caption("This server keeps no runs in the atlas (TAV_ATLAS_RECORD=off).")
-else:
-    share_with_class()
-    mine = store.count(state.atlas.owner)
-    st.caption(
-        f"This browser session shared {mine[0]} runs ({mine[1]} tokens). Sharing keeps the "
-        "prompt, the generated tokens and their fingerprints, for everyone using this "
-        "server to see on this page; nothing else about you. A run others made too is kept "
-        "once."
-    )
-    if mine[0] and st.button("Delete what I shared", icon=":material/delete:"):
-        n = store.delete_owner(state.atlas.owner)
-        state.atlas.recorded = set()
-        caches.atlas_shown.clear()
-        st.success(
-            f"Deleted your {n} runs from the store (a run another session made too stays "
-            "for them). Their text is gone from the map now; their dots go when the map "
-            "is rebuilt."
-        )
-if state.atlas.problem:
-    st.warning(md_escape(state.atlas.problem))
+my_shared_runs(store)
 
 with st.expander("Build or refresh the map", expanded=atlas is None):
     st.markdown(

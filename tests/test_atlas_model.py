@@ -70,7 +70,8 @@ def test_a_points_attention_is_its_row_in_eager_attention(smollm2, smollm2_eager
     assert checked == 4
     with __import__("sqlite3").connect(store.path) as con:
         con.execute("UPDATE runs SET shared = 0 WHERE id = ?", (app_id,))
-    assert store.token_ids(app_id) == {}
+    private = store.run(app_id)
+    assert store.token_ids(app_id) == {} and private["prompt"] == "" and private["settings"] == {}
     with pytest.raises(PointError):
         point_attention(smollm2, store.run(app_id), {}, int(rows[0].position), rows[0].fingerprint)
 

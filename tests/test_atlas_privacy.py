@@ -65,6 +65,9 @@ def test_a_version_1_file_keeps_its_data_but_not_the_students_text(tmp_path):
     store = Store(path)
     with sqlite3.connect(path) as con:
         assert con.execute("SELECT value FROM meta").fetchone()[0] == str(STORE_VERSION)
+    on_disk = path.read_bytes() + (path.parent / "old.sqlite-wal").read_bytes()
+    assert b"Alice" not in on_disk and b"Bob" not in on_disk  # taken out, not just hidden
+    assert b"corpus words" in on_disk
     assert store.count() == (3, 6)  # the copy is gone, no token of the others
     assert store.count("alice") == (1, 2) and store.count("bob") == (2, 3)
     fp = store.fingerprints()
@@ -73,11 +76,30 @@ def test_a_version_1_file_keeps_its_data_but_not_the_students_text(tmp_path):
     corpus = int(fp.run_ids[0])
     assert store.shown_runs(set(fp.run_ids.tolist())) == {corpus}
     app_runs = sorted(set(fp.run_ids.tolist()) - {corpus})
-    assert all(store.run(r)["prompt"] == "" for r in app_runs)
+    assert all(store.run(r)["prompt"] == "" and store.run(r)["settings"] == {} for r in app_runs)
+    assert set(fp.token_ids[fp.run_ids != corpus].tolist()) == {-1}  # ids are text too
+    assert all(store.token_ids(r) == {} for r in app_runs)
     assert store.run(corpus)["prompt"] == "A corpus text"
     np.testing.assert_allclose(fp.vectors[fp.run_ids == app_runs[0]][:, 0], [0.01, 0.02])
+    # A student who shares the same run now gives it its text back.
+    rows = [
+        TokenRow(
+            k, k + 3, i, f"w{i}", f"Alice's diary⟦w{i}⟧", np.full(20, 0.01 * (k + 1)), "diffuse"
+        )
+        for k, i in enumerate([7, 8])
+    ]
+    key = run_key("m", "Alice's diary entry", {}, [7, 8])
+    assert store.add_run(
+        source="app", model="m", prompt="Alice's diary entry", settings={}, tokens=rows,
+        owner="carol", doc_key=key,
+    ) is None  # fmt: skip
+    assert store.count() == (3, 6) and store.run(app_runs[0])["owners"] == 3
+    assert store.run(app_runs[0])["prompt"] == "Alice's diary entry"
+    assert store.token_ids(app_runs[0]) == {3: 7, 4: 8}
+    assert "Alice's diary⟦w7⟧" in store.fingerprints().contexts
     # Deleting works on the upgraded file: the shared copy goes with its last owner.
-    assert store.delete_owner("alice") == 1 and store.count() == (3, 6)
+    assert store.delete_owner("alice") == 1 and store.delete_owner("carol") == 1
+    assert store.count() == (3, 6)
     assert store.delete_owner("bob") == 2 and store.count() == (1, 3)
     Store(path)  # opening it again changes nothing
     assert store.count() == (1, 3)
@@ -104,6 +126,9 @@ def test_a_shared_run_is_kept_once_and_goes_with_its_last_owner(tmp_path):
     assert store.delete_owner("a") == 1 and store.count() == (1, 1)
     assert store.delete_owner("b") == 1 and store.count() == (0, 0)
     assert store.shown_runs([first]) == set()
+    # A delete takes back only the owner's runs: a run with no owner at all stays.
+    store.add_run(source="app", model="m", prompt="x", settings={}, tokens=rows)
+    assert store.delete_owner("nobody") == 0 and store.count() == (1, 1)
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,8 @@ screenshot of each is kept in test-artifacts/ to be looked at."""
 
 from __future__ import annotations
 
+import re
+
 from playwright.sync_api import expect
 
 from tests.apphelpers import FAILURE_TEXT
@@ -50,3 +52,23 @@ def test_new_views_draw_in_chromium(session, artifacts_dir):
     expect(pg.get_by_text(FAILURE_TEXT)).to_have_count(0)
     expect(pg.get_by_test_id("stException")).to_have_count(0)
     assert not s.js_errors, s.js_errors
+
+
+def test_autoplay_says_which_token_it_adds_with_one_stop(open_session, artifacts_dir):
+    """Each autoplay tick adds one token: the page says "Adding token n" (not a count of
+    the replayed tokens that reads like a longer run), keeps the text as it is, and shows
+    one Stop button, its own."""
+    s = open_session("autoplay")
+    pg = s.page
+    s.fill("Prompt", "Autoplay writes one token at a time, and the")
+    s.click("button", "Generate")
+    s.open_page("Step by step")
+    s.act(lambda: pg.get_by_text("Autoplay", exact=True).click())
+    adding = pg.get_by_text(re.compile(r"^Adding token 2[1-9]"))
+    expect(adding).to_be_visible(timeout=120_000)  # during a tick
+    page_stops = pg.get_by_test_id("stMain").get_by_role("button", name="Stop")
+    assert page_stops.count() == 1  # (Streamlit's own "Stop" in the header is not the page's)
+    expect(pg.get_by_text("Generated token")).to_have_count(0)
+    pg.screenshot(path=str(artifacts_dir / "lessons-autoplay.png"), full_page=True)
+    s.act(lambda: page_stops.click())
+    expect(pg.get_by_text("Autoplay stopped.")).to_be_visible()

@@ -96,3 +96,12 @@ def test_the_address_bar_keeps_the_view_but_not_the_classroom_modes(app):
     shown = [c.value for c in app.code]
     assert any("projector=1" in c and "quiz=1" in c for c in shown)  # the teacher's copy
     assert any("projector" not in c and "prompt=" in c for c in shown)  # the plain one
+
+
+def test_an_older_links_next_token_step_is_the_step():
+    from app.link_query import read_link
+    from lib.config import Limits
+
+    link = read_link({"token": "3"}, Limits())
+    assert link.values == {"step": 3} and not link.notes
+    assert read_link({"token": "3", "step": "2"}, Limits()).values == {"step": 2}

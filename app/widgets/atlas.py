@@ -10,6 +10,9 @@ import streamlit as st
 
 from app import caches
 from app.markdown import md_escape
+from app.runs import atlas_store_path
+from app.state import state
+from app.widgets.classroom import share_with_class
 from app.widgets.figures import chart
 from app.widgets.model import current_model
 from lib.atlas.client import ServiceError, service_url
@@ -27,6 +30,42 @@ from lib.viz.text import family_story
 if TYPE_CHECKING:
     from lib.atlas.classify import Atlas, Placement
     from lib.atlas.store import Store
+
+
+def delete_mine() -> None:
+    """ "Delete what I shared", before the page is drawn: the map above shows the change."""
+    store = caches.atlas_store(atlas_store_path())
+    state.atlas.deleted = store.delete_owner(state.atlas.owner)
+    state.atlas.recorded = set()
+    caches.atlas_shown.clear()
+
+
+def my_shared_runs(store: Store) -> None:
+    """The switch that shares this session's runs, what it has shared, and its delete."""
+    from lib.atlas.store import recording_mode
+
+    if recording_mode() == "off":
+        st.caption("This server keeps no runs in the atlas (TAV_ATLAS_RECORD=off).")
+    else:
+        share_with_class()
+        mine = store.count(state.atlas.owner)
+        st.caption(
+            f"This browser session shared {mine[0]} runs ({mine[1]} tokens). Sharing keeps the "
+            "prompt, the generated tokens and their fingerprints, for everyone using this "
+            "server to see on this page; nothing else about you. A run others made too is kept "
+            "once."
+        )
+        if mine[0]:
+            st.button("Delete what I shared", icon=":material/delete:", on_click=delete_mine)
+        if state.atlas.deleted is not None:
+            st.success(
+                f"Deleted your {state.atlas.deleted} runs from the store (a run another session "
+                "made too stays for them). Their text is gone from the map; their dots go when "
+                "the map is rebuilt."
+            )
+            state.atlas.deleted = None
+    if state.atlas.problem:
+        st.warning(md_escape(state.atlas.problem))
 
 
 def build_map_button(store, output: str) -> None:

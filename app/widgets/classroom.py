@@ -11,7 +11,7 @@ from lib.viz.look import PROJECTOR_TEXT
 
 
 def classroom_switches() -> None:
-    """The classroom's two switches; both are kept in the link."""
+    """The classroom's two switches, kept in the tab (and in the teacher's second link)."""
     st.toggle(
         "Projector mode",
         **bound("projector"),

@@ -126,6 +126,8 @@ class Atlas:
         """Up to `k` rows of the family, most typical first, among the rows whose text may
         be shown (`shown`: (n_points,) bool)."""
         rows = np.flatnonzero((self.labels == int(cluster)) & shown)
+        if not rows.size:
+            return []
         return rows[typical_order(self.xy[rows], self.strength[rows])[:k]].tolist()
 
     def locate(self, vectors: np.ndarray) -> Placement:

@@ -49,7 +49,7 @@ CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     source TEXT NOT NULL,
     doc_key TEXT UNIQUE,
-    shared INTEGER NOT NULL DEFAULT 1,
+    shared INTEGER NOT NULL DEFAULT 0,
     model TEXT NOT NULL,
     prompt TEXT NOT NULL,
     settings TEXT NOT NULL,
@@ -78,10 +78,11 @@ CREATE INDEX IF NOT EXISTS run_owners_owner ON run_owners(owner);
 """
 
 # Version 1 kept one owner per run, recorded every app run by default and recorded the
-# same run again for every session that made it.
+# same run again for every session that made it. Its `owner` column stays, empty (dropping
+# a column needs SQLite 3.35); a writer of version 1 still running adds private runs.
 UPGRADE_FROM_1 = """
-ALTER TABLE runs ADD COLUMN shared INTEGER NOT NULL DEFAULT 1;
-UPDATE runs SET shared = 0 WHERE source = 'app';
+ALTER TABLE runs ADD COLUMN shared INTEGER NOT NULL DEFAULT 0;
+UPDATE runs SET shared = 1 WHERE source != 'app';
 CREATE TABLE run_owners (
     run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
     owner TEXT NOT NULL,
@@ -89,7 +90,7 @@ CREATE TABLE run_owners (
 );
 INSERT INTO run_owners SELECT id, owner FROM runs WHERE owner IS NOT NULL;
 DROP INDEX IF EXISTS runs_owner;
-ALTER TABLE runs DROP COLUMN owner;
+UPDATE runs SET owner = NULL;
 CREATE INDEX run_owners_owner ON run_owners(owner);
 """
 
@@ -205,7 +206,8 @@ class Store:
                 con.execute(SCHEMA.split(";")[0])  # meta
                 row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
                 found = int(row[0]) if row else STORE_VERSION
-                if found == 1:
+                upgraded = found == 1
+                if upgraded:
                     _upgrade_from_1(con)
                     found = STORE_VERSION
                 if found == STORE_VERSION:
@@ -217,6 +219,8 @@ class Store:
                         (str(STORE_VERSION),),
                     )
                 con.execute("COMMIT")
+                if upgraded:
+                    con.execute("VACUUM")  # the text taken out leaves no copy in free pages
         except (sqlite3.Error, OSError, ValueError) as err:
             raise StoreError(f"Cannot open the fingerprint store {self.path}: {err}") from err
         if found != STORE_VERSION:
@@ -269,6 +273,8 @@ class Store:
                         con.execute(
                             "INSERT OR IGNORE INTO run_owners VALUES (?, ?)", (known[0], owner)
                         )
+                    if shared:  # the same run kept private until now: shared by this owner
+                        _share(con, known[0], prompt, settings, rows)
                     con.execute("COMMIT")
                     return None
                 cur = con.execute(
@@ -304,13 +310,16 @@ class Store:
         has it. How many of the owner's runs there were."""
         with self._connect() as con:
             con.execute("BEGIN IMMEDIATE")
-            n = con.execute("DELETE FROM run_owners WHERE owner = ?", (owner,)).rowcount
-            con.execute(
-                "DELETE FROM runs WHERE source = 'app'"
-                " AND id NOT IN (SELECT run_id FROM run_owners)"
+            mine = [
+                r for (r,) in con.execute("SELECT run_id FROM run_owners WHERE owner = ?", (owner,))
+            ]
+            con.execute("DELETE FROM run_owners WHERE owner = ?", (owner,))
+            con.executemany(
+                "DELETE FROM runs WHERE id = ? AND id NOT IN (SELECT run_id FROM run_owners)",
+                [(r,) for r in mine],
             )
             con.execute("COMMIT")
-        return int(n)
+        return len(mine)
 
     # -- reading -------------------------------------------------------------------------
 
@@ -380,7 +389,8 @@ class Store:
 
     def run(self, run_id: int) -> dict | None:
         """One run's row (settings decoded, `owners`: how many sessions recorded it), or
-        None. A run that is not shared comes without its prompt."""
+        None. A run that is not shared comes without its prompt and settings (forced
+        tokens are text too)."""
         with self._connect() as con:
             con.row_factory = sqlite3.Row
             row = con.execute(
@@ -393,7 +403,8 @@ class Store:
         out = dict(row)
         out["settings"] = json.loads(out["settings"])
         if not out["shared"]:
-            out["prompt"] = ""
+            out["prompt"], out["settings"] = "", {}
+        out.pop("owner", None)  # version 1's column, empty
         return out
 
     def token_ids(self, run_id: int) -> dict[int, int]:
@@ -419,12 +430,12 @@ class Store:
         """Stored fingerprints in id order: of runs created at or after `since` (a Unix
         time), token ids in (`after_id`, `until_id`], at most `limit` rows (for reading in
         chunks), of runs from `source` ("corpus", "app", ...) if given. Tokens of runs that
-        are not shared come without their label and context."""
+        are not shared come without their label, context and vocabulary id (-1)."""
         sql = (
             "SELECT t.id, t.fingerprint, t.zone,"
             " CASE WHEN r.shared THEN t.label ELSE '' END,"
             " CASE WHEN r.shared THEN t.context ELSE '' END, r.model, t.run_id,"
-            " COALESCE(t.step, -1), t.position, t.token_id"
+            " COALESCE(t.step, -1), t.position, CASE WHEN r.shared THEN t.token_id ELSE -1 END"
             " FROM tokens t JOIN runs r ON r.id = t.run_id"
             " WHERE t.id > ?"
         )
@@ -489,3 +500,24 @@ def _upgrade_from_1(con: sqlite3.Connection) -> None:
         else:
             first[key] = rid
             con.execute("UPDATE runs SET doc_key = ? WHERE id = ?", (key, rid))
+    # Their text goes: kept, no one could ever take it back (its sessions are gone). The
+    # key stays, so a student who shares the same run later gives it its text again.
+    con.execute("UPDATE runs SET prompt = '', settings = '{}' WHERE source = 'app'")
+    con.execute(
+        "UPDATE tokens SET label = '', context = '', token_id = -1"
+        " WHERE run_id IN (SELECT id FROM runs WHERE source = 'app')"
+    )
+
+
+def _share(con: sqlite3.Connection, run_id: int, prompt: str, settings: dict, rows) -> None:
+    """Make a private run shared, with the text of the same run just recorded again (a
+    private run keeps none): its prompt and settings, and each token's label, context and
+    id, matched by position."""
+    con.execute(
+        "UPDATE runs SET shared = 1, prompt = ?, settings = ? WHERE id = ? AND shared = 0",
+        (prompt, json.dumps(settings), run_id),
+    )
+    con.executemany(
+        "UPDATE tokens SET label = ?, context = ?, token_id = ? WHERE run_id = ? AND position = ?",
+        [(r[3], r[4], r[2], run_id, r[1]) for r in rows],
+    )

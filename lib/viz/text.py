@@ -118,9 +118,16 @@ def empty_graph_note(
             if top_k is not None
             else f"gets no line above the threshold {threshold:.3f} at steps 1 to {current + 1}"
         )
+        advice = (
+            "Hidden with the sink, it gets no weight at all."
+            if weights[at] == 0
+            else "Lower the threshold below that, or pick another token."
+            if top_k is None
+            else "Raise k, or pick another token."
+        )
         return (
             f"Prompt token {i} “{name}” {rule}: its strongest weight is {weights[at]:.4f}, "
-            f"at step {at + 1}. Lower the threshold below that, or pick another token."
+            f"at step {at + 1}. {advice}"
         )
     row = steps[i]
     best = max(float(row.input_norm.max(initial=0.0)), float(row.output_norm.max(initial=0.0)))
