@@ -113,9 +113,9 @@ def weights(lm: LoadedModel, run: Run) -> None:
         pca.token_ids, set(r.token_ids[: r.prompt_len].tolist()), set(r.generated_ids.tolist())
     )
     figures.chart(pca_chart(pca, [text(t) for t in pca.token_ids], where), width="content")
-    st.caption(pca_caption(pca, int(lm.model.config.hidden_size)))
+    st.caption(pca_caption(pca, int(lm.embedding_matrix().shape[1])))
     if not has_ov_weights(lm):
-        st.info("This model's attention weights are not laid out as v_proj / o_proj.")
+        st.info("This model's attention weights are laid out unlike any family this app knows.")
         return
     st.subheader("What each head can write: OV-circuit singular values")
     state.lens.ov_layer = state.lens.ov_layer if state.lens.ov_layer in range(lm.n_layers) else 0

@@ -118,3 +118,24 @@ def test_the_docs_name_only_files_that_exist():
     assert len(named) >= 20, named
     missing = sorted(p for p in named if not (ROOT / p).is_file())
     assert not missing, missing
+
+
+# What only lib/model may touch: Hugging Face module paths, hooks and config reads.
+MODEL_INSIDES = {
+    "base_model", "config", "layers", "self_attn", "o_proj", "v_proj", "c_attn", "c_proj",
+    "dense", "query_key_value", "input_layernorm", "ln_1", "get_input_embeddings",
+    "get_output_embeddings", "register_forward_hook", "register_forward_pre_hook",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "path", sorted((ROOT / "lib" / "analysis").glob("*.py")), ids=lambda p: p.name
+)
+def test_the_analysis_reads_the_model_only_through_its_interface(path):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    reached = {
+        node.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and node.attr in MODEL_INSIDES
+    }
+    assert not reached, f"{path.name} reaches into the model: {sorted(reached)}"

@@ -220,18 +220,31 @@ def test_activations_caption_notes_a_huge_first_token():
         norms.mlp[0, 0] = 1.0
 
 
-def test_a_model_without_llama_layers_is_refused():
-    from transformers import GPT2Config, GPT2LMHeadModel
+def test_a_layout_that_changes_the_sums_or_is_unknown_is_refused():
+    """Gemma 2 normalises what attention and the MLP write before adding it (its output
+    is not input + attention + MLP), so the stream between them is refused in words; a
+    layout no family here has (BLOOM's) is refused before any pass."""
+    from transformers import BloomConfig, BloomForCausalLM, Gemma2Config, Gemma2ForCausalLM
 
     from lib.model.loading import LoadedModel
 
-    model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=2, n_embd=8, vocab_size=16)).eval()
-    lm = LoadedModel(
-        "gpt2-tiny", "gpt2-tiny", "local", model, None, torch.device("cpu"), torch.float32, 0
-    )
-    assert not supports_sublayers(lm)
-    with pytest.raises(ValueError, match="not laid out like Llama"):
-        activation_norms(lm, np.array([1, 2, 3]))
+    def wrap(model):
+        return LoadedModel(
+            "t", "t", "local", model.eval(), None, torch.device("cpu"), torch.float32, 0
+        )
+
+    torch.manual_seed(0)
+    gemma2 = wrap(Gemma2ForCausalLM(Gemma2Config(
+        vocab_size=16, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+        num_attention_heads=2, num_key_value_heads=1, head_dim=8,
+    )))  # fmt: skip
+    assert not supports_sublayers(gemma2)
+    with pytest.raises(ValueError, match="Gemma 2's post-norms"):
+        activation_norms(gemma2, np.array([1, 2, 3]))
+    bloom = wrap(BloomForCausalLM(BloomConfig(vocab_size=16, hidden_size=8, n_layer=1, n_head=2)))
+    assert not supports_sublayers(bloom)
+    with pytest.raises(ValueError, match="laid out unlike Llama's"):
+        activation_norms(bloom, np.array([1, 2, 3]))
 
 
 # ---- the real model -----------------------------------------------------------------------

@@ -1,30 +1,14 @@
 """Head ablation: switch attention heads off and see what changes in the model's output.
 
-Zero ablation of query head h of a layer sets h's slice of the input to that layer's
-`self_attn.o_proj`, columns h*d .. (h+1)*d (d = head_dim), to zero. A Llama-style layer adds
-o_proj(concat of the heads' outputs) to the residual stream, and o_proj is linear, so this
-removes exactly that head's contribution: the same as zeroing those columns of W_O. With
-grouped-query attention (SmolLM2: 9 query heads share 3 key/value heads) each query head
-still has its own slice, so one query head can be switched off alone.
-
-Concurrency, the reason for the design. The model is one object per process, shared by every
-session, and Streamlit runs each session's script in its own thread, so two sessions may run
-forward passes at the same moment, one of them ablating. A hook on a shared module would
-therefore also zero heads in the other session's plain forward pass. Copying the model per
-call would be safe but costs its whole size each time. Instead `zero_heads` registers
-forward pre-hooks that act only in the thread that registered them while it is inside the
-`with` block: each hook carries a token of its call and looks it up in a `threading.local`,
-so every other thread's forward passes the hook untouched (it returns None: no change). The
-hooks are removed in `finally`, so the model is left as it was even when the pass fails.
-Registering and removing a hook is one dict update under the GIL, and torch's module call
-copies the hook dict into a tuple before running hooks, so a forward running in another
-thread never sees the dict change under it. (torch.compile'd or CUDA-graph-captured models
-would not run Python hooks; this app runs the model eagerly.)
+Zero ablation of query head h of a layer removes exactly that head's contribution to the
+residual stream: its slice of the input to the attention's output projection W_O is set
+to zero (`lib.model.probes.heads_off`, where the reasons and the thread safety are set
+out). With grouped-query attention (SmolLM2: 9 query heads share 3 key/value heads) each
+query head still has its own slice, so one query head can be switched off alone.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,21 +20,20 @@ from lib.analysis import head_roles as hr
 from lib.analysis.weights import has_ov_weights
 from lib.measures import rank
 from lib.model.loading import LoadedModel
+from lib.model.probes import heads_off
 from lib.model.result import GenerationResult
 
 Head = tuple[int, int]  # (layer, query head), both 0-based
 TOP_K = 10
 LN2 = float(np.log(2.0))
 
-_active = threading.local()  # .tokens: the ablations running in this thread (innermost last)
-
 
 def check_heads(lm: LoadedModel, heads: Iterable[Head]) -> tuple[Head, ...]:
     """`heads` as a sorted tuple without repeats; a clear ValueError for anything invalid."""
     if not has_ov_weights(lm):
         raise ValueError(
-            f"Head ablation needs a Llama-style model (self_attn.o_proj in every layer); "
-            f"{lm.name} is not one."
+            f"Head ablation needs to know where {lm.name} keeps each attention's output "
+            "projection, and its layout is not one the model interface knows."
         )
     L, H = lm.n_layers, lm.n_heads
     out = set()
@@ -69,23 +52,6 @@ def check_heads(lm: LoadedModel, heads: Iterable[Head]) -> tuple[Head, ...]:
     return tuple(sorted(out))
 
 
-def head_mask(n_heads: int, head_dim: int, heads: Iterable[int]) -> torch.Tensor:
-    """(n_heads * head_dim,) ones, with zeros over the columns of the given heads."""
-    mask = torch.ones(n_heads * head_dim)
-    for h in heads:
-        mask[h * head_dim : (h + 1) * head_dim] = 0.0
-    return mask
-
-
-def _hook(token: object, mask: torch.Tensor):
-    def pre_hook(module: torch.nn.Module, args: tuple):
-        if token not in getattr(_active, "tokens", ()):
-            return None  # another thread's forward, or a forward outside the call: untouched
-        return (args[0] * mask, *args[1:])  # x * 1 is exact; x * 0 removes the head
-
-    return pre_hook
-
-
 @contextmanager
 def zero_heads(lm: LoadedModel, heads: Iterable[Head]) -> Iterator[tuple[Head, ...]]:
     """Inside the block, forward passes of *this thread* run with `heads` switched off.
@@ -97,24 +63,8 @@ def zero_heads(lm: LoadedModel, heads: Iterable[Head]) -> Iterator[tuple[Head, .
     by_layer: dict[int, list[int]] = {}
     for layer, head in checked:
         by_layer.setdefault(layer, []).append(head)
-    token = object()
-    handles = []
-    outer = getattr(_active, "tokens", ())
-    try:
-        for layer, hs in by_layer.items():
-            o_proj = lm.model.base_model.layers[layer].self_attn.o_proj
-            width = o_proj.weight.shape[1]
-            if width % lm.n_heads:
-                raise ValueError(f"o_proj input width {width} is not heads x head_dim")
-            w = o_proj.weight
-            mask = head_mask(lm.n_heads, width // lm.n_heads, hs).to(w.device, w.dtype)
-            handles.append(o_proj.register_forward_pre_hook(_hook(token, mask)))
-        _active.tokens = (*outer, token)
+    with heads_off(lm.parts, by_layer):
         yield checked
-    finally:
-        _active.tokens = outer
-        for handle in handles:
-            handle.remove()
 
 
 # ---- the next-token distribution at one position ----------------------------------------

@@ -291,7 +291,7 @@ def solve(
 @torch.inference_mode()
 def embedding_index(lm: LoadedModel) -> EmbeddingIndex:
     """The model's input embeddings as an EmbeddingIndex (row norms computed here, once)."""
-    weight = lm.model.get_input_embeddings().weight.detach()
+    weight = lm.embedding_matrix()
     table = weight.float().cpu().numpy()  # no copy for a float32 model on the CPU
     table.flags.writeable = False  # a view of the model's weights: never written through
     special = sorted({int(i) for i in (getattr(lm.tokenizer, "all_special_ids", None) or [])})

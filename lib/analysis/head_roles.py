@@ -257,7 +257,7 @@ def probe_tokens(lm: LoadedModel, n: int = 50, seed: int = 0) -> tuple[np.ndarra
     tok = lm.tokenizer
     added = list(getattr(tok, "added_tokens_decoder", {}) or {})
     first_id = max([*added, *tok.all_special_ids, -1]) + 1
-    vocab = int(lm.model.config.vocab_size)
+    vocab = lm.vocab_size
     prefix = (int(tok.bos_token_id),) if tok.bos_token_id is not None else ()
     return repeated_random_tokens(vocab, n, seed, first_id, prefix), len(prefix)
 

@@ -73,15 +73,6 @@ def readout_names(n_layers: int, sublayers: bool = False) -> list[str]:
     return ["embeddings"] + [f"layer {i}" for i in range(n_layers)]
 
 
-def final_norm(model: torch.nn.Module) -> torch.nn.Module:
-    """The norm applied before the unembedding (Llama/Qwen `norm`, GPT-2 `ln_f`)."""
-    base = model.base_model
-    for name in ("norm", "ln_f", "final_layernorm"):
-        if isinstance(getattr(base, name, None), torch.nn.Module):
-            return getattr(base, name)
-    raise ValueError(f"no final norm found on {type(model).__name__}")
-
-
 def settles_at(rank: np.ndarray) -> np.ndarray:
     """(S, R) ranks -> (S,) first readout index from which every later rank is 1 (top)."""
     not_top = rank != 1
@@ -98,16 +89,14 @@ def logit_lens(lm: LoadedModel, result: GenerationResult, top_k: int = TOP_K) ->
     ids = lm.batch(result.token_ids[: P + S - 1])
     out = lm.model(input_ids=ids, use_cache=False, output_hidden_states=True, logits_to_keep=1)
     hidden = out.hidden_states  # L + 1 tensors (1, T, d)
-    norm = final_norm(lm.model)
-    unembed = lm.model.get_output_embeddings()
     top_ids, top_probs, final_prob, final_rank = [], [], [], []
     final_ids = None
     # Walk from the last readout down, so the final token is known for the others.
     for i in range(len(hidden) - 1, -1, -1):
         h = hidden[i][0, P - 1 :]  # (S, d): the query positions of the steps
-        if i < len(hidden) - 1:
-            h = norm(h)
-        probs_t = torch.softmax(unembed(h).float(), dim=-1)  # (S, V)
+        # The last hidden state has been through the final norm already.
+        logits = lm.read_stream(h) if i < len(hidden) - 1 else lm.logits(h)
+        probs_t = torch.softmax(logits, dim=-1)  # (S, V)
         top = torch.topk(probs_t, top_k, dim=-1)
         top_ids.append(top.indices.cpu().numpy())
         top_probs.append(top.values.cpu().numpy())
@@ -133,5 +122,4 @@ def logit_lens(lm: LoadedModel, result: GenerationResult, top_k: int = TOP_K) ->
 
 def tied_embeddings(lm: LoadedModel) -> bool:
     """Whether the unembedding is the embedding matrix itself (tied weights)."""
-    out, inp = lm.model.get_output_embeddings(), lm.model.get_input_embeddings()
-    return out is not None and out.weight.data_ptr() == inp.weight.data_ptr()
+    return lm.unembedding_matrix().data_ptr() == lm.embedding_matrix().data_ptr()

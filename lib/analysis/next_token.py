@@ -144,13 +144,6 @@ class StepDistribution:
         return idx[np.argsort(-self.probs[idx], kind="stable")]
 
 
-def _final_logits(lm: LoadedModel, hidden: torch.Tensor) -> torch.Tensor:
-    """The LM head on final hidden states, with the soft-capping some models apply."""
-    logits = lm.model.get_output_embeddings()(hidden).float()
-    cap = getattr(lm.model.config, "final_logit_softcapping", None)
-    return torch.tanh(logits / cap) * cap if cap else logits
-
-
 @torch.inference_mode()
 def step_distribution(lm: LoadedModel, result: GenerationResult, step: int) -> StepDistribution:
     """One forward pass over the run's tokens before generated token `step`.
@@ -200,14 +193,13 @@ def sequence_lens(
 ) -> SequenceLens:
     """One forward pass; the LM head runs over `chunk` positions at a time, so memory
     stays at chunk x vocabulary floats instead of T x vocabulary."""
-    ids = lm.batch(token_ids)
-    hidden = lm.model.base_model(input_ids=ids, use_cache=False).last_hidden_state[0]
+    hidden = lm.final_hidden(token_ids)
     T = hidden.shape[0]
-    k = min(k, int(lm.model.get_output_embeddings().weight.shape[0]))
+    k = min(k, lm.vocab_size)
     top_ids, top_probs, ent, nxt_p, nxt_r = [], [], [], [], []
     token_ids = np.asarray(token_ids, dtype=np.int64)
     for start in range(0, T, chunk):
-        probs_t = torch.softmax(_final_logits(lm, hidden[start : start + chunk]), dim=-1)
+        probs_t = torch.softmax(lm.logits(hidden[start : start + chunk]), dim=-1)
         top = torch.topk(probs_t, k, dim=-1)
         top_ids.append(top.indices.cpu().numpy())
         top_probs.append(top.values.cpu().numpy())

@@ -1,12 +1,14 @@
 """Inside each layer: the residual stream before attention, after attention, after the MLP.
 
-A Llama decoder layer (transformers' `LlamaDecoderLayer.forward`) does, for input x:
+A decoder layer adds what its attention and its MLP write to the stream x it reads:
 
-    resid_mid  = x + self_attn(input_layernorm(x))
-    resid_post = resid_mid + mlp(post_attention_layernorm(resid_mid))
+    resid_mid  = x + attn_out                 (Llama, GPT-2: the MLP then reads resid_mid)
+    resid_post = resid_mid + mlp_out          (GPT-NeoX, Phi: the MLP reads x, in parallel)
 
-Forward hooks on each layer's input, `self_attn` and `mlp` outputs, and the layer's output
-capture those pieces in one forward pass. Two views use them:
+One forward pass through `lib.model.probes.sublayers` keeps those pieces, in every family
+the model interface knows; each layer's sum is checked against its real output, so a
+layout that adds anything else (post-norms on a sub-layer's output, as in Gemma 2) is
+refused with a message, not misread. Two views use them:
 
 - the sub-layer logit lens: the 2L + 1 residual states (embeddings, then after attention
   and after the MLP of every layer) at each step's query position, read through the
@@ -22,16 +24,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lib.analysis.logit_lens import TOP_K, final_norm
+from lib.analysis.logit_lens import TOP_K
 from lib.measures import ranks
+from lib.model.anatomy import UnsupportedModel
 from lib.model.loading import LoadedModel
+from lib.model.probes import Sublayers, as_numpy, sublayers
 from lib.model.result import GenerationResult
 
 KINDS = ("embeddings", "attention", "MLP")
-# Residual parts a Llama-style layer has; the others change the sums above (Gemma's norms
-# on sub-layer outputs, OLMo-2's post-norms), so those models are refused, not misread.
-_NEEDED = ("input_layernorm", "post_attention_layernorm", "self_attn", "mlp")
-_UNEXPECTED = ("pre_feedforward_layernorm", "post_feedforward_layernorm")
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,7 +83,7 @@ class SublayerLens:
 class ActivationNorms:
     """L2 norms of what each sub-layer adds to the residual stream, L layers x T tokens.
 
-    attn   (L, T) float32  ||self_attn output|| = ||resid_mid - resid_pre||
+    attn   (L, T) float32  ||attention output|| = ||resid_mid - resid_pre||
     mlp    (L, T) float32  ||mlp output||       = ||resid_post - resid_mid||
     resid  (L, T) float32  ||resid_post||, the residual stream itself after each layer
     """
@@ -118,71 +118,31 @@ def sublayer_steps(logprob: np.ndarray) -> np.ndarray:
 
 
 def supports_sublayers(lm: LoadedModel) -> bool:
-    """Whether the model's layers have the Llama residual layout this module reads."""
-    layers = getattr(lm.model.base_model, "layers", None)
-    if layers is None or len(layers) == 0:
-        return False
-    return all(hasattr(layers[0], n) for n in _NEEDED) and not any(
-        hasattr(layers[0], n) for n in _UNEXPECTED
-    )
-
-
-@dataclass
-class _Capture:
-    """What the hooks keep: states at the kept rows, and per-token norms over all tokens."""
-
-    pre: list[torch.Tensor]  # L x (S, d): each layer's input at `rows`
-    attn: list[torch.Tensor]  # L x (S, d): self_attn output
-    mlp: list[torch.Tensor]  # L x (S, d): mlp output
-    post: list[torch.Tensor]  # L x (S, d): the layer's output
-    attn_norm: list[torch.Tensor]  # L x (T,)
-    mlp_norm: list[torch.Tensor]  # L x (T,)
-    post_norm: list[torch.Tensor]  # L x (T,)
-
-
-def _first(x: torch.Tensor | tuple) -> torch.Tensor:
-    return x[0] if isinstance(x, tuple) else x  # self_attn returns (output, weights)
-
-
-def _capture(lm: LoadedModel, token_ids: np.ndarray, rows: slice) -> _Capture:
-    """One forward pass over `token_ids` with hooks; only `rows` positions keep vectors."""
-    if not supports_sublayers(lm):
-        raise ValueError(
-            f"{lm.name}'s layers are not laid out like Llama's (input norm, attention, "
-            "post-attention norm, MLP), so attention and MLP outputs cannot be read apart."
-        )
-    cap = _Capture([], [], [], [], [], [], [])
-
-    def keep(x: torch.Tensor, vectors: list, norms: list | None) -> None:
-        x = x[0]  # (T, d)
-        vectors.append(x[rows].clone())  # the model's dtype: sums below are the layer's own
-        if norms is not None:  # in float32, so that half precision does not overflow
-            norms.append(torch.linalg.vector_norm(x.float(), dim=-1))
-
-    def on_input(module, args, kwargs) -> None:
-        keep(args[0] if args else kwargs["hidden_states"], cap.pre, None)
-
-    def on_output(vectors: list, norms: list):
-        return lambda module, args, output: keep(_first(output), vectors, norms)
-
-    handles = []
+    """Whether the model interface can read this model's attention and MLP apart, and its
+    layers add what they write unchanged."""
     try:
-        for layer in lm.model.base_model.layers:
-            handles += [
-                layer.register_forward_pre_hook(on_input, with_kwargs=True),
-                layer.self_attn.register_forward_hook(on_output(cap.attn, cap.attn_norm)),
-                layer.mlp.register_forward_hook(on_output(cap.mlp, cap.mlp_norm)),
-                layer.register_forward_hook(on_output(cap.post, cap.post_norm)),
-            ]
-        with torch.inference_mode():
-            lm.model.base_model(input_ids=lm.batch(token_ids), use_cache=False)
-    finally:
-        for h in handles:
-            h.remove()
-    return cap
+        return lm.parts.plain_sums
+    except UnsupportedModel:
+        return False
 
 
-def residual_states(cap: _Capture) -> torch.Tensor:
+NOT_PLAIN = (
+    "{name}'s layers normalise what attention and the MLP write before adding it (as Gemma "
+    "2's post-norms do), so the stream between them is not what they write."
+)
+
+
+def _capture(lm: LoadedModel, token_ids: np.ndarray, rows: slice) -> Sublayers:
+    try:
+        parts = lm.parts
+    except UnsupportedModel as err:
+        raise ValueError(str(err)) from None
+    if not parts.plain_sums:
+        raise ValueError(NOT_PLAIN.format(name=lm.name))
+    return sublayers(lm.model, parts, lm.batch(token_ids), rows)
+
+
+def residual_states(cap: Sublayers) -> torch.Tensor:
     """(2L + 1, S, d): embeddings, then resid_mid and resid_post of every layer.
 
     Sums are the layer's own (x + attn, then + mlp); each is checked against the layer's
@@ -193,7 +153,11 @@ def residual_states(cap: _Capture) -> torch.Tensor:
         mid = x + a
         post = mid + m
         if not torch.allclose(post.float(), out.float(), atol=1e-4, rtol=1e-3):
-            raise ValueError(f"layer {i}'s output is not input + attention + MLP")
+            raise ValueError(
+                f"Layer {i}'s output is not its input plus what its attention and MLP "
+                "write (this model changes them on the way, as Gemma 2's post-norms do), so "
+                "the stream between them cannot be read."
+            )
         states += [mid, out]
     return torch.stack(states)
 
@@ -207,14 +171,12 @@ def read_states(
     Returns top_ids (S, R, K), top_probs (S, R, K), final_ids (S,), final_logprob (S, R),
     final_rank (S, R). One readout's (S, V) distribution is alive at a time.
     """
-    norm = final_norm(lm.model)
-    unembed = lm.model.get_output_embeddings()
     R = states.shape[0]
     top_ids, top_probs, logprob, rank = [None] * R, [None] * R, [None] * R, [None] * R
     final_ids = None
     # From the last readout down, so the final token is known for the others.
     for r in range(R - 1, -1, -1):
-        logp = torch.log_softmax(unembed(norm(states[r])).float(), dim=-1)  # (S, V)
+        logp = torch.log_softmax(lm.read_stream(states[r]), dim=-1)  # (S, V)
         top = torch.topk(logp, top_k, dim=-1)
         top_ids[r], top_probs[r] = top.indices.cpu().numpy(), top.values.exp().cpu().numpy()
         lp = logp.cpu().numpy()
@@ -243,8 +205,4 @@ def sublayer_lens(lm: LoadedModel, result: GenerationResult, top_k: int = TOP_K)
 def activation_norms(lm: LoadedModel, token_ids: np.ndarray) -> ActivationNorms:
     """Per layer and token, the L2 norm of what attention and the MLP write (one pass)."""
     cap = _capture(lm, token_ids, slice(0, 0))  # no vectors kept, norms only
-
-    def stack(xs: list[torch.Tensor]) -> np.ndarray:
-        return torch.stack(xs).cpu().numpy().astype(np.float32)
-
-    return ActivationNorms(stack(cap.attn_norm), stack(cap.mlp_norm), stack(cap.post_norm))
+    return ActivationNorms(as_numpy(cap.attn_norm), as_numpy(cap.mlp_norm), as_numpy(cap.post_norm))

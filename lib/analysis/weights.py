@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from lib.model.anatomy import UnsupportedModel
 from lib.model.loading import LoadedModel
 
 
@@ -76,7 +77,7 @@ def embedding_pca(lm: LoadedModel, token_ids: np.ndarray) -> EmbeddingPCA:
     """PCA of the input-embedding rows of the distinct tokens in `token_ids`, and their
     k-means clusters (k = min(MAX_CLUSTERS, N)) in the full embedding space."""
     ids = np.array(list(dict.fromkeys(np.asarray(token_ids).tolist())), dtype=np.int64)
-    table = lm.model.get_input_embeddings().weight
+    table = lm.embedding_matrix()
     x = table[torch.as_tensor(ids, device=table.device)].float().cpu().numpy()
     coords, explained = pca_2d(x)
     return EmbeddingPCA(ids, coords, explained, kmeans_clusters(x, MAX_CLUSTERS))
@@ -109,30 +110,22 @@ def ov_singular_values(
 
 
 def layer_ov_spectra(lm: LoadedModel, layer: int) -> np.ndarray:
-    """(H, head_dim) OV singular values of every head of one Llama-style layer.
+    """(H, head_dim) OV singular values of every head of one layer.
 
-    The layer's input RMSNorm gain is folded into W_V: it scales what each head reads.
+    The layer's input norm gain is folded into W_V: it scales what each head reads.
     """
-    block = lm.model.base_model.layers[layer]
-    attn = block.self_attn
-
-    def arr(t: torch.Tensor) -> np.ndarray:
-        return t.detach().float().cpu().numpy()
-
-    gain = getattr(getattr(block, "input_layernorm", None), "weight", None)
+    parts = lm.parts
     return ov_singular_values(
-        arr(attn.v_proj.weight),
-        arr(attn.o_proj.weight),
-        lm.n_heads,
-        None if gain is None else arr(gain),
+        parts.w_v(layer), parts.w_o(layer), parts.n_heads, parts.ln1_gain(layer)
     )
 
 
 def has_ov_weights(lm: LoadedModel) -> bool:
-    """True for Llama-style models (separate v_proj / o_proj per layer)."""
-    layers = getattr(lm.model.base_model, "layers", None)
-    attn = getattr(layers[0], "self_attn", None) if layers is not None else None
-    return attn is not None and hasattr(attn, "v_proj") and hasattr(attn, "o_proj")
+    """Whether the model interface knows where this model keeps W_V and W_O."""
+    try:
+        return lm.parts is not None
+    except UnsupportedModel:
+        return False
 
 
 # ---- copying heads: eigenvalues of each head's full OV circuit (Elhage et al. 2021) ----
@@ -236,11 +229,6 @@ def _arr(t: torch.Tensor) -> np.ndarray:
     return t.detach().float().cpu().numpy()
 
 
-def _gain(norm: torch.nn.Module | None) -> np.ndarray | None:
-    w = getattr(norm, "weight", None)
-    return None if w is None else _arr(w)
-
-
 @torch.inference_mode()
 def ov_copying(lm: LoadedModel) -> OVCopying:
     """Every head's OV-circuit eigenvalues and copying score, from the weights alone.
@@ -249,22 +237,12 @@ def ov_copying(lm: LoadedModel) -> OVCopying:
     gain and the final norm's gain folded in; the norms' data-dependent 1/rms scale (a
     positive number per token) is left out, as are the MLPs and every other layer.
     """
-    base = lm.model.base_model
-    embed = _arr(lm.model.get_input_embeddings().weight)
-    out_emb = lm.model.get_output_embeddings()
-    unembed = embed if out_emb is None else _arr(out_emb.weight)  # tied models: U is E
-    eu = embedding_product(embed, unembed, _gain(getattr(base, "norm", None)))
-    layers = []
-    for block in base.layers:
-        attn = block.self_attn
-        layers.append(
-            head_ov_eigenvalues(
-                _arr(attn.v_proj.weight),
-                _arr(attn.o_proj.weight),
-                lm.n_heads,
-                eu,
-                _gain(getattr(block, "input_layernorm", None)),
-            )
-        )
+    parts = lm.parts
+    embed, unembed = _arr(lm.embedding_matrix()), _arr(lm.unembedding_matrix())
+    eu = embedding_product(embed, unembed, parts.final_gain())
+    layers = [
+        head_ov_eigenvalues(parts.w_v(i), parts.w_o(i), parts.n_heads, eu, parts.ln1_gain(i))
+        for i in range(parts.n_layers)
+    ]
     ev = np.stack(layers)
     return OVCopying(ev.astype(np.complex64), copying_score(ev).astype(np.float32))

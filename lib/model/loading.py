@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from lib.config import BUNDLED_MODEL, Limits
+from lib.model.anatomy import Anatomy, anatomy
 from lib.model.capture import CAPTURE_IMPL, ensure_registered
 
 Progress = Callable[[float, str], None]
@@ -94,6 +95,42 @@ class LoadedModel:
         Always a copy: results' arrays are read-only, and torch cannot wrap those.
         """
         return torch.tensor(np.asarray(token_ids, dtype=np.int64), device=self.device)[None]
+
+    # -- the interface the lessons read the model through (lib/model/anatomy.py) -------
+
+    @functools.cached_property
+    def parts(self) -> Anatomy:
+        """Where this model keeps its blocks, attention, MLPs, W_V, W_O and norms; raises
+        UnsupportedModel (a message) for a layout no family here has."""
+        return anatomy(self.model)
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.model.get_output_embeddings().weight.shape[0])
+
+    def embedding_matrix(self) -> torch.Tensor:
+        """(vocab, d_model): the input embeddings W_E, the model's own tensor (read only)."""
+        return self.model.get_input_embeddings().weight.detach()
+
+    def unembedding_matrix(self) -> torch.Tensor:
+        """(vocab, d_model): the unembedding W_U (the embeddings themselves when tied)."""
+        return self.model.get_output_embeddings().weight.detach()
+
+    def final_hidden(self, token_ids) -> torch.Tensor:
+        """(T, d_model): the last layer's output through the final norm, one pass."""
+        return self.model.base_model(input_ids=self.batch(token_ids), use_cache=False)[0][0]
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """float32 logits from final hidden states (after the final norm), with the
+        soft-capping some models apply."""
+        logits = self.model.get_output_embeddings()(hidden).float()
+        cap = self.parts.logit_softcap
+        return torch.tanh(logits / cap) * cap if cap else logits
+
+    def read_stream(self, resid: torch.Tensor) -> torch.Tensor:
+        """float32 logits from any residual stream state: the final norm, then `logits`
+        (the logit lens)."""
+        return self.logits(self.parts.final_norm(resid))
 
 
 @functools.cache

@@ -248,13 +248,16 @@ def activations_caption(norms: ActivationNorms, tokens: Sequence[str]) -> str:
 
 
 NO_SUBLAYERS = (
-    "This model's layers are not laid out like Llama's (input norm, attention, "
-    "post-attention norm, MLP), so what attention and the MLP add cannot be read apart."
+    "This model's layers either are laid out unlike the families this app knows (Llama, "
+    "Qwen, Gemma, Mistral, GPT-2, GPT-NeoX, Phi) or normalise what attention and the MLP "
+    "write before adding it (Gemma 2), so the stream between them cannot be read."
 )
 SUBLAYER_CAPTION = (
     "Each point is this step's residual stream read through the final norm and the "
     "unembedding: after “layer i attn” is resid_mid (the layer's input plus its attention "
-    "output), after “layer i MLP” is resid_post (plus the MLP output), the same state as "
+    "output; in models whose MLP reads the layer's input beside attention, as GPT-NeoX and "
+    "Phi do, a sum the model never forms itself), after “layer i MLP” is resid_post (plus "
+    "the MLP output), the same state as "
     "row “layer i” in the table. The colour says which sub-layer wrote last. Rises and falls "
     "are changes in the natural log-probability of the final prediction."
 )
