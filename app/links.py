@@ -71,7 +71,7 @@ def _load_model(spec: str, notes: list[str]) -> None:
 
 def _write_run(lm: LoadedModel, link: Link, notes: list[str]) -> None:
     state.gen.prompt = link.prompt
-    vocab = int(lm.model.config.vocab_size)
+    vocab = lm.vocab_size
     forced = tuple(t for t in link.forced if t < vocab)
     if len(forced) != len(link.forced):
         notes.append(f"forced (a token id is over this model's {vocab:,} tokens)")

@@ -122,7 +122,7 @@ def test_the_docs_name_only_files_that_exist():
 
 # What only lib/model may touch: Hugging Face module paths, hooks and config reads.
 MODEL_INSIDES = {
-    "base_model", "config", "layers", "self_attn", "o_proj", "v_proj", "c_attn", "c_proj",
+    "model", "base_model", "config", "layers", "self_attn", "o_proj", "v_proj", "c_attn", "c_proj",
     "dense", "query_key_value", "input_layernorm", "ln_1", "get_input_embeddings",
     "get_output_embeddings", "register_forward_hook", "register_forward_pre_hook",
 }  # fmt: skip

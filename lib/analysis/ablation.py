@@ -128,8 +128,8 @@ class HeadAblation:
 @torch.inference_mode()
 def _last_log_probs(lm: LoadedModel, token_ids: np.ndarray) -> np.ndarray:
     """(V,) float64 log-probabilities of the token after the last one of `token_ids`."""
-    out = lm.model(input_ids=lm.batch(token_ids), use_cache=False, logits_to_keep=1)
-    return torch.log_softmax(out.logits[0, -1].double(), dim=-1).cpu().numpy()
+    logits = lm.forward(token_ids, last_only=True).logits[-1]
+    return torch.log_softmax(logits.double(), dim=-1).cpu().numpy()
 
 
 def _top(probs: np.ndarray, k: int) -> np.ndarray:
@@ -256,9 +256,9 @@ class ProbeAblation:
 @torch.inference_mode()
 def _sequence_loss(lm: LoadedModel, tokens: np.ndarray) -> np.ndarray:
     """(T - 1,) float32 next-token loss in nats."""
-    ids = lm.batch(tokens)
-    logp = torch.log_softmax(lm.model(input_ids=ids, use_cache=False).logits[0, :-1].float(), -1)
-    return (-logp.gather(1, ids[0, 1:, None])[:, 0]).cpu().numpy().astype(np.float32)
+    logp = torch.log_softmax(lm.forward(tokens).logits[:-1], -1)
+    nxt = torch.as_tensor(np.asarray(tokens[1:], dtype=np.int64), device=logp.device)
+    return (-logp.gather(1, nxt[:, None])[:, 0]).cpu().numpy().astype(np.float32)
 
 
 def probe_ablation(

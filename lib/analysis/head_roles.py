@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from lib.measures import hide_sink
-from lib.model.capture import RECORDER_KWARG, AttentionRecorder
+from lib.model.capture import AttentionRecorder
 from lib.model.loading import LoadedModel
 
 Role = Literal["previous_token", "induction", "duplicate_token", "sink"]
@@ -223,17 +223,12 @@ def head_roles(
     """One forward pass over `token_ids`, scoring every head of every layer."""
     tokens = np.asarray(token_ids, dtype=np.int64)
     recorder = RoleScoringRecorder(tokens, exclude_first)
-    ids = lm.batch(tokens)
-    out = lm.model(
-        input_ids=ids,
-        use_cache=False,
-        logits_to_keep=0 if with_loss else 1,
-        **{RECORDER_KWARG: recorder},
-    )
+    out = lm.forward(tokens, last_only=not with_loss, recorder=recorder)
     loss = np.zeros(0, dtype=np.float32)
     if with_loss:
-        logp = torch.log_softmax(out.logits[0, :-1].float(), dim=-1)
-        loss = (-logp.gather(1, ids[0, 1:, None])[:, 0]).cpu().numpy().astype(np.float32)
+        logp = torch.log_softmax(out.logits[:-1], dim=-1)
+        nxt = torch.as_tensor(tokens[1:], device=logp.device)
+        loss = (-logp.gather(1, nxt[:, None])[:, 0]).cpu().numpy().astype(np.float32)
     scores = np.stack(recorder.layer_scores, axis=1)  # (R, L, H)
     masks = recorder.masks
     chance = score_roles(uniform_pattern(len(tokens)), masks, exclude_first=exclude_first)

@@ -86,14 +86,12 @@ def logit_lens(lm: LoadedModel, result: GenerationResult, top_k: int = TOP_K) ->
     """The logit lens at every step's query position, from one forward pass."""
     P, S = result.prompt_len, result.n_steps
     # The last generated token is never a query for a step, so it is not fed.
-    ids = lm.batch(result.token_ids[: P + S - 1])
-    out = lm.model(input_ids=ids, use_cache=False, output_hidden_states=True, logits_to_keep=1)
-    hidden = out.hidden_states  # L + 1 tensors (1, T, d)
+    hidden = lm.forward(result.token_ids[: P + S - 1], last_only=True, hidden_states=True).hidden
     top_ids, top_probs, final_prob, final_rank = [], [], [], []
     final_ids = None
     # Walk from the last readout down, so the final token is known for the others.
     for i in range(len(hidden) - 1, -1, -1):
-        h = hidden[i][0, P - 1 :]  # (S, d): the query positions of the steps
+        h = hidden[i][P - 1 :]  # (S, d): the query positions of the steps
         # The last hidden state has been through the final norm already.
         logits = lm.read_stream(h) if i < len(hidden) - 1 else lm.logits(h)
         probs_t = torch.softmax(logits, dim=-1)  # (S, V)

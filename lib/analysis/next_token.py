@@ -153,9 +153,7 @@ def step_distribution(lm: LoadedModel, result: GenerationResult, step: int) -> S
     if not 0 <= step <= result.n_steps:
         raise IndexError(f"step {step} out of range 0..{result.n_steps}")
     end = result.prompt_len + step
-    ids = lm.batch(result.token_ids[:end])
-    logits = lm.model(input_ids=ids, use_cache=False, logits_to_keep=1).logits[0, -1]
-    logits = logits.float().cpu().numpy()
+    logits = lm.forward(result.token_ids[:end], last_only=True).logits[-1].cpu().numpy()
     chosen = int(result.token_ids[end]) if step < result.n_steps else None
     return StepDistribution(step, logits, softmax(logits), chosen)
 

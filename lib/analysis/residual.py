@@ -28,7 +28,7 @@ from lib.analysis.logit_lens import TOP_K
 from lib.measures import ranks
 from lib.model.anatomy import UnsupportedModel
 from lib.model.loading import LoadedModel
-from lib.model.probes import Sublayers, as_numpy, sublayers
+from lib.model.probes import Sublayers, as_numpy
 from lib.model.result import GenerationResult
 
 KINDS = ("embeddings", "attention", "MLP")
@@ -139,7 +139,7 @@ def _capture(lm: LoadedModel, token_ids: np.ndarray, rows: slice) -> Sublayers:
         raise ValueError(str(err)) from None
     if not parts.plain_sums:
         raise ValueError(NOT_PLAIN.format(name=lm.name))
-    return sublayers(lm.model, parts, lm.batch(token_ids), rows)
+    return lm.sublayers(token_ids, rows)
 
 
 def residual_states(cap: Sublayers) -> torch.Tensor:

@@ -22,7 +22,7 @@ import torch
 from lib.analysis.fingerprint import from_summary, zone
 from lib.atlas.store import Store, TokenRow
 from lib.labels import display_texts, in_context
-from lib.model.capture import RECORDER_KWARG, AttentionRecorder
+from lib.model.capture import AttentionRecorder
 from lib.model.loading import LoadedModel
 from lib.model.result import GenerationResult
 
@@ -76,12 +76,7 @@ def summary(lm: LoadedModel, token_ids: Sequence[int]) -> tuple[np.ndarray, np.n
     """One pass over a text: every query row's mean over layers and heads (T, T) and each
     layer's mean normalised head entropy per query (L, T), float32."""
     recorder = AttentionRecorder("summary")
-    lm.model(
-        input_ids=lm.batch(token_ids),
-        use_cache=False,
-        logits_to_keep=1,
-        **{RECORDER_KWARG: recorder},
-    )
+    lm.forward(token_ids, last_only=True, recorder=recorder)
     return recorder.mean_matrix(), recorder.layer_entropies()
 
 

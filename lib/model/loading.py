@@ -25,7 +25,13 @@ import torch
 
 from lib.config import BUNDLED_MODEL, Limits
 from lib.model.anatomy import Anatomy, anatomy
-from lib.model.capture import CAPTURE_IMPL, ensure_registered
+from lib.model.capture import (
+    CAPTURE_IMPL,
+    RECORDER_KWARG,
+    AttentionRecorder,
+    ensure_registered,
+)
+from lib.model.probes import Sublayers, sublayers
 
 Progress = Callable[[float, str], None]
 
@@ -42,6 +48,19 @@ HUB_OFF = (
     "This server does not load models from the Hugging Face hub (TAV_ALLOW_HUB=0). The "
     "bundled SmolLM2-135M-Instruct, and model folders on the server, are available."
 )
+
+
+@dataclass(frozen=True, eq=False)
+class Forward:
+    """One forward pass over T tokens.
+
+    logits  (T', vocab) float32   T' = T, or 1 with `last_only`
+    hidden  L + 1 states (T, d_model): the embeddings, then each layer's output (the last
+            one through the final norm, as transformers returns it); empty unless asked
+    """
+
+    logits: torch.Tensor
+    hidden: tuple[torch.Tensor, ...]
 
 
 @dataclass(eq=False)
@@ -98,6 +117,27 @@ class LoadedModel:
 
     # -- the interface the lessons read the model through (lib/model/anatomy.py) -------
 
+    @torch.inference_mode()
+    def forward(
+        self,
+        token_ids,
+        *,
+        last_only: bool = False,
+        hidden_states: bool = False,
+        recorder: AttentionRecorder | None = None,
+    ) -> Forward:
+        """One pass over `token_ids`: the logits at every position (or the last only), the
+        residual stream after every layer if asked, and the attention a `recorder` keeps."""
+        out = self.model(
+            input_ids=self.batch(token_ids),
+            use_cache=False,
+            logits_to_keep=1 if last_only else 0,
+            output_hidden_states=hidden_states,
+            **({RECORDER_KWARG: recorder} if recorder is not None else {}),
+        )
+        states = tuple(h[0] for h in out.hidden_states) if hidden_states else ()
+        return Forward(out.logits[0].float(), states)
+
     @functools.cached_property
     def parts(self) -> Anatomy:
         """Where this model keeps its blocks, attention, MLPs, W_V, W_O and norms; raises
@@ -115,6 +155,11 @@ class LoadedModel:
     def unembedding_matrix(self) -> torch.Tensor:
         """(vocab, d_model): the unembedding W_U (the embeddings themselves when tied)."""
         return self.model.get_output_embeddings().weight.detach()
+
+    def sublayers(self, token_ids, rows: slice) -> Sublayers:
+        """One pass keeping resid_pre, attn_out, mlp_out and resid_post of every layer at
+        the `rows` positions, and their norms at every token (`lib.model.probes`)."""
+        return sublayers(self.model, self.parts, self.batch(token_ids), rows)
 
     def final_hidden(self, token_ids) -> torch.Tensor:
         """(T, d_model): the last layer's output through the final norm, one pass."""
