@@ -281,4 +281,6 @@ def probe_ablation(
         raise ValueError("`before` is not a loss over this probe")
     with zero_heads(lm, checked):
         after = _sequence_loss(lm, tokens)
-    return ProbeAblation(checked, tokens, before, after, n, prefix_len)
+    return ProbeAblation(
+        checked, tokens, before, after, (len(tokens) - prefix_len) // 2, prefix_len
+    )

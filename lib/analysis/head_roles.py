@@ -124,15 +124,22 @@ def uniform_pattern(n_tokens: int) -> np.ndarray:
 
 
 def repeated_random_tokens(
-    vocab_size: int, n: int, seed: int, first_id: int, prefix: tuple[int, ...] = ()
+    vocab_size: int,
+    n: int,
+    seed: int,
+    first_id: int,
+    prefix: tuple[int, ...] = (),
+    pool: np.ndarray | None = None,
 ) -> np.ndarray:
-    """prefix + r + r for n distinct random ids r drawn from [first_id, vocab_size).
+    """prefix + r + r for n distinct random ids r drawn from [first_id, vocab_size), or
+    from `pool` when given.
 
     Distinct ids make each token's "earlier occurrence" unique, so the only copies in the
     sequence are the planted ones.
     """
     rng = np.random.default_rng(seed)
-    r = rng.choice(np.arange(first_id, vocab_size), size=n, replace=False)
+    pool = np.arange(first_id, vocab_size) if pool is None else pool
+    r = rng.choice(pool, size=n, replace=False)
     return np.concatenate([np.asarray(prefix, dtype=np.int64), r, r]).astype(np.int64)
 
 
@@ -248,13 +255,19 @@ def probe_tokens(lm: LoadedModel, n: int = 50, seed: int = 0) -> tuple[np.ndarra
 
     Random ids come from above the tokenizer's special/added tokens; a BOS, when the
     tokenizer has one, holds the first-token sink as it does in TransformerLens's setup.
+    A vocabulary with fewer than `n` such tokens (a student's word-level model) repeats
+    all it has: each random half is min(n, tokens available) long.
     """
     tok = lm.tokenizer
-    added = list(getattr(tok, "added_tokens_decoder", {}) or {})
-    first_id = max([*added, *tok.all_special_ids, -1]) + 1
+    specials = {*(getattr(tok, "added_tokens_decoder", {}) or {}), *tok.all_special_ids}
+    first_id = max([*specials, -1]) + 1
     vocab = lm.vocab_size
     prefix = (int(tok.bos_token_id),) if tok.bos_token_id is not None else ()
-    return repeated_random_tokens(vocab, n, seed, first_id, prefix), len(prefix)
+    pool = None  # above every special token
+    if vocab - first_id < n:  # special ids at the end (GPT-2), or a small vocabulary
+        pool = np.array([i for i in range(vocab) if i not in specials], dtype=np.int64)
+        n = min(n, len(pool))
+    return repeated_random_tokens(vocab, n, seed, first_id, prefix, pool), len(prefix)
 
 
 def induction_probe(
@@ -267,6 +280,6 @@ def induction_probe(
         tokens,
         exclude_first=exclude_first,
         with_loss=True,
-        n_random=n,
+        n_random=(len(tokens) - prefix_len) // 2,
         prefix_len=prefix_len,
     )
