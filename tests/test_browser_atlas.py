@@ -43,6 +43,10 @@ def test_map_draws_and_a_click_shows_the_tokens_attention(open_session, atlas_bu
     expect(pg.get_by_text("Zone ").first).to_be_visible()
     expect(pg.locator(VEGA_DRAWN).nth(1)).to_be_visible()  # its fingerprint and its attention
     pg.screenshot(path=str(artifacts_dir / "9-atlas.png"), full_page=True)
+    pg.get_by_text("What it looked at").first.scroll_into_view_if_needed()
+    pg.screenshot(path=str(artifacts_dir / "9-atlas-token.png"))
+    pg.get_by_role("heading", name="3. The families").scroll_into_view_if_needed()
+    pg.screenshot(path=str(artifacts_dir / "9-atlas-families.png"))
 
 
 MARKER = "Quokkadrome"  # a word no corpus text and no other test holds

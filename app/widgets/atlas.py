@@ -115,7 +115,7 @@ def clicked_token(atlas: Atlas, store: Store, point: int | None, shown: np.ndarr
     c1, c2 = st.columns(2)
     with c1:
         st.markdown("**Its fingerprint**: the 20 numbers that placed it")
-        chart(fingerprint_bars(atlas.vectors[point]), width="content")
+        chart(fingerprint_bars(atlas.vectors[point]), width="stretch")  # the column's width
     with c2:
         st.markdown("**What it looked at** when it was written")
         if not shown[point]:
@@ -137,7 +137,7 @@ def clicked_token(atlas: Atlas, store: Store, point: int | None, shown: np.ndarr
             st.caption(md_escape(err))
             return
         df = point_attention_frame(pa.labels, pa.weights)
-        chart(point_attention_chart(df), width="content")
+        chart(point_attention_chart(df), width="stretch")
         left = 1.0 - float(df["weight"].sum())
         st.caption(
             f"The row of the query before “{md_escape(pa.target)}” (position "

@@ -190,12 +190,13 @@ def fingerprint_bars(vector: np.ndarray) -> alt.Chart:
                 "dimension:N",
                 sort=list(DIMENSIONS),
                 title=None,
-                axis=alt.Axis(labelAngle=-45, labelFontSize=12),
+                # upright and all shown: a narrow column still names every bar
+                axis=alt.Axis(labelAngle=-90, labelFontSize=12, labelOverlap=False),
             ),
             y=alt.Y("value:Q", scale=alt.Scale(domain=[0, 1]), title="value (0-1)"),
             tooltip=["dimension", alt.Tooltip("value:Q", format=".3f")],
         )
-        .properties(height=220, width=620)
+        .properties(height=220)
     )
 
 
@@ -236,10 +237,10 @@ def point_attention_chart(df: pd.DataFrame) -> alt.Chart:
                 "key:N",
                 sort=df["key"].tolist(),
                 title="earlier tokens (position: token)",
-                axis=alt.Axis(labelAngle=-45, labelFontSize=12, labelLimit=160),
+                axis=alt.Axis(labelAngle=-90, labelFontSize=12, labelLimit=160, labelOverlap=False),
             ),
             y=alt.Y("weight:Q", scale=alt.Scale(domain=[0, 1]), title="attention weight"),
             tooltip=["key", alt.Tooltip("weight:Q", format=".3f")],
         )
-        .properties(height=240, width=min(900, 40 + 26 * len(df)))
+        .properties(height=240)
     )
