@@ -27,6 +27,7 @@ def test_every_page_shows_a_run_of_a_tiny_model_of_each_family(family, tmp_path)
     button(at, "Generate").click().run()
     assert_ok(at)
     assert at.session_state["run"].result.model_spec == str(tmp_path)
+    assert any("Every lesson works with it." in c.value for c in at.sidebar.caption)
     for page in ALL_PAGES:
         at.switch_page(page).run()
         assert_ok(at)

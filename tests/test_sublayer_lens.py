@@ -239,10 +239,14 @@ def test_a_layout_that_changes_the_sums_or_is_unknown_is_refused():
         num_attention_heads=2, num_key_value_heads=1, head_dim=8,
     )))  # fmt: skip
     assert not supports_sublayers(gemma2)
+    from lib.model.anatomy import support_note
+
+    assert "except before and after attention" in support_note(gemma2.model)
     with pytest.raises(ValueError, match="Gemma 2's post-norms"):
         activation_norms(gemma2, np.array([1, 2, 3]))
     bloom = wrap(BloomForCausalLM(BloomConfig(vocab_size=16, hidden_size=8, n_layer=1, n_head=2)))
     assert not supports_sublayers(bloom)
+    assert "laid out unlike any family" in support_note(bloom.model)
     with pytest.raises(ValueError, match="laid out unlike Llama's"):
         activation_norms(bloom, np.array([1, 2, 3]))
 

@@ -9,6 +9,7 @@ from app import caches
 from app.markdown import md_escape
 from app.state import BUNDLED_LABEL, bound, state
 from lib.config import BUNDLED_MODEL, SUGGESTED_HUB_MODELS, Limits
+from lib.model.anatomy import support_note
 from lib.model.loading import LoadedModel, ModelLoadError
 from lib.model.request import Run
 
@@ -35,7 +36,8 @@ def model_status() -> None:
         st.success(md_escape(lm.name), icon=":material/check_circle:")
         st.caption(
             f"{lm.n_params / 1e6:,.0f} M parameters · {lm.n_layers} layers × {lm.n_heads} heads"
-            f" · {lm.device.type} · {str(lm.dtype).removeprefix('torch.')}"
+            f" · {lm.device.type} · {str(lm.dtype).removeprefix('torch.')}. "
+            + support_note(lm.model)
         )
 
 

@@ -29,6 +29,32 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+LAYOUT_NAMES = {
+    "llama": "Llama's (as Llama, Mistral, Qwen, Gemma, SmolLM)",
+    "gpt2": "GPT-2's",
+    "neox": "GPT-NeoX's (as Pythia)",
+    "phi": "Phi's",
+}
+
+
+def support_note(model: torch.nn.Module) -> str:
+    """Which lessons a model's layout allows, in a sentence for the model picker."""
+    try:
+        parts = anatomy(model)
+    except UnsupportedModel:
+        return (
+            "Its layers are laid out unlike any family this app knows, so the views inside a "
+            "layer (before and after attention, activation sizes, what each head can write, "
+            "copying heads, ablation) are not available; every other lesson is."
+        )
+    note = f"Layout: {LAYOUT_NAMES[parts.layout]}. Every lesson works with it"
+    if not parts.plain_sums:
+        note += (
+            ", except before and after attention and the activation sizes (its layers "
+            "normalise what attention and the MLP write before adding it)"
+        )
+    return note + "."
+
 
 class UnsupportedModel(ValueError):
     """The model's layers are laid out in a way this module does not know (a message)."""
