@@ -42,7 +42,14 @@ from lib.analysis.weights import (
 from lib.config import BUNDLED_MODEL, Limits
 from lib.labels import TokenSplit, TokenText, display_texts, split_tokens
 from lib.model.full_attention import FullAttention, full_attention
-from lib.model.loading import LoadedModel, bundled_is_converted, converted_bundled_dir, load_model
+from lib.model.loading import (
+    LAB_PREFIX,
+    LoadedModel,
+    ModelLoadError,
+    bundled_is_converted,
+    converted_bundled_dir,
+    load_model,
+)
 from lib.model.result import GenerationResult
 from lib.model.result_store import ResultStore
 from lib.model.scheduler import Scheduler, SchedulerLimits
@@ -68,6 +75,23 @@ def _model(spec: str) -> LoadedModel:
 _bundled_checked = False  # the only plain memo: whether this process saw the cache whole
 
 
+@st.cache_resource(show_spinner=False)
+def lab_models() -> dict[str, LoadedModel]:
+    """Trained lab models opened in the lessons, by their unguessable spec (a student's
+    model is theirs: only their session knows its spec). Tiny; the oldest go first."""
+    return {}
+
+
+MAX_LAB_MODELS = 64
+
+
+def open_lab_model(lm: LoadedModel) -> None:
+    held = lab_models()
+    held[lm.spec] = lm
+    while len(held) > MAX_LAB_MODELS:
+        held.pop(next(iter(held)))
+
+
 def model(spec: str) -> LoadedModel:
     """The loaded model for `spec`; the first start converts the bundled GGUF with progress.
 
@@ -75,6 +99,12 @@ def model(spec: str) -> LoadedModel:
     (a status element inside a cached function would be replayed on every page).
     """
     global _bundled_checked
+    if spec.startswith(LAB_PREFIX):
+        if spec not in lab_models():
+            raise ModelLoadError(
+                "That trained model is gone (the server restarted): train it again."
+            )
+        return lab_models()[spec]
     if spec == BUNDLED_MODEL and not _bundled_checked:
         if not bundled_is_converted():
             with st.status("First start: preparing the bundled model (once)", expanded=True) as box:

@@ -107,6 +107,7 @@ st.page_link(
     label="Compare: the induction heads of SmolLM2",
     icon=":material/psychology:",
 )
+training.open_in_lessons(lab)  # its own induction head on Head roles, switched off on Ablate
 d1, d2 = st.columns(2)
 downloads.download(
     d1,

@@ -116,4 +116,5 @@ st.page_link(
     label="Ask the trained model: predictions, writing, saving",
     icon=":material/arrow_forward:",
 )
+training.open_in_lessons(lab)
 chrome.page_source(__file__, Trainer.step)

@@ -5,7 +5,7 @@ import streamlit as st
 
 from app.markdown import md_escape
 from app.state import bound, state
-from app.widgets import chrome, downloads
+from app.widgets import chrome, downloads, training
 from lib.train import io
 from lib.train.data import DataError, make_dataset
 from lib.train.training import generate_words, predictions
@@ -44,6 +44,7 @@ if lab is None:
     st.page_link("lessons/train.py", label="Train a transformer", icon=":material/model_training:")
     st.stop()
 dataset_words = {w_ for s in lab.sentences for w_ in s}
+training.open_in_lessons(lab)
 
 st.header("2. What comes next?", divider="gray")
 table = predictions_table(predictions(lab.model, make_dataset(lab.sentences, lab.vocab)))

@@ -34,6 +34,9 @@ def model_status() -> None:
             st.warning("No model is loaded: " + md_escape(state.model_error or ""))
             return
         st.success(md_escape(lm.name), icon=":material/check_circle:")
+        if lm.source == "lab" and st.button("Back to the bundled model", icon=":material/undo:"):
+            state.model_spec, state.model_choice = BUNDLED_MODEL, BUNDLED_LABEL
+            st.rerun()
         st.caption(
             f"{lm.n_params / 1e6:,.0f} M parameters · {lm.n_layers} layers × {lm.n_heads} heads"
             f" · {lm.device.type} · {str(lm.dtype).removeprefix('torch.')}. "

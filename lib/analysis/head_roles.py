@@ -263,6 +263,8 @@ def probe_tokens(lm: LoadedModel, n: int = 50, seed: int = 0) -> tuple[np.ndarra
     first_id = max([*specials, -1]) + 1
     vocab = lm.vocab_size
     prefix = (int(tok.bos_token_id),) if tok.bos_token_id is not None else ()
+    if lm.context_length is not None:  # a lab model reads a few dozen tokens at most
+        n = min(n, (lm.context_length - len(prefix)) // 2)
     pool = None  # above every special token
     if vocab - first_id < n:  # special ids at the end (GPT-2), or a small vocabulary
         pool = np.array([i for i in range(vocab) if i not in specials], dtype=np.int64)

@@ -13,7 +13,8 @@ Every lesson reads a model through these names, after TransformerLens's hook poi
                     "after attention" is then input + attention, a sum the model never forms
                     but the lens can read
     plain_sums      each block adds what attention and the MLP write as they are (Gemma 2
-                    and OLMo 2 normalise them first: the stream between them is not theirs)
+                    and OLMo 2 normalise them first, the lab's post-norm model after the
+                    sum: the stream between them is not theirs)
 
 Four layouts cover the families the app offers: Llama's (Llama, Mistral, Qwen2/3, Gemma,
 SmolLM), GPT-2's (fused query/key/value in a Conv1D), GPT-NeoX's (fused, interleaved per
@@ -157,16 +158,20 @@ def anatomy(model: torch.nn.Module) -> Anatomy:
     parallel = layout == "phi" or (
         layout == "neox" and bool(getattr(config, "use_parallel_residual", True))
     )
+    # The training lab's model (lib/train/as_lm.py) normalises after each sum, not before
+    # each sub-layer: no norm scales what attention reads, and the sums are not plain.
+    post_norm = bool(getattr(config, "post_norm", False))
     return Anatomy(
         layout=layout,
         blocks=tuple(blocks),
         attn=attn,
         mlp=tuple(b.mlp for b in blocks),
         out_proj=tuple(getattr(a, out_name) for a in attn),
-        ln1=tuple(_first(b, ("input_layernorm", "ln_1")) for b in blocks),
+        ln1=tuple(None if post_norm else _first(b, ("input_layernorm", "ln_1")) for b in blocks),
         final_norm=final,
         parallel=parallel,
-        plain_sums=not any(
+        plain_sums=not post_norm
+        and not any(
             hasattr(first, n) for n in ("pre_feedforward_layernorm", "post_feedforward_layernorm")
         ),
         n_heads=n_heads,

@@ -44,6 +44,8 @@ class ModelLoadError(Exception):
     """A model could not be loaded; str(error) is a message for the user."""
 
 
+LAB_PREFIX = "lab:"  # a model trained in the training lab, held by the app (lib/train/as_lm.py)
+
 HUB_OFF = (
     "This server does not load models from the Hugging Face hub (TAV_ALLOW_HUB=0). The "
     "bundled SmolLM2-135M-Instruct, and model folders on the server, are available."
@@ -143,6 +145,12 @@ class LoadedModel:
         """Where this model keeps its blocks, attention, MLPs, W_V, W_O and norms; raises
         UnsupportedModel (a message) for a layout no family here has."""
         return anatomy(self.model)
+
+    @property
+    def context_length(self) -> int | None:
+        """The most tokens the model reads at once (its position table), if it says."""
+        n = getattr(self.model.config, "max_position_embeddings", None)
+        return int(n) if n else None
 
     @property
     def vocab_size(self) -> int:
