@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from playwright.sync_api import expect
@@ -58,3 +59,35 @@ def test_long_training_shows_progress_and_stops_keeping_what_it_learned(open_ses
     s.wait_run(mark)
     expect(s.page.get_by_text("Stopped at step")).to_be_visible()
     expect(s.page.locator(VEGA_DRAWN).first).to_be_visible()  # the curves so far are kept
+
+
+def metric_value(page, label: str) -> float:
+    box = page.get_by_test_id("stMetric").filter(has_text=label)
+    return float(box.get_by_test_id("stMetricValue").inner_text().split()[0])
+
+
+def test_train_it_then_look_inside_it(open_session, artifacts_dir):
+    """The induction lab's model, trained here and opened in the lessons with one click:
+    Head roles ranks an induction head first, and Ablate (which starts at that head)
+    shows the repeated half's loss rise when it is switched off."""
+    s = open_session("lab", 1400, 1300)
+    pg = s.page
+    s.open_page("Induction heads")
+    s.click("button", "Train")  # the defaults: the phase change comes
+    expect(pg.get_by_text("The best induction head passed 0.5")).to_be_visible()
+    s.click("button", "Open it in the lessons")
+    expect(pg.get_by_role("heading", name="Attention graph")).to_be_visible()
+    expect(pg.get_by_text("Your induction model").first).to_be_visible()  # the sidebar
+    s.open_page("Head roles")
+    best = pg.get_by_text(re.compile(r"^Induction: the best head is layer \d+ head \d+"))
+    layer, head = re.search(r"layer (\d+) head (\d+)", best.inner_text()).groups()
+    pg.screenshot(path=str(artifacts_dir / "lab-head-roles.png"), full_page=True)
+    s.open_page("Ablate a head")
+    picked = pg.get_by_test_id("stMultiSelect").first
+    expect(picked).to_contain_text(f"L{layer} H{head}")  # it starts at the top induction head
+    plain = metric_value(pg, "Second repeat, all heads on")
+    off = metric_value(pg, "Second repeat, heads switched off")
+    assert off > plain + 0.5, (plain, off)  # the copying goes with the head
+    pg.screenshot(path=str(artifacts_dir / "lab-ablation.png"), full_page=True)
+    s.click("button", "Back to the bundled model")
+    expect(pg.get_by_text("SmolLM2-135M-Instruct").first).to_be_visible()

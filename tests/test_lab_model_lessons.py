@@ -73,6 +73,7 @@ def test_every_lesson_reads_the_induction_model(induction_lab):
     roles = induction_probe(lm, 8)
     assert roles.score("induction").shape == (lm.n_layers, lm.n_heads)
     r = generate(lm, "3 7 11 5 3 7", 2)
+    assert r.n_steps == 2 and not lm.eos_ids  # numbered tokens: none ends a run early
     lens = logit_lens(lm, r)
     with torch.no_grad():  # the last readout is the lab model's own prediction
         logits = induction_lab.model(torch.tensor([r.token_ids[: r.prompt_len + 1].tolist()]))

@@ -38,7 +38,12 @@ def model_status() -> None:
             state.model_spec, state.model_choice = BUNDLED_MODEL, BUNDLED_LABEL
             st.rerun()
         st.caption(
-            f"{lm.n_params / 1e6:,.0f} M parameters · {lm.n_layers} layers × {lm.n_heads} heads"
+            (
+                f"{lm.n_params / 1e6:,.0f} M parameters"
+                if lm.n_params >= 1e6
+                else f"{lm.n_params:,} parameters"
+            )
+            + f" · {lm.n_layers} layers × {lm.n_heads} heads"
             f" · {lm.device.type} · {str(lm.dtype).removeprefix('torch.')}. "
             + support_note(lm.model)
         )

@@ -68,8 +68,10 @@ def nano_block_class():
     return NanoBlock
 
 
-def to_gpt2(nano: NanoTransformer, attn_implementation: str) -> nn.Module:
-    """A GPT2LMHeadModel computing what `nano` computes, with its weights copied."""
+def to_gpt2(nano: NanoTransformer, attn_implementation: str, words: bool) -> nn.Module:
+    """A GPT2LMHeadModel computing what `nano` computes, with its weights copied; with
+    `words` (the sentence lab) ids 0, 1, 2 are <PAD>, <START> and <END>, else (the
+    induction lab's numbered tokens) no id is special and nothing ends a run early."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
     cfg = nano.cfg
@@ -86,13 +88,15 @@ def to_gpt2(nano: NanoTransformer, attn_implementation: str) -> nn.Module:
         attn_pdrop=0.0,
         layer_norm_epsilon=1e-5,  # nn.LayerNorm's
         tie_word_embeddings=False,
-        bos_token_id=1,
-        eos_token_id=2,
-        pad_token_id=0,
+        bos_token_id=1 if words else None,
+        eos_token_id=2 if words else None,
+        pad_token_id=0 if words else None,
     )
     config.post_norm = not cfg.attention_only  # lib.model.anatomy: the sums are not plain
     config._attn_implementation = attn_implementation
     model = GPT2LMHeadModel(config).eval()
+    model.generation_config.eos_token_id = config.eos_token_id
+    model.generation_config.bos_token_id = config.bos_token_id
     block_class = nano_block_class()
     src = nano.state_dict()
     with torch.no_grad():
@@ -168,7 +172,7 @@ def lab_lm(lab: LabModel) -> LoadedModel:
     from lib.model.capture import CAPTURE_IMPL, ensure_registered
 
     ensure_registered()
-    model = to_gpt2(lab.model, CAPTURE_IMPL)
+    model = to_gpt2(lab.model, CAPTURE_IMPL, lab.vocab is not None)
     probe = torch.arange(min(8, lab.model.cfg.max_len))[None] % lab.model.cfg.vocab_size
     with torch.no_grad():
         theirs = lab.model.eval()(probe)
