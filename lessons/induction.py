@@ -72,7 +72,10 @@ if st.button("Train", type="primary", icon=":material/model_training:"):
 
 lab = state.ind.lab
 if lab is None:
-    st.info("Press Train: with the default settings it takes about a minute.")
+    st.info(
+        "Press Train: with the default settings the heads form about 5 seconds in, and "
+        "training ends after about 15."
+    )
     st.stop()
 h = lab.history
 phase = h.phase_change()
