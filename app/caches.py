@@ -39,11 +39,10 @@ from lib.analysis.weights import (
     layer_ov_spectra,
     ov_copying,
 )
-from lib.config import BUNDLED_MODEL, Limits
+from lib.config import BUNDLED_MODEL, LAB_PREFIX, Limits
 from lib.labels import TokenSplit, TokenText, display_texts, split_tokens
 from lib.model.full_attention import FullAttention, full_attention
 from lib.model.loading import (
-    LAB_PREFIX,
     LoadedModel,
     ModelLoadError,
     bundled_is_converted,
@@ -82,14 +81,16 @@ def lab_models() -> dict[str, LoadedModel]:
     return {}
 
 
-MAX_LAB_MODELS = 64
+MAX_LAB_MODELS = 256  # a few MB each
+_lab_lock = threading.Lock()
 
 
 def open_lab_model(lm: LoadedModel) -> None:
-    held = lab_models()
-    held[lm.spec] = lm
-    while len(held) > MAX_LAB_MODELS:
-        held.pop(next(iter(held)))
+    with _lab_lock:
+        held = lab_models()
+        held[lm.spec] = lm
+        while len(held) > MAX_LAB_MODELS:
+            held.pop(next(iter(held)))
 
 
 def model(spec: str) -> LoadedModel:
@@ -100,11 +101,10 @@ def model(spec: str) -> LoadedModel:
     """
     global _bundled_checked
     if spec.startswith(LAB_PREFIX):
-        if spec not in lab_models():
-            raise ModelLoadError(
-                "That trained model is gone (the server restarted): train it again."
-            )
-        return lab_models()[spec]
+        held = lab_models().get(spec)
+        if held is None:
+            raise ModelLoadError("That trained model is no longer held here: open it again.")
+        return held
     if spec == BUNDLED_MODEL and not _bundled_checked:
         if not bundled_is_converted():
             with st.status("First start: preparing the bundled model (once)", expanded=True) as box:

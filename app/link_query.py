@@ -16,6 +16,7 @@ from typing import Any
 
 from lib.config import (
     BUNDLED_MODEL,
+    LAB_PREFIX,
     LINES_THRESHOLD,
     LINES_TOP_K,
     MATRIX_CAPTURED,
@@ -231,7 +232,9 @@ def view_params(
     if run_request is not None:
         s = run_request.settings
         params["prompt"] = run_request.prompt
-        if run_request.model_spec != BUNDLED_MODEL:
+        if run_request.model_spec != BUNDLED_MODEL and not run_request.model_spec.startswith(
+            LAB_PREFIX
+        ):  # a student's trained model is theirs: a link never hands it on
             params["model"] = run_request.model_spec
         params["tokens"] = str(s.max_new_tokens)
         if s.chat_template:

@@ -8,8 +8,9 @@ import streamlit as st
 
 from app import caches
 from app.state import Pending, get, state
+from lib.config import LAB_PREFIX
 from lib.model.batching import PromptError, normalise_prompt, prepare
-from lib.model.loading import LAB_PREFIX, LoadedModel
+from lib.model.loading import LoadedModel
 from lib.model.request import Run, RunRequest
 from lib.model.result import RunSettings, SamplingSettings
 from lib.model.scheduler import QueueFull

@@ -21,6 +21,7 @@ MATRIX_CAPTURED = "Generated tokens (captured while generating)"
 MATRIX_WHOLE = "Whole sequence (one extra forward pass)"
 
 BUNDLED_MODEL = "bundled:SmolLM2-135M-Instruct"
+LAB_PREFIX = "lab:"  # a model trained in the training lab, held by the app (lib/train/as_lm.py)
 SUGGESTED_HUB_MODELS = (
     "unsloth/Llama-3.2-1B-Instruct",
     "Qwen/Qwen3-0.6B",

@@ -128,3 +128,20 @@ def test_weight_views_and_ablation_run_on_every_family(lm):
     r = generate(lm, PROMPT, 3)
     out = ab.ablate(lm, r.token_ids[: r.prompt_len + 1], {(0, 0), (2, 3)}, position=r.prompt_len)
     assert out.heads == ((0, 0), (2, 3)) and out.kl_bits >= 0
+
+
+def test_the_norm_gain_folded_into_w_v_is_what_the_norm_multiplies_by(lm):
+    """ln1's gain, as the OV views fold it in, equals the norm's own scaling of a vector of
+    mean 0 and RMS 1 (Gemma's RMSNorm scales by 1 + weight, the others by weight)."""
+    import copy
+
+    lm = copy.copy(lm)
+    lm.model = copy.deepcopy(lm.model)
+    lm.__dict__.pop("parts", None)
+    norm = lm.parts.ln1[0]
+    with torch.no_grad():
+        norm.weight.uniform_(-0.5, 0.5)  # a gain that differs from 1 and from the weight + 1
+        x = torch.tensor([1.0, -1.0] * (norm.weight.shape[0] // 2))
+        bias = getattr(norm, "bias", None)
+        out = norm(x[None])[0] - (0 if bias is None else bias)
+    np.testing.assert_allclose(lm.parts.ln1_gain(0), (out / x).numpy(), rtol=1e-3, atol=1e-4)

@@ -45,3 +45,19 @@ def test_the_trained_induction_model_in_the_lessons(app):
     button(app, "Back to the bundled model").click().run()
     assert_ok(app)
     assert app.session_state["model_spec"] == BUNDLED_MODEL
+
+
+def test_the_trained_sentence_model_in_the_lessons(app):
+    """The sentence lab's model reads a few words at most (its longest sentence): its first
+    run fits that, and the graph opens on it."""
+    app.switch_page("lessons/train.py").run()
+    button(app, "Train").click().run()
+    assert_ok(app)
+    before = app.session_state["model_spec"]
+    button(app, "Open it in the lessons").click().run()
+    assert_ok(app)
+    run = app.session_state["run"].result
+    assert app.session_state["model_spec"].startswith("lab:") != (before.startswith("lab:"))
+    assert run.model_spec == app.session_state["model_spec"] and run.n_steps >= 1
+    assert run.prompt_len + run.n_steps <= app.session_state["train_lab"].model.cfg.max_len
+    assert app.title[0].value == "Attention graph"

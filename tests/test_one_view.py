@@ -105,3 +105,14 @@ def test_an_older_links_next_token_step_is_the_step():
     link = read_link({"token": "3"}, Limits())
     assert link.values == {"step": 3} and not link.notes
     assert read_link({"token": "3", "step": "2"}, Limits()).values == {"step": 2}
+
+
+def test_a_link_never_hands_on_a_students_trained_model():
+    from lib.model.request import RunRequest
+    from lib.model.result import RunSettings
+
+    values = {f.key: FIELDS[f.key].default for f in VIEW_FIELDS}
+    run = RunRequest("lab:0123abcd", "a cat", RunSettings(max_new_tokens=3))
+    assert "model" not in view_params(run, None, values, dict(values))
+    other = RunRequest("gpt2", "a cat", RunSettings(max_new_tokens=3))
+    assert view_params(other, None, values, dict(values))["model"] == "gpt2"

@@ -242,7 +242,7 @@ def test_a_layout_that_changes_the_sums_or_is_unknown_is_refused():
     from lib.model.anatomy import support_note
 
     assert "except before and after attention" in support_note(gemma2.model)
-    with pytest.raises(ValueError, match="Gemma 2's post-norms"):
+    with pytest.raises(ValueError, match="post-norms"):
         activation_norms(gemma2, np.array([1, 2, 3]))
     bloom = wrap(BloomForCausalLM(BloomConfig(vocab_size=16, hidden_size=8, n_layer=1, n_head=2)))
     assert not supports_sublayers(bloom)
@@ -287,3 +287,21 @@ def test_lens_and_activation_tabs_render(app):
     specs = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
     assert len(specs) == 1 and "vconcat" in specs[0]
     assert any("L2 norm" in c.value for c in at.caption)
+
+
+def test_an_unknown_layout_still_reads_its_predictions():
+    """The views that need only the final norm and the head (the next-token chances, the
+    logit lens's last readout) work on a layout the interface does not know."""
+    from transformers import BloomConfig, BloomForCausalLM
+
+    from lib.analysis.next_token import sequence_lens
+    from lib.model.loading import LoadedModel
+
+    torch.manual_seed(0)
+    model = BloomForCausalLM(BloomConfig(vocab_size=16, hidden_size=8, n_layer=1, n_head=2))
+    lm = LoadedModel("t", "t", "local", model.eval(), None, torch.device("cpu"), torch.float32, 0)
+    ids = [1, 5, 3, 7]
+    lens = sequence_lens(lm, ids, k=3)
+    with torch.no_grad():
+        probs = torch.softmax(model(torch.tensor([ids])).logits[0], -1).numpy()
+    np.testing.assert_allclose(lens.top_probs[:, 0], probs.max(-1), atol=1e-6)

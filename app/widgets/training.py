@@ -57,10 +57,10 @@ def open_in_lessons(lab: LabModel) -> None:
         return
     lm = lab_lm(lab)
     caches.open_lab_model(lm)
-    state.model_spec = lm.spec
     prompt, tokens = sample_request(lab)
     error = run_generation(lm, RunRequest(lm.spec, prompt, RunSettings(max_new_tokens=tokens)))
-    if error:
+    if error:  # the model in use stays the one before
         st.error(md_escape(error), icon=":material/error:")
-    else:
-        st.switch_page("lessons/attention_graph.py")
+        return
+    state.model_spec = lm.spec
+    st.switch_page("lessons/attention_graph.py")

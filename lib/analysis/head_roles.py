@@ -261,7 +261,7 @@ def probe_tokens(lm: LoadedModel, n: int = 50, seed: int = 0) -> tuple[np.ndarra
     tok = lm.tokenizer
     specials = {*(getattr(tok, "added_tokens_decoder", {}) or {}), *tok.all_special_ids}
     first_id = max([*specials, -1]) + 1
-    vocab = lm.vocab_size
+    vocab = min(lm.vocab_size, len(tok))  # output rows past the tokenizer are padding
     prefix = (int(tok.bos_token_id),) if tok.bos_token_id is not None else ()
     if lm.context_length is not None:  # a lab model reads a few dozen tokens at most
         n = min(n, (lm.context_length - len(prefix)) // 2)

@@ -127,8 +127,9 @@ def supports_sublayers(lm: LoadedModel) -> bool:
 
 
 NOT_PLAIN = (
-    "{name}'s layers normalise what attention and the MLP write before adding it (as Gemma "
-    "2's post-norms do), so the stream between them is not what they write."
+    "{name}'s layers normalise what attention and the MLP write, before adding it (Gemma 2 "
+    "and 3's post-norms) or after (a post-norm model such as the lab's), so the stream "
+    "between them is not what they write."
 )
 
 

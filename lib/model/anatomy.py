@@ -52,7 +52,7 @@ def support_note(model: torch.nn.Module) -> str:
     if not parts.plain_sums:
         note += (
             ", except before and after attention and the activation sizes (its layers "
-            "normalise what attention and the MLP write before adding it)"
+            "normalise what attention and the MLP write, before or after adding it)"
         )
     return note + "."
 
@@ -114,12 +114,28 @@ class Anatomy:
         return _arr(w).T if self.layout == "gpt2" else _arr(w)  # Conv1D stores (in, out)
 
     def ln1_gain(self, layer: int) -> np.ndarray | None:
-        w = getattr(self.ln1[layer], "weight", None)
-        return None if w is None else _arr(w)
+        return _gain(self.ln1[layer])
 
     def final_gain(self) -> np.ndarray | None:
-        w = getattr(self.final_norm, "weight", None)
-        return None if w is None else _arr(w)
+        return _gain(self.final_norm)
+
+
+def final_norm(model: torch.nn.Module) -> torch.nn.Module:
+    """The norm before the unembedding, found by name in any family (the logit lens needs
+    only this, so it works on layouts `anatomy` does not know)."""
+    found = _first(model.base_model, ("norm", "ln_f", "final_layernorm", "final_layer_norm"))
+    if found is None:
+        raise UnsupportedModel(f"{type(model).__name__} has no final norm where families keep it.")
+    return found
+
+
+def _gain(norm: torch.nn.Module | None) -> np.ndarray | None:
+    """What a norm multiplies by: its weight, or 1 + weight for Gemma's RMSNorm (whose
+    weight starts at zero)."""
+    w = getattr(norm, "weight", None)
+    if w is None:
+        return None
+    return _arr(w) + 1.0 if "Gemma" in type(norm).__name__ else _arr(w)
 
 
 def anatomy(model: torch.nn.Module) -> Anatomy:
@@ -143,6 +159,8 @@ def anatomy(model: torch.nn.Module) -> Anatomy:
     layout = next(
         (k for k, names in layouts.items() if all(hasattr(attn0, n) for n in names)), None
     )
+    if layout == "gpt2" and type(attn0.c_attn).__name__ != "Conv1D":
+        layout = None  # GPTBigCode: the same names, Linear weights and shared keys/values
     if attn0 is None or layout is None or not hasattr(first, "mlp"):
         raise UnsupportedModel(
             f"{type(model).__name__}'s layers are laid out unlike Llama's, GPT-2's, "

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from lib.config import BUNDLED_MODEL, Limits
-from lib.model.anatomy import Anatomy, anatomy
+from lib.model.anatomy import Anatomy, anatomy, final_norm
 from lib.model.capture import (
     CAPTURE_IMPL,
     RECORDER_KWARG,
@@ -43,8 +43,6 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 class ModelLoadError(Exception):
     """A model could not be loaded; str(error) is a message for the user."""
 
-
-LAB_PREFIX = "lab:"  # a model trained in the training lab, held by the app (lib/train/as_lm.py)
 
 HUB_OFF = (
     "This server does not load models from the Hugging Face hub (TAV_ALLOW_HUB=0). The "
@@ -177,13 +175,13 @@ class LoadedModel:
         """float32 logits from final hidden states (after the final norm), with the
         soft-capping some models apply."""
         logits = self.model.get_output_embeddings()(hidden).float()
-        cap = self.parts.logit_softcap
+        cap = getattr(self.model.config, "final_logit_softcapping", None)
         return torch.tanh(logits / cap) * cap if cap else logits
 
     def read_stream(self, resid: torch.Tensor) -> torch.Tensor:
         """float32 logits from any residual stream state: the final norm, then `logits`
         (the logit lens)."""
-        return self.logits(self.parts.final_norm(resid))
+        return self.logits(final_norm(self.model)(resid))
 
 
 @functools.cache

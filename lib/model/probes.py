@@ -68,10 +68,15 @@ def _first(x: torch.Tensor | tuple) -> torch.Tensor:
 def sublayers(
     model: torch.nn.Module, parts: Anatomy, input_ids: torch.Tensor, rows: slice
 ) -> Sublayers:
-    """One forward pass of `input_ids` (1, T); only `rows` positions keep vectors."""
+    """One forward pass of `input_ids` (1, T); only `rows` positions keep vectors. The
+    hooks keep only this thread's pass: another session's pass through the shared model
+    at the same moment goes by untouched."""
     cap = Sublayers([], [], [], [], [], [], [])
+    mine = threading.get_ident()
 
     def keep(x: torch.Tensor, vectors: list, norms: list | None) -> None:
+        if threading.get_ident() != mine:
+            return
         x = x[0]  # (T, d)
         vectors.append(x[rows].clone())
         if norms is not None:  # in float32, so that half precision does not overflow
@@ -136,11 +141,6 @@ def heads_off(parts: Anatomy, by_layer: Mapping[int, Sequence[int]]) -> Iterator
         _active.tokens = outer
         for handle in handles:
             handle.remove()
-
-
-def in_ablation() -> bool:
-    """Whether this thread is inside `heads_off` (a pass there must not be cached)."""
-    return bool(getattr(_active, "tokens", ()))
 
 
 def as_numpy(xs: list[torch.Tensor]) -> np.ndarray:

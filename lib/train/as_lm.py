@@ -22,7 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from lib.model.loading import LAB_PREFIX, LoadedModel
+from lib.config import LAB_PREFIX
+from lib.model.loading import LoadedModel
 from lib.train.data import END, PAD, START
 from lib.train.io import LabModel
 from lib.train.model import NanoTransformer
@@ -138,12 +139,14 @@ def words(lab: LabModel) -> list[str]:
 def word_tokenizer(vocabulary: list[str], with_specials: bool):
     """A word-level tokenizer over `vocabulary` (split on spaces); the sentence lab's
     <START> opens every text, as it opened every sentence the model learnt from."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
     vocab = {w: i for i, w in enumerate(vocabulary)}
     tok = Tokenizer(models.WordLevel(vocab, unk_token=PAD if with_specials else vocabulary[0]))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    # Words as the lab reads them (lib.train.data.words): lowercased, punctuation dropped.
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[^\w'’-]+|_"), behavior="removed")
     if not with_specials:
         return PreTrainedTokenizerFast(tokenizer_object=tok)
     tok.post_processor = processors.TemplateProcessing(
@@ -159,7 +162,9 @@ def sample_request(lab: LabModel) -> tuple[str, int]:
     two words of its first sentence. The induction lab: a random half and the start of its
     repeat, so the rest of the repeat is what an induction head can write."""
     if lab.sentences:
-        return " ".join(lab.sentences[0][:2]), 8
+        prompt = lab.sentences[0][:2]
+        room = lab.model.cfg.max_len - 1 - len(prompt)  # its context, after <START>
+        return " ".join(prompt), max(1, min(8, room))
     half = min(lab.config.half, lab.model.cfg.max_len // 2)
     rng = np.random.default_rng(0)
     seq = rng.choice(lab.model.cfg.vocab_size, size=half, replace=False).tolist()
