@@ -148,7 +148,7 @@ with st.expander("Build or refresh the map", expanded=atlas is None):
         "The map comes from two steps. **Ingest**: the model reads the built-in corpus "
         "(prose, dialogue, code, JSON, tables, lists, numbers: about 3,000 tokens) and every "
         "token's fingerprint is stored. **Discover**: UMAP lays the fingerprints out in 2D "
-        "and HDBSCAN finds the families. Your recorded runs join the next map. On the "
+        "and HDBSCAN finds the families. Runs shared with the class join the next map. On the "
         "command line (for your own texts and larger corpora):"
     )
     st.code(

@@ -89,7 +89,6 @@ class Anatomy:
     n_heads: int
     n_kv_heads: int
     head_dim: int
-    logit_softcap: float | None  # Gemma 2 squashes the final logits with tanh
 
     @property
     def n_layers(self) -> int:
@@ -195,5 +194,4 @@ def anatomy(model: torch.nn.Module) -> Anatomy:
         n_heads=n_heads,
         n_kv_heads=n_kv,
         head_dim=head_dim,
-        logit_softcap=getattr(config, "final_logit_softcapping", None),
     )
