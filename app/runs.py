@@ -134,7 +134,7 @@ def _wait(pending: Pending, adding: bool = False) -> None:
             )
             bar.progress(
                 ticket.written / ticket.total,
-                text=f"Adding token {ticket.total}: reading the run so far"
+                text=f"Adding token {ticket.total}"
                 if adding
                 else f"Generated token {ticket.written} of at most {ticket.total}",
             )

@@ -25,7 +25,9 @@ def sampled_at(run_key: str, step: int) -> int | None:
 
 
 def next_request(run: Run, sampling: SamplingSettings) -> RunRequest:
-    """The run so far replayed as forced tokens, plus one token chosen with `sampling`."""
+    """The run so far as forced tokens, plus one token chosen with `sampling`. The
+    scheduler continues the run from its kept key/value cache (`lib.model.prefixes`), so
+    this costs one pass over the last token, not a pass over the whole run."""
     return run.request.with_settings(
         max_new_tokens=run.result.n_steps + 1,
         sampling=sampling,
@@ -127,6 +129,6 @@ def pace_note() -> str | None:
         return None
     return (
         f"The real pace is one token every {real:.1f} s, slower than the {pace:g} s asked "
-        f"for: writing one token takes {took:.1f} s here (the run so far is replayed, then "
-        "one token is added), and the page is drawn again."
+        f"for: writing one token takes {took:.1f} s here (with other runs in the model's "
+        "queue, or a long text), then the page is drawn again."
     )

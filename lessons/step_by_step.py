@@ -32,9 +32,10 @@ st.radio("Decoding", ["Greedy", "Sample"], **bound("nt_decoding"), horizontal=Tr
 sampling = sampling_from_state("nt_", state.nt.decoding == "Sample")
 st.caption(
     md_escape(
-        f"{sampling.describe()} (the filters and seed of the Next token page). Next token replays "
-        "the run so far and adds one token; the longer run becomes the current run on every "
-        "page. Autoplay adds one per tick, until its stop, the end-of-sequence token or Stop."
+        f"{sampling.describe()} (the filters and seed of the Next token page). Next token adds "
+        "one token to the run (the model reads only the token before it: the rest is kept "
+        "from the run so far); the longer run becomes the current run on every page. "
+        "Autoplay adds one per tick, until its stop, the end-of-sequence token or Stop."
     )
 )
 a1, a2, a3, a4 = st.columns([2, 4, 3, 2], vertical_alignment="bottom")

@@ -146,14 +146,15 @@ class StepDistribution:
 
 @torch.inference_mode()
 def step_distribution(lm: LoadedModel, result: GenerationResult, step: int) -> StepDistribution:
-    """One forward pass over the run's tokens before generated token `step`.
+    """The model's scores for generated token `step`, read from the run's tokens before it
+    (one pass over those a kept cache of the run does not hold: usually one token).
 
     `step` may equal n_steps: the distribution of the token that would come next.
     """
     if not 0 <= step <= result.n_steps:
         raise IndexError(f"step {step} out of range 0..{result.n_steps}")
     end = result.prompt_len + step
-    logits = lm.forward(result.token_ids[:end], last_only=True).logits[-1].cpu().numpy()
+    logits = lm.next_logits(result.token_ids[:end]).cpu().numpy()
     chosen = int(result.token_ids[end]) if step < result.n_steps else None
     return StepDistribution(step, logits, softmax(logits), chosen)
 

@@ -27,6 +27,7 @@ from lib.labels import display_text
 from lib.measures import entropy_bits
 from lib.model.capture import RECORDER_KWARG, AttentionRecorder
 from lib.model.loading import LoadedModel
+from lib.model.prefixes import Kept, PrefixCache
 from lib.model.result import GenerationResult, RunSettings, SamplingSettings
 
 TOP_CANDIDATES = 20
@@ -214,16 +215,44 @@ class Decoding:
         else:
             token = choose_token(logits, s.sampling, self.warpers, self.rng)
         top = torch.topk(probs, min(TOP_CANDIDATES, probs.shape[-1]))
-        self.top_ids.append(top.indices.cpu().numpy())
-        self.top_probs.append(top.values.cpu().numpy())
-        self.chosen_p.append(float(probs[token]))
-        self.entropy.append(entropy_bits(probs.cpu().numpy()))
+        self._record(
+            token,
+            top.indices.cpu().numpy(),
+            top.values.cpu().numpy(),
+            float(probs[token]),
+            entropy_bits(probs.cpu().numpy()),
+        )
+        return token
+
+    def resume(self, kept: Kept, steps: int) -> None:
+        """Take the first `steps` steps from a kept run with the same prompt whose tokens
+        are this run's forced ones: they read the same tokens, so their rows and
+        probabilities are the same. Forced steps draw nothing, so the seeded generator is
+        where a fresh run's would be."""
+        steps = min(steps, self.prepared.settings.max_new_tokens)
+        n_prompt = len(self.prepared.ids)
+        old = kept.seq
+        for step in range(steps):
+            n = n_prompt + step
+            self.attention[step, :, :, :n] = old.attention[step, :, :, :n]
+            self._record(
+                int(kept.ids[n]),
+                old.top_ids[step],
+                old.top_probs[step],
+                old.chosen_p[step],
+                old.entropy[step],
+            )
+
+    def _record(self, token: int, top_ids, top_probs, chosen_p: float, entropy: float) -> None:
+        self.top_ids.append(top_ids)
+        self.top_probs.append(top_probs)
+        self.chosen_p.append(chosen_p)
+        self.entropy.append(entropy)
         self.chosen.append(token)
         if token in self._eos:
             self.stop_reason = "eos"
-        elif len(self.chosen) == s.max_new_tokens:
+        elif len(self.chosen) == self.prepared.settings.max_new_tokens:
             self.stop_reason = "max_tokens"
-        return token
 
     def result(self, lm: LoadedModel) -> GenerationResult:
         """The finished run."""
@@ -259,16 +288,6 @@ def _trim(attention: np.ndarray, steps: int, width: int) -> np.ndarray:
     return np.ascontiguousarray(attention[:steps, :, :, :width])
 
 
-def can_batch(lm: LoadedModel) -> bool:
-    """Whether sequences can share a cache: every layer a plain growing one (a sliding
-    window layer drops its own old columns and cannot be padded beside another's)."""
-    from transformers import DynamicCache
-    from transformers.cache_utils import DynamicLayer
-
-    cache = DynamicCache(config=lm.model.config)
-    return all(type(layer) is DynamicLayer for layer in cache.layers)
-
-
 def one_pass(lengths: Sequence[int], budget: int = PREFILL_TOKENS) -> bool:
     """Whether prompts of these lengths are read in one pass: a single prompt always is,
     several when their padded size (count x longest) stays within `budget`."""
@@ -289,10 +308,14 @@ def prefill_groups(lengths: Sequence[int], budget: int = PREFILL_TOKENS) -> list
 
 
 class Batch:
-    """The sequences being decoded together, and their shared key/value cache."""
+    """The sequences being decoded together, and their shared key/value cache.
 
-    def __init__(self, lm: LoadedModel) -> None:
+    With `prefixes`, a finished run's cache is kept there, and a new run that forces the
+    tokens of a kept one starts where that one ended (`lib.model.prefixes`)."""
+
+    def __init__(self, lm: LoadedModel, prefixes: PrefixCache | None = None) -> None:
         self.lm = lm
+        self.prefixes = prefixes
         self.seqs: list[Decoding] = []
         self.cache = None
         self.forward_passes = 0
@@ -304,10 +327,26 @@ class Batch:
 
     @torch.inference_mode()
     def add(self, new: Sequence[Decoding]) -> None:
-        """Read the new sequences' prompts (their first step) and lay them into the batch."""
-        for group in prefill_groups([len(d.prepared.ids) for d in new]):
-            self._prefill([new[i] for i in group])
-        self.drop([d for d in self.seqs if d.done])
+        """Read the new sequences' prompts (their first step) and lay them into the batch;
+        a sequence that continues a kept run starts from its cache instead."""
+        fresh = [d for d in new if not self._resume(d)]
+        for group in prefill_groups([len(d.prepared.ids) for d in fresh]):
+            self._prefill([fresh[i] for i in group])
+        self._finish([d for d in self.seqs if d.done])
+
+    def _resume(self, d: Decoding) -> bool:
+        """Start `d` from a kept run that wrote its first forced tokens, if one is kept."""
+        if self.prefixes is None or not d.prepared.settings.forced_tokens:
+            return False
+        hit = self.prefixes.resume_point(d.prepared.ids, d.prepared.settings.forced_tokens)
+        if hit is None:
+            return False
+        kept, steps = hit
+        d.resume(kept, steps)
+        if d.done:  # every step it asked for was kept (or the kept run ended there)
+            return True
+        self._merge(kept.cache_of(d.cached, self.lm.model.config), [d])
+        return True
 
     def _prefill(self, new: list[Decoding]) -> None:
         from transformers import DynamicCache
@@ -339,7 +378,7 @@ class Batch:
             rows, logits = self._forward(ids, mask, positions, self.cache)
             for b, d in enumerate(self.seqs):
                 d.take(rows[b], logits[b])
-        self.drop([d for d in self.seqs if d.done])
+        self._finish([d for d in self.seqs if d.done])
 
     def _forward(self, ids, mask, positions, cache) -> tuple[np.ndarray, torch.Tensor]:
         """One pass: (batch, layers, heads, keys) last-row attention, (batch, V) logits."""
@@ -369,6 +408,20 @@ class Batch:
             )
         self.seqs += new
 
+    def _finish(self, done: list[Decoding]) -> None:
+        """Keep the finished sequences' caches (if this batch keeps them), then drop them."""
+        if self.prefixes is not None and done:
+            alone = len(self.seqs) == 1
+            for d in done:
+                b = self.seqs.index(d)
+                layers = self.cache.layers
+                self.prefixes.keep(
+                    d,
+                    [_own_columns(layer.keys, b, d.cached, alone) for layer in layers],
+                    [_own_columns(layer.values, b, d.cached, alone) for layer in layers],
+                )
+        self.drop(done)
+
     def drop(self, gone: Sequence[Decoding]) -> None:
         """Take finished or cancelled sequences out of the batch and its cache."""
         gone_ids = {id(d) for d in gone}
@@ -384,6 +437,14 @@ class Batch:
         for layer in self.cache.layers:
             layer.keys = layer.keys[index, :, -need:].contiguous()
             layer.values = layer.values[index, :, -need:].contiguous()
+
+
+def _own_columns(t: torch.Tensor, b: int, n: int, alone: bool) -> torch.Tensor:
+    """Sequence `b`'s cache (its last `n` columns) as (1, heads, n, D): alone in the batch,
+    the batch's own tensor (the batch lets go of it now); beside others, a copy (a view
+    would keep the whole batch's cache alive)."""
+    mine = t[b : b + 1, :, t.shape[-2] - n :]
+    return mine if alone else mine.clone()
 
 
 def _positions(mask: torch.Tensor) -> torch.Tensor:

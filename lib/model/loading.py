@@ -31,6 +31,7 @@ from lib.model.capture import (
     AttentionRecorder,
     ensure_registered,
 )
+from lib.model.prefixes import PrefixCache
 from lib.model.probes import Sublayers, sublayers
 
 Progress = Callable[[float, str], None]
@@ -137,6 +138,41 @@ class LoadedModel:
         )
         states = tuple(h[0] for h in out.hidden_states) if hidden_states else ()
         return Forward(out.logits[0].float(), states)
+
+    @functools.cached_property
+    def prefixes(self) -> PrefixCache:
+        """Finished runs' key/value caches, shared by every session (`lib.model.prefixes`)."""
+        return PrefixCache(Limits.from_env().prefix_cache_mb * 2**20)
+
+    @torch.inference_mode()
+    def next_logits(self, token_ids) -> torch.Tensor:
+        """float32 logits (V,) for the token after `token_ids`: one pass over the tokens a
+        kept run's cache does not already hold (`prefixes`), else over all of them."""
+        ids = np.asarray(token_ids, dtype=np.int64)
+        hit = self.prefixes.longest(ids) if self.plain_cache else None
+        if hit is None:
+            return self.forward(ids, last_only=True).logits[-1]
+        kept, n = hit
+        cache = kept.cache_of(n, self.model.config)
+        positions = torch.arange(n, len(ids), device=self.device)[None]
+        out = self.model(
+            input_ids=self.batch(ids[n:]),
+            position_ids=positions,
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        return out.logits[0, -1].float()
+
+    @functools.cached_property
+    def plain_cache(self) -> bool:
+        """Whether every layer's key/value cache simply grows (no sliding window): only
+        then can caches be padded beside each other, or a kept one be continued."""
+        from transformers import DynamicCache
+        from transformers.cache_utils import DynamicLayer
+
+        cache = DynamicCache(config=self.model.config)
+        return all(type(layer) is DynamicLayer for layer in cache.layers)
 
     @functools.cached_property
     def parts(self) -> Anatomy:

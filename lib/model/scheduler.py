@@ -24,7 +24,6 @@ from lib.model.batching import (
     Batch,
     Decoding,
     Prepared,
-    can_batch,
     inflight_bytes,
     one_pass,
 )
@@ -113,14 +112,14 @@ class Scheduler:
         self.store = store
         self.limits = limits or SchedulerLimits()
         # a model whose cache cannot be padded (sliding windows) writes one run at a time
-        self.max_runs = self.limits.max_runs if can_batch(lm) else 1
+        self.max_runs = self.limits.max_runs if lm.plain_cache else 1
         self._lock = threading.Condition()
         self._queue: deque[Ticket] = deque()
         self._running: list[Ticket] = []
         self._live: dict[str, Ticket] = {}  # queued or running, by run key
         self._thread: threading.Thread | None = None
         self._closing = False
-        self._batch = Batch(lm)
+        self._batch = self._new_batch()
 
     @property
     def forward_passes(self) -> int:
@@ -296,8 +295,14 @@ class Scheduler:
         for ticket in failed:
             ticket._update(status="failed", error=message)
 
+    def _new_batch(self) -> Batch:
+        """A batch that keeps finished runs' caches in the model's prefix cache, so "Next
+        token" and a "what if" branch read only their new tokens (where runs can share a
+        cache at all)."""
+        return Batch(self.lm, self.lm.prefixes if self.lm.plain_cache else None)
+
     def _reset_batch(self) -> Batch:
         passes = self._batch.forward_passes
-        batch = Batch(self.lm)
+        batch = self._new_batch()
         batch.forward_passes = passes
         return batch
