@@ -28,12 +28,13 @@ nav = st.navigation(
 # takes st.set_page_config again after st.navigation (each call overrides only what it is
 # given), so the page about to run gets its layout here and nowhere else.
 st.set_page_config(layout="centered" if lessons.by_title(nav.title).narrow else "wide")
-share = None
+share = model_named = None
 try:
+    model_slot = st.sidebar.empty()  # the model, first in the sidebar
     links.apply_link()  # a shared link: its view and run, on the session's first run only
-    model_status()
+    model_named = model_status(model_slot)
     with st.sidebar:
-        classroom_switches()
+        classroom_switches()  # after the link: its switches take the link's values
         share = st.empty()
     state.share_slot = (share, nav.url_path)
     nav.run()
@@ -47,6 +48,8 @@ except Exception:  # noqa: BLE001 - the last line of defence; st.stop/rerun are 
         icon=":material/error:",
     )
 finally:
+    if model_named is False:  # "loading in the background": the page may have loaded it
+        model_status(model_slot)
     # also after st.stop() (a page with nothing to show yet): the link matches the view
     if share is not None:
         try:

@@ -17,48 +17,42 @@ sessions ask at the same moment.
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
+import weakref
 from typing import TYPE_CHECKING
 
 import numpy as np
 import streamlit as st
 
-from lib.analysis import ablation as ab
-from lib.analysis import analogy as an
-from lib.analysis import head_roles as hr
-from lib.analysis import next_token as nt
-from lib.analysis import residual as rs
-from lib.analysis.attention import StepAttention, all_steps
-from lib.analysis.fingerprint import Fingerprints, run_fingerprints
-from lib.analysis.logit_lens import LogitLens
-from lib.analysis.logit_lens import logit_lens as compute_logit_lens
-from lib.analysis.weights import (
-    EmbeddingPCA,
-    OVCopying,
-    embedding_pca,
-    layer_ov_spectra,
-    ov_copying,
-)
 from lib.config import BUNDLED_MODEL, LAB_PREFIX, Limits
-from lib.labels import TokenSplit, TokenText, display_texts, split_tokens
-from lib.model.full_attention import FullAttention, full_attention
-from lib.model.loading import (
-    LoadedModel,
-    ModelLoadError,
-    bundled_is_converted,
-    converted_bundled_dir,
-    load_model,
-)
-from lib.model.result import GenerationResult
-from lib.model.result_store import ResultStore
-from lib.model.scheduler import Scheduler, SchedulerLimits
+from lib.model.errors import ModelLoadError
 
+# The library is imported inside each function: the Welcome page, and the first screen of
+# every page, are drawn before torch, transformers or plotly are imported (`python -m bench`,
+# item 11, lists what each page imports).
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
+    from lib.analysis import ablation as ab
+    from lib.analysis import analogy as an
+    from lib.analysis import head_roles as hr
+    from lib.analysis import next_token as nt
+    from lib.analysis import residual as rs
+    from lib.analysis.attention import StepAttention
+    from lib.analysis.fingerprint import Fingerprints
+    from lib.analysis.logit_lens import LogitLens
+    from lib.analysis.weights import EmbeddingPCA, OVCopying
     from lib.atlas.classify import Atlas, Placement
     from lib.atlas.point import PointAttention
     from lib.atlas.store import Store
+    from lib.labels import TokenSplit, TokenText
+    from lib.model.full_attention import FullAttention
+    from lib.model.loading import LoadedModel
+    from lib.model.result import GenerationResult
+    from lib.model.result_store import ResultStore
+    from lib.model.scheduler import Scheduler
 
 LIMITS = Limits.from_env()
 PROBE_LEN, PROBE_SEED = 50, 0
@@ -66,9 +60,55 @@ PROBE_LEN, PROBE_SEED = 50, 0
 # ---- the model --------------------------------------------------------------------------
 
 
-@st.cache_resource(show_spinner="Loading the model ...", max_entries=2)
+@st.cache_resource(show_spinner=False, max_entries=2)
 def _model(spec: str) -> LoadedModel:
-    return load_model(spec)
+    from lib.model.loading import load_model
+
+    lm = load_model(spec)
+    _loaded[spec] = lm
+    return lm
+
+
+# The models this process holds (weakly: `_model`'s cache decides how long), so that the
+# sidebar can name a model without loading it, and a spinner shows only while one loads.
+_loaded: weakref.WeakValueDictionary[str, LoadedModel] = weakref.WeakValueDictionary()
+_warming: set[str] = set()
+_warm_lock = threading.Lock()
+
+
+def loaded_model(spec: str) -> LoadedModel | None:
+    """The model for `spec` if this process holds it already; never loads one."""
+    if spec.startswith(LAB_PREFIX):
+        return lab_models().get(spec)
+    return _loaded.get(spec)
+
+
+def warm_up() -> None:
+    """Load the bundled model in a background thread, once per process, so that a page
+    that needs it finds it ready: the Welcome page is drawn without waiting for torch,
+    transformers and the weights (a few seconds), and Generate usually finds them loaded.
+    Not on a first start: converting the GGUF shows its progress on the page that waits.
+    TAV_WARM_UP=0 switches it off (the benchmark's import table)."""
+    if os.environ.get("TAV_WARM_UP", "1") == "0":
+        return
+    with _warm_lock:
+        if BUNDLED_MODEL in _warming or BUNDLED_MODEL in _loaded:
+            return
+        _warming.add(BUNDLED_MODEL)
+    threading.Thread(target=_warm, name="tav-warm-up", daemon=True).start()
+
+
+def _warm() -> None:
+    from lib.model.loading import bundled_is_converted
+
+    try:
+        if bundled_is_converted():
+            _model(BUNDLED_MODEL)  # a page asking meanwhile waits on the same cache entry
+    except Exception:  # noqa: BLE001 - the page that needs the model reports the error
+        logging.getLogger("tav").exception("loading the bundled model in the background")
+    finally:
+        with _warm_lock:
+            _warming.discard(BUNDLED_MODEL)
 
 
 _bundled_checked = False  # the only plain memo: whether this process saw the cache whole
@@ -99,6 +139,8 @@ def model(spec: str) -> LoadedModel:
     The file-system check of the converted cache runs once per process, not on every rerun
     (a status element inside a cached function would be replayed on every page).
     """
+    from lib.model.loading import bundled_is_converted, converted_bundled_dir
+
     global _bundled_checked
     if spec.startswith(LAB_PREFIX):
         held = lab_models().get(spec)
@@ -112,7 +154,10 @@ def model(spec: str) -> LoadedModel:
                 converted_bundled_dir(progress=lambda f, msg: bar.progress(f, text=msg))
                 box.update(label="Bundled model ready", state="complete", expanded=False)
         _bundled_checked = True
-    return _model(spec)
+    if spec in _loaded:
+        return _model(spec)
+    with st.spinner("Loading the model ..."):
+        return _model(spec)
 
 
 # ---- runs -------------------------------------------------------------------------------
@@ -121,12 +166,16 @@ def model(spec: str) -> LoadedModel:
 @st.cache_resource(show_spinner=False)
 def results() -> ResultStore:
     """Every finished run, one copy shared by all sessions, within TAV_RESULT_CACHE_MB."""
+    from lib.model.result_store import ResultStore
+
     return ResultStore(LIMITS.result_cache_mb * 2**20)
 
 
 @st.cache_resource(max_entries=2, show_spinner=False)
 def scheduler(model_spec: str, _lm: LoadedModel) -> Scheduler:
     """The one worker that writes this model's runs for every session, batched."""
+    from lib.model.scheduler import Scheduler, SchedulerLimits
+
     limits = SchedulerLimits(LIMITS.max_runs, LIMITS.max_queue, LIMITS.max_inflight_mb * 2**20)
     return Scheduler(_lm, results(), limits)
 
@@ -145,12 +194,16 @@ def steps(
     run_key: str, layer: int | None, head: int | None, hide: bool, _result: GenerationResult
 ) -> list[StepAttention]:
     """Aggregated, split and normalised attention for every step (the graph's input)."""
+    from lib.analysis.attention import all_steps
+
     return all_steps(_result, layer, head, hide)
 
 
 @st.cache_resource(max_entries=4, show_spinner="Computing the full matrix (one forward pass) ...")
 def full(run_key: str, layer: int | None, _lm: LoadedModel, _ids: np.ndarray) -> FullAttention:
     """Whole-sequence attention of the run (the mean, and every head of `layer`)."""
+    from lib.model.full_attention import full_attention
+
     return full_attention(_lm, _ids, layer)
 
 
@@ -161,6 +214,8 @@ def full(run_key: str, layer: int | None, _lm: LoadedModel, _ids: np.ndarray) ->
 def step_distribution(
     run_key: str, step: int, _lm: LoadedModel, _result: GenerationResult
 ) -> nt.StepDistribution:
+    from lib.analysis import next_token as nt
+
     return nt.step_distribution(_lm, _result, step)
 
 
@@ -168,17 +223,23 @@ def step_distribution(
     max_entries=8, show_spinner="Reading the model's prediction at every position ..."
 )
 def sequence_lens(run_key: str, _lm: LoadedModel, _ids: np.ndarray) -> nt.SequenceLens:
+    from lib.analysis import next_token as nt
+
     return nt.sequence_lens(_lm, _ids)
 
 
 @st.cache_resource(max_entries=2, show_spinner=False)
 def token_texts(model_spec: str, _lm: LoadedModel) -> TokenText:
     """Display-mode text of any token id of this model, remembered across reruns."""
+    from lib.labels import display_texts
+
     return display_texts(_lm.tokenizer)
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
 def token_split(run_key: str, _lm: LoadedModel, _ids: np.ndarray) -> TokenSplit:
+    from lib.labels import split_tokens
+
     return split_tokens(_lm.tokenizer, _ids)
 
 
@@ -187,11 +248,15 @@ def token_split(run_key: str, _lm: LoadedModel, _ids: np.ndarray) -> TokenSplit:
 
 @st.cache_resource(max_entries=4, show_spinner="Scoring every head on repeated random tokens ...")
 def probe_roles(model_spec: str, hide: bool, _lm: LoadedModel) -> hr.HeadRoles:
+    from lib.analysis import head_roles as hr
+
     return hr.induction_probe(_lm, PROBE_LEN, PROBE_SEED, exclude_first=hide)
 
 
 @st.cache_resource(max_entries=4, show_spinner="Scoring every head on this run's text ...")
 def text_roles(run_key: str, hide: bool, _lm: LoadedModel, _ids: np.ndarray) -> hr.HeadRoles:
+    from lib.analysis import head_roles as hr
+
     return hr.head_roles(_lm, _ids, exclude_first=hide)
 
 
@@ -200,6 +265,8 @@ def ablation_step(
     run_key: str, step: int, heads: tuple[ab.Head, ...], _lm: LoadedModel, _result: GenerationResult
 ) -> ab.HeadAblation:
     """Step `step` of the run, plain and with `heads` (sorted (layer, head) pairs) zeroed."""
+    from lib.analysis import ablation as ab
+
     return ab.ablate_step(_lm, _result, step, heads)
 
 
@@ -208,22 +275,30 @@ def ablation_probe(
     model_spec: str, heads: tuple[ab.Head, ...], _lm: LoadedModel
 ) -> ab.ProbeAblation:
     """The induction probe's loss, plain (from `probe_roles`'s pass) and with `heads` zeroed."""
+    from lib.analysis import ablation as ab
+
     plain = probe_roles(model_spec, False, _lm).loss
     return ab.probe_ablation(_lm, heads, PROBE_LEN, PROBE_SEED, before=plain)
 
 
 @st.cache_resource(max_entries=8, show_spinner="Reading every layer through the unembedding ...")
 def logit_lens(run_key: str, _lm: LoadedModel, _result: GenerationResult) -> LogitLens:
+    from lib.analysis.logit_lens import logit_lens as compute_logit_lens
+
     return compute_logit_lens(_lm, _result)
 
 
 @st.cache_resource(max_entries=8, show_spinner="Reading before and after every sub-layer ...")
 def sublayer_lens(run_key: str, _lm: LoadedModel, _result: GenerationResult) -> rs.SublayerLens:
+    from lib.analysis import residual as rs
+
     return rs.sublayer_lens(_lm, _result)
 
 
 @st.cache_resource(max_entries=8, show_spinner="Measuring what each sub-layer writes ...")
 def activation_norms(run_key: str, _lm: LoadedModel, _ids: np.ndarray) -> rs.ActivationNorms:
+    from lib.analysis import residual as rs
+
     return rs.activation_norms(_lm, _ids)
 
 
@@ -236,28 +311,38 @@ def prompt_probs(run_key: str, lm: LoadedModel, result: GenerationResult) -> np.
 
 @st.cache_resource(max_entries=16, show_spinner=False)
 def fingerprints(run_key: str, hide: bool, _result: GenerationResult) -> Fingerprints:
+    from lib.analysis.fingerprint import run_fingerprints
+
     return run_fingerprints(_result, exclude_first=hide)
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def pca(run_key: str, _lm: LoadedModel, _ids: np.ndarray) -> EmbeddingPCA:
+    from lib.analysis.weights import embedding_pca
+
     return embedding_pca(_lm, _ids)
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
 def ov_spectra(model_spec: str, layer: int, _lm: LoadedModel) -> np.ndarray:
+    from lib.analysis.weights import layer_ov_spectra
+
     return layer_ov_spectra(_lm, layer)
 
 
 @st.cache_resource(max_entries=2, show_spinner="Reading every head's OV circuit ...")
 def copying(model_spec: str, _lm: LoadedModel) -> OVCopying:
     """Every head's OV-circuit eigenvalues and copying score: weights only, one per model."""
+    from lib.analysis.weights import ov_copying
+
     return ov_copying(_lm)
 
 
 @st.cache_resource(max_entries=2, show_spinner="Measuring every embedding row ...")
 def embedding_index(model_spec: str, _lm: LoadedModel) -> an.EmbeddingIndex:
     """The input embeddings with every row's norm, computed once per model (cosine)."""
+    from lib.analysis import analogy as an
+
     return an.embedding_index(_lm)
 
 
@@ -266,6 +351,8 @@ def analogy(
     model_spec: str, equation: str, k: int, specials: bool, variants: bool, _lm: LoadedModel
 ) -> an.Analogy:
     """The equation's nearest tokens; a bad equation raises AnalogyInputError (not cached)."""
+    from lib.analysis import analogy as an
+
     index = embedding_index(model_spec, _lm)
     return an.analogy(_lm, index, an.parse_equation(equation), k, specials, variants)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 import streamlit as st
@@ -23,9 +24,12 @@ from app.runs import run_generation, sampling_from_state
 from app.state import default, get, put, state
 from app.widgets.classroom import share_box
 from app.widgets.model import current_model
-from lib.model.loading import LoadedModel, ModelLoadError
+from lib.model.errors import ModelLoadError
 from lib.model.request import RunRequest
 from lib.model.result import RunSettings
+
+if TYPE_CHECKING:
+    from lib.model.loading import LoadedModel
 
 
 def apply_link() -> None:

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import streamlit as st
 
 from app import caches
 from app.state import Pending, get, state
 from lib.config import LAB_PREFIX
-from lib.model.batching import PromptError, normalise_prompt, prepare
-from lib.model.loading import LoadedModel
+from lib.model.errors import PromptError, QueueFull, normalise_prompt
 from lib.model.request import Run, RunRequest
 from lib.model.result import RunSettings, SamplingSettings
-from lib.model.scheduler import QueueFull
+
+if TYPE_CHECKING:
+    from lib.model.loading import LoadedModel
 
 
 def sampling_from_state(prefix: str, do_sample: bool) -> SamplingSettings:
@@ -65,6 +67,8 @@ def fetch_run(
         cancel_pending()  # the student asked for something else
         pending = None
     if pending is None:
+        from lib.model.batching import prepare
+
         try:
             prepared = prepare(lm, request.prompt, request.settings, caches.LIMITS)
             scheduler = caches.scheduler(lm.spec, lm)

@@ -31,11 +31,11 @@ from lib.config import (
     MAX_NEW_TOKENS_CAP,
 )
 from lib.model.request import Run, RunRequest
-from lib.model.scheduler import Scheduler, Ticket
 from lib.train.data import SENTENCES
-from lib.train.induction import InductionConfig
+from lib.train.settings import InductionConfig
 
 if TYPE_CHECKING:
+    from lib.model.scheduler import Scheduler, Ticket
     from lib.train.io import LabModel
 
 T = TypeVar("T")

@@ -326,6 +326,37 @@ def table(items: dict) -> list[dict]:
             "<= 1.5x",
             a["kept_growth"] <= 1.5,
         )
+    if "startup" in items:
+        s = items["startup"]["start"]
+        row(
+            "11 startup",
+            "`uv run streamlit run main.py` to the Welcome page drawn in Chromium (converted "
+            "model, warm disk)",
+            fmt_s(s["welcome_s"]),
+            f"{fmt_s(s['trivial_s'])} a one-line app",
+            f"{s['welcome_s'] / s['trivial_s']:.2f}",
+            "<= 3 s",
+            s["welcome_s"] <= 3.0,
+        )
+        row(
+            "11 startup",
+            "  then Generate at once: the prompt box on screen / the model loaded (button on)",
+            f"{fmt_s(s['prompt_s'])} / {fmt_s(s['generate_s'])}",
+            f"server healthy after {fmt_s(s['health_s'])}",
+            "",
+            "<= 5 s",
+            s["generate_s"] <= 5.0,
+        )
+        for r in items["startup"]["imports"]:
+            row(
+                "11 imports",
+                f"  opening {r['page']} (fresh process, no run yet) imports",
+                ", ".join(r["added"]) or "nothing heavy",
+                fmt_s(r["open_s"]),
+                "",
+                "",
+                None,
+            )
     return rows
 
 
@@ -363,6 +394,7 @@ def main(argv: list[str] | None = None) -> dict:
         graph,
         memory,
         rerun,
+        startup,
         step_move,
         train_lab,
         warm_start,
@@ -392,6 +424,7 @@ def main(argv: list[str] | None = None) -> dict:
         "classroom": lambda: classroom.run(*size["class"], 0, args.threads, log),
         "memory": run_memory,
         "warm_start": run_warm_start,
+        "startup": lambda: startup.run(args.quick, max(2, repeats // 2), log),
     }
     items: dict = {}
     with ThreadPoolExecutor(len(waiting) if args.quick else 1) as pool:

@@ -13,7 +13,6 @@ from app.widgets.controls import threshold_slider
 from app.widgets.downloads import download_run
 from app.widgets.model import current_model, model_picker
 from lib.labels import bidi_visible
-from lib.model import generation
 from lib.viz.tables import token_table
 
 page_intro(
@@ -22,9 +21,8 @@ page_intro(
     "captured exactly as the model computed it, for the other pages to show.",
 )
 model_picker()
-lm = current_model()
 
-st.text_area("Prompt", **bound("prompt"), height=110)
+st.text_area("Prompt", **bound("prompt"), height=110)  # drawn while the model still loads
 c1, c2, c3 = st.columns([2, 2, 1])
 c1.slider(
     "Max new tokens",
@@ -34,6 +32,7 @@ c1.slider(
     help="Generation stops earlier if the model writes its end-of-sequence token.",
 )
 threshold_slider(c2)
+lm = current_model()
 c3.toggle(
     "Chat template",
     **bound("chat_template"),
@@ -106,4 +105,4 @@ if state.run is not None:
     st.page_link(
         "lessons/attention_graph.py", label="See what each token attends to", icon=":material/hub:"
     )
-page_source(__file__, generation.generate, generation.choose_token)
+page_source(__file__, "lib.model.generation:generate", "lib.model.batching:choose_token")

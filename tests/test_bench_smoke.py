@@ -65,6 +65,8 @@ def test_quick_benchmark_measures_every_item(tmp_path, processes, smollm2):
         "train_lab",
         "atlas",
         "classroom",
+        "autoplay",
+        "startup",
     }
     for row in items["capture"]["rows"]:
         assert all(positive(row[k]) for k in CAPTURE_ROW), row
@@ -80,11 +82,18 @@ def test_quick_benchmark_measures_every_item(tmp_path, processes, smollm2):
     runs = atlas["discovery"]
     assert positive(runs["1000"]["wall_s"]) and runs["1000"]["n_points"] == 1000
     assert all(positive(atlas["map"][k]) for k in ("build_s", "json_bytes", "draw_ms"))
-    assert {r["item"].split()[0] for r in report["table"]} == {str(i) for i in range(1, 10)}
+    assert {r["item"].split()[0] for r in report["table"]} == {str(i) for i in range(1, 12)}
     lab = items["train_lab"]
     assert positive(lab["epochs_per_s"]) and positive(lab["torch_encoder_epochs_per_s"])
     assert positive(lab["induction"]["total_s"]) and positive(lab["one_layer"]["total_s"])
     move = items["step_move"]
     assert all(positive(move[k]) for k in STEP_MOVE), move
     assert move["fragment_reruns"] == len(move["times_s"]["graph"])  # the fragment, only
+    tick = items["autoplay"]
+    assert all(positive(tick[n][case]) for n in ("3", "6") for case in ("kept", "replay")), tick
+    start = items["startup"]["start"]
+    assert all(positive(start[k]) for k in ("health_s", "welcome_s", "prompt_s", "generate_s"))
+    pages = items["startup"]["imports"]
+    assert pages[0]["page"] == "lessons/home.py" and "torch" not in pages[0]["added"]
+    assert "torch" not in pages[0]["main"]  # main.py and Welcome: no torch
     assert report["machine"]["torch"] and report["machine"]["cores"] >= 1

@@ -3,6 +3,7 @@ note that stops a page which needs a run before there is one."""
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import Callable
 from pathlib import Path
@@ -35,7 +36,19 @@ def show_source(title: str, *functions: Callable) -> None:
             st.code(inspect.getsource(fn), language="python")
 
 
-def page_source(page_file: str, *functions: Callable) -> None:
+def _function(fn: Callable | str) -> Callable:
+    """A function, or one named "module:qualname" and imported only now (a page that
+    shows torch code need not import torch before its first screen)."""
+    if not isinstance(fn, str):
+        return fn
+    module, _, name = fn.partition(":")
+    obj = importlib.import_module(module)
+    for part in name.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def page_source(page_file: str, *functions: Callable | str) -> None:
     """The last thing on every page: its own script (`__file__`), then the library functions
     it leans on, each headed by where it lives. The file is read when shown, so the code
     shown is the code that just ran.
@@ -48,6 +61,6 @@ def page_source(page_file: str, *functions: Callable) -> None:
     label = f"Source: this page ({path.parent.name}/{path.name})"
     if st.toggle(label, key=f"page_source_{path.stem}"):
         st.code(path.read_text(encoding="utf-8"), language="python", line_numbers=True)
-        for fn in functions:
+        for fn in map(_function, functions):
             where = f"# {fn.__module__}.{fn.__qualname__}\n"
             st.code(where + inspect.getsource(fn), language="python")

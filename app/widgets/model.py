@@ -3,15 +3,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import streamlit as st
 
 from app import caches
 from app.markdown import md_escape
 from app.state import BUNDLED_LABEL, bound, state
 from lib.config import BUNDLED_MODEL, SUGGESTED_HUB_MODELS, Limits
-from lib.model.anatomy import support_note
-from lib.model.loading import LoadedModel, ModelLoadError
-from lib.model.request import Run
+from lib.model.errors import ModelLoadError
+
+if TYPE_CHECKING:
+    from lib.model.loading import LoadedModel
+    from lib.model.request import Run
 
 OTHER_MODEL = "Other: a Hugging Face id or a local folder"
 
@@ -25,14 +29,27 @@ def current_model() -> LoadedModel | None:
         return None
 
 
-def model_status() -> None:
-    """The sidebar names the model in use on every page (the picker is on Generate)."""
-    with st.sidebar:
+def model_status(slot) -> bool:
+    """The sidebar (`slot`, a placeholder in it) names the model in use on every page (the
+    picker is on Generate). The bundled model, not loaded yet, loads in the background
+    while the page is drawn. Returns whether the model was named as loaded (main.py draws
+    the slot again after the page, when a page loaded it meanwhile)."""
+    with slot.container():
         st.subheader("Model")
-        lm = current_model()
+        lm = caches.loaded_model(state.model_spec)
+        if lm is None and state.model_spec == BUNDLED_MODEL:
+            caches.warm_up()
+            st.info(
+                f"{BUNDLED_LABEL}: loading in the background. A page that needs it waits for it.",
+                icon=":material/hourglass_top:",
+            )
+            return False
+        lm = lm or current_model()
         if lm is None:
             st.warning("No model is loaded: " + md_escape(state.model_error or ""))
-            return
+            return True
+        from lib.model.anatomy import support_note  # torch is imported by now
+
         st.success(md_escape(lm.name), icon=":material/check_circle:")
         if lm.source == "lab" and st.button("Back to the bundled model", icon=":material/undo:"):
             state.model_spec, state.model_choice = BUNDLED_MODEL, BUNDLED_LABEL
@@ -47,6 +64,7 @@ def model_status() -> None:
             f" · {lm.device.type} · {str(lm.dtype).removeprefix('torch.')}. "
             + support_note(lm.model)
         )
+    return True
 
 
 def model_picker() -> None:

@@ -26,6 +26,7 @@ from lib.config import Limits
 from lib.labels import display_text
 from lib.measures import entropy_bits
 from lib.model.capture import RECORDER_KWARG, AttentionRecorder
+from lib.model.errors import PromptError, normalise_prompt
 from lib.model.loading import LoadedModel
 from lib.model.prefixes import Kept, PrefixCache
 from lib.model.result import GenerationResult, RunSettings, SamplingSettings
@@ -37,15 +38,6 @@ PREFILL_TOKENS = 4096
 # A fast tokenizer is not safe to call from many threads at once (and 30 sessions tokenising
 # together thrash the cores): one at a time; each call takes well under a millisecond.
 _TOKENIZE = threading.Lock()
-
-
-class PromptError(ValueError):
-    """The prompt cannot be used; str(error) is a message for the user."""
-
-
-def normalise_prompt(text: str) -> str:
-    """The prompt as generated and cached: newlines unified, outer whitespace removed."""
-    return text.replace("\r\n", "\n").replace("\r", "\n").strip()
 
 
 def encode_prompt(

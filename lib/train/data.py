@@ -12,8 +12,10 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch only where a dataset is built: the app's first screen needs SENTENCES
+    import torch
 
 PAD, START, END = "<PAD>", "<START>", "<END>"
 SPECIALS = (PAD, START, END)
@@ -139,6 +141,8 @@ def build_dataset(text: str) -> Dataset:
 
 def make_dataset(sentences: Sequence[Sequence[str]], vocab: Vocabulary | None = None) -> Dataset:
     """Padded next-word pairs for word lists (with the vocabulary a saved model came with)."""
+    import torch
+
     sentences = [list(s) for s in sentences]
     vocab = vocab or Vocabulary.build(sentences)
     T = max(len(s) for s in sentences) + 1

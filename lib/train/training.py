@@ -16,13 +16,10 @@ import torch
 
 from lib.train.data import END, START, DataError, Dataset, Vocabulary
 from lib.train.model import ModelConfig, NanoTransformer, loss_fn
+from lib.train.settings import ConfigError
 
 SNAPSHOT_SENTENCES = 8  # attention kept for the first sentences only (memory stays small)
 MAX_SNAPSHOTS = 60
-
-
-class ConfigError(ValueError):
-    """Settings outside the lab's bounds; str(error) is a message for the user."""
 
 
 @dataclass(frozen=True)
