@@ -199,6 +199,29 @@ def steps(
     return all_steps(_result, layer, head, hide)
 
 
+@st.cache_resource(max_entries=8, show_spinner=False)
+def graph_frames(
+    run_key: str,
+    view: tuple,
+    window: tuple[int, ...],
+    projector: bool,
+    _result: GenerationResult,
+    _steps: list[StepAttention],
+) -> dict[str, dict]:
+    """The attention graph at each 1-based step of `window`, as the figure JSON (data and
+    layout) the page would draw there, for the step player to switch in the browser.
+    `view` is (layer, head, hide, threshold, top_k, show_all, selection, lo, hi): every
+    setting but the step (`_steps` follow from the first three)."""
+    from lib.viz.graph import step_figures
+    from lib.viz.look import plotly_for_projector
+
+    _, _, _, threshold, top_k, show_all, selected, lo, hi = view
+    style = plotly_for_projector if projector else None
+    return step_figures(
+        _result, _steps, window, threshold, top_k, show_all, selected, lo, hi, style
+    )
+
+
 @st.cache_resource(max_entries=4, show_spinner="Computing the full matrix (one forward pass) ...")
 def full(run_key: str, layer: int | None, _lm: LoadedModel, _ids: np.ndarray) -> FullAttention:
     """Whole-sequence attention of the run (the mean, and every head of `layer`)."""

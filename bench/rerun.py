@@ -53,7 +53,9 @@ def run(prompt: str, new_tokens: int, repeats: int, log) -> dict:
     trivial_steps = itertools.cycle(list(range(2, 51)) + [1])
 
     def move_graph() -> None:
-        at.slider(key="step__w").set_value(next(steps)).run()
+        # what the graph's step player does once the hand rests: write the shared step
+        at.session_state["step"] = next(steps)
+        at.run()
 
     def move_trivial() -> None:
         trivial.slider(key="s").set_value(next(trivial_steps)).run()

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from bench.common import ROOT, child_env, median
 
+WAIT_MS = 120_000  # a busy machine (the smoke run measures everything at once) is slow
 TRIVIAL_APP = 'import streamlit as st\n\nst.title("Hello")\n'
 HEAVY = (
     "torch",
@@ -82,17 +83,17 @@ def _one_start(browser, script: str, app: bool, env: dict[str, str]) -> dict:
             context = browser.new_context(viewport={"width": 1280, "height": 900})
             s = AppSession(context, url, "startup")  # returns when the first run finished
             if app:
-                expect(s.page.get_by_text("Start: write a prompt")).to_be_visible()
+                expect(s.page.get_by_text("Start: write a prompt")).to_be_visible(timeout=WAIT_MS)
             else:
-                expect(s.page.get_by_text("Hello")).to_be_visible()
+                expect(s.page.get_by_text("Hello")).to_be_visible(timeout=WAIT_MS)
             out["page_s"] = time.monotonic() - t0
             if app:
                 mark = s.start(lambda: s.page.get_by_test_id("stSidebarNav").get_by_text(
                     "Generate", exact=True).click())  # fmt: skip
-                expect(s.page.get_by_label("Prompt")).to_be_visible()
+                expect(s.page.get_by_label("Prompt")).to_be_visible(timeout=WAIT_MS)
                 out["prompt_s"] = time.monotonic() - t0  # a student can type
                 s.wait_run(mark)
-                expect(s.page.get_by_role("button", name="Generate")).to_be_enabled()
+                expect(s.page.get_by_role("button", name="Generate")).to_be_enabled(timeout=WAIT_MS)
                 out["generate_s"] = time.monotonic() - t0  # and generate: the model is loaded
             context.close()
             return out

@@ -1,16 +1,14 @@
-"""Moving the graph's step slider in a real browser, and the road not taken.
+"""Moving the graph's step in a real browser.
 
-Lazy updates: stepping through a generation should not rebuild what
-did not change. The graph page puts everything a step move changes in one `st.fragment`,
-so a move reruns only that fragment. Measured here in Debian's Chromium against a real
-`streamlit run` (the browser-test harness): the time from the key press on the step slider
-to the end of the rerun it starts (Streamlit's `script_finished` message on the tab's
-websocket) and to the new step's caption on screen. Baseline, in turn with it: the same key
-press on a trivial one-slider app served the same way.
-
-The alternative, steps as client-side Plotly animation frames (no server round trip), is
-measured too: the JSON of one figure holding every step, and a frame switch in the browser
-with plotly.js alone. It is not what the page does; the README says why.
+The graph page holds every step's picture (up to 40, a window around the current one) and
+its step player switches between them in the browser; the server hears of the step when
+the hand rests (`SETTLE_MS`) and reruns the graph's `st.fragment` for the captions, the
+table and the link. Measured in Debian's Chromium against a real `streamlit run` (the
+browser-test harness): from the key press to the new picture on screen (in the page: from
+the slider's input event to the frame after Plotly redrew), to the end of the rerun that
+follows (Streamlit's `script_finished` on the tab's websocket), and to the new step's
+caption. Baseline, in turn with it: the same key press on a trivial one-slider app, whose
+rerun is what every move waited for before. Also the JSON the pictures take.
 """
 
 from __future__ import annotations
@@ -22,9 +20,6 @@ import time
 from pathlib import Path
 from urllib.parse import urlencode
 
-import plotly.graph_objects as go
-import plotly.io as pio
-
 TRIVIAL_APP = """
 import streamlit as st
 
@@ -33,69 +28,41 @@ st.markdown(f"**Step {step} of 50**")
 """
 
 
-def _frames_figure(result, threshold: float, show_all: bool) -> go.Figure:
-    """Every step of the graph as animation frames of one figure (the alternative)."""
+def _frames_bytes(result, threshold: float, show_all: bool) -> int:
+    """Bytes of JSON the graph page sends for its step player (every step, up to 40)."""
+    import json
+
+    from app.widgets.step_player import FRAMES
     from lib.analysis.attention import all_steps
-    from lib.viz.graph import attention_graph, select_edges
+    from lib.viz.graph import step_figures
 
-    steps = all_steps(result)
-    frames = []
-    for k in range(result.n_steps):
-        edges = select_edges(steps, k, threshold, show_all)
-        fig = attention_graph(result.prompt_labels, result.generated_labels, edges, k)
-        frames.append(go.Frame(data=fig.data, name=str(k)))
-    first = attention_graph(
-        result.prompt_labels, result.generated_labels, select_edges(steps, 0, threshold), 0
-    )
-    first.frames = frames
-    return first
+    n = result.n_steps
+    window = range(1, min(n, FRAMES) + 1)
+    frames = step_figures(result, all_steps(result), window, threshold, None, show_all, None,
+                          0, len(result.prompt_labels))  # fmt: skip
+    return len(json.dumps(frames))
 
 
-FRAME_SWITCH_JS = """async (n) => {
-  const gd = document.getElementById('g');
-  const times = [];
-  for (let i = 1; i < n; i++) {
-    const t0 = performance.now();
-    await Plotly.animate(gd, [String(i)], {mode: 'immediate', frame: {duration: 0,
-      redraw: true}, transition: {duration: 0}});
-    times.push(performance.now() - t0);
-  }
-  return times;
-}"""
-
-
-def _frame_switch_ms(browser, fig: go.Figure) -> list[float]:
-    """Switching frames in a page holding only plotly.js and the figure."""
-    from plotly.offline import get_plotlyjs
-
-    html = (
-        "<html><body><div id='g'></div><script>" + get_plotlyjs() + "</script><script>"
-        f"Plotly.newPlot('g', {pio.to_json(fig)});</script></body></html>"
-    )
-    page = browser.new_page()
-    with tempfile.NamedTemporaryFile("w", suffix=".html", delete=False) as f:
-        f.write(html)
-    page.goto(Path(f.name).as_uri())
-    page.wait_for_function("document.getElementById('g').data !== undefined")
-    times = page.evaluate(FRAME_SWITCH_JS, len(fig.frames))
-    page.close()
-    return times
-
-
-def _moves(session, n_steps: int) -> tuple[list[float], list[float]]:
+def _moves(session, n_steps: int, player: bool) -> tuple[list[float], ...]:
     """Move the step slider from 1 to 2 and back (two key presses): seconds from each press
-    to the end of the rerun it starts, and to the new step's caption on screen."""
+    to the end of the rerun it starts, and to the new step's caption on screen; with the
+    graph's step player, also to the new picture on screen (measured in the page, from the
+    slider's input event to the frame after Plotly redrew)."""
     page = session.page
-    slider = page.get_by_role("slider").first
+    slider = page.get_by_role("slider", name="Generation step")
     slider.focus()
-    ends, shown = [], []
+    ends, shown, pictures = [], [], []
     for key, step in (("ArrowRight", 2), ("ArrowLeft", 1)):
         t0 = time.perf_counter()
-        session.wait_run(session.start(lambda k=key: slider.press(k)))
+        mark = session.start(lambda k=key: slider.press(k))
+        if player:
+            page.wait_for_function(f"window.__tavShown && window.__tavShown.step === {step}")
+            pictures.append(page.evaluate("window.__tavShown.ms") / 1000)
+        session.wait_run(mark)
         ends.append(time.perf_counter() - t0)
         page.get_by_text(f"Step {step} of {n_steps}").first.wait_for()
         shown.append(time.perf_counter() - t0)
-    return ends, shown
+    return ends, shown, pictures
 
 
 def run(prompt: str, repeats: int, log, new_tokens: int | None = None) -> dict:
@@ -131,34 +98,34 @@ def run(prompt: str, repeats: int, log, new_tokens: int | None = None) -> dict:
             app.page.get_by_text(f"Step 1 of {n}").wait_for()
             trivial = AppSession(browser.new_context(), trivial_url, "trivial")
             log(f"step move: {2 * repeats} moves each, graph page and trivial app in turn")
-            graph_end, graph_shown, base_end, base_shown = [], [], [], []
+            graph_end, graph_shown, base_end, base_shown, pictures = [], [], [], [], []
             fragments_before = app.fragment_runs
             for _ in range(repeats):
-                e, s = _moves(app, n)
+                e, s, p = _moves(app, n, player=True)
                 graph_end += e
                 graph_shown += s
-                e, s = _moves(trivial, 50)
+                pictures += p
+                e, s, _ = _moves(trivial, 50, player=False)
                 base_end += e
                 base_shown += s
             out["fragment_reruns"] = app.fragment_runs - fragments_before
-            log("step move: the alternative, every step as client-side animation frames")
-            fig = _frames_figure(result, 0.05, False)
-            t0 = time.perf_counter()
-            fig = _frames_figure(result, 0.05, False)
-            out["frames_build_s"] = time.perf_counter() - t0
-            out["frames_json_bytes"] = len(pio.to_json(fig))
-            out["frames_switch_ms"] = statistics.median(_frame_switch_ms(browser, fig))
-            heavy = _frames_figure(result, 0.0, True)
-            out["frames_json_bytes_all_threshold_0"] = len(pio.to_json(heavy))
+            log("step move: the pictures the page holds")
+            out["frames_json_bytes"] = _frames_bytes(result, 0.05, False)
+            out["frames_json_bytes_all_threshold_0"] = _frames_bytes(result, 0.0, True)
             browser.close()
     med = statistics.median
+    from app.widgets.step_player import SETTLE_MS
+
     out |= {
+        "picture_s": med(pictures),
+        "settle_s": SETTLE_MS / 1000,
+        "rerun_after_settle_s": med(graph_end) - SETTLE_MS / 1000,
         "step_move_s": med(graph_end),
         "step_shown_s": med(graph_shown),
         "trivial_move_s": med(base_end),
         "trivial_shown_s": med(base_shown),
         "ratio_vs_trivial": med(graph_end) / med(base_end),
-        "times_s": {"graph": graph_end, "trivial": base_end},
+        "times_s": {"graph": graph_end, "trivial": base_end, "picture": pictures},
     }
     return out
 

@@ -4,9 +4,10 @@ import streamlit as st
 
 from app import caches, links, quiz
 from app.markdown import md_escape
-from app.state import state
+from app.state import clamp_step, state
 from app.widgets import chrome, controls, downloads, figures
 from app.widgets import graph as graph_widgets
+from app.widgets.step_player import FRAMES, frame_window, step_player
 from lib.analysis.quiz import most_attended
 from lib.config import MAX_GRAPH_PROMPT
 from lib.model.request import Run
@@ -20,14 +21,15 @@ from lib.viz.graph import (
 from lib.viz.tables import strongest_connections
 from lib.viz.text import graph_caption, graph_scope, sink_share_note
 
+GRAPH_BOX = "tav_graph"  # the chart's container, where the step player redraws it
+
 
 @st.fragment
 def graph(run: Run, layer: int | None, head: int | None, hide: bool, picture: str) -> None:
     """Everything a step move changes, rerun alone when its own controls move."""
     r, n = run.result, run.result.n_steps
     c1, c2 = st.columns([3, 2])
-    with c1:
-        current = controls.step_slider("step", n, "Which generated token's attention to show.")
+    current = clamp_step("step", n) - 1  # the player is drawn below, with every step's picture
     threshold, top_k = graph_widgets.which_lines(c2)
     b1, b2, b3 = st.columns([2, 2, 3])
     b1.button(
@@ -63,6 +65,12 @@ def graph(run: Run, layer: int | None, head: int | None, hide: bool, picture: st
             selected = None  # outside the drawn window of prompt tokens
     state.view.selected_token = selected
     steps = caches.steps(run.key, layer, head, hide, r)
+    view = (layer, head, hide, threshold, top_k, bool(state.view.show_all), selected, lo, hi)
+    window = tuple(frame_window(n, current + 1, FRAMES))
+    frames = caches.graph_frames(run.key, view, window, state.classroom.projector, r, steps)
+    with c1:
+        step_player(n, frames, GRAPH_BOX, "Which generated token's attention to show: the "
+                    "graph follows at once, the rest of the page when you let go.")  # fmt: skip
     step = steps[current]
     sink = not (hide or r.bos_offset) and len(r.prompt_labels) > 1  # asked without it
     best = most_attended(step, skip_first=sink)
@@ -113,6 +121,7 @@ def graph(run: Run, layer: int | None, head: int | None, hide: bool, picture: st
     fig = attention_graph(r.prompt_labels[lo:hi], r.generated_labels, edges, current, shown)
     figures.plotly(
         fig,
+        where=st.container(key=GRAPH_BOX),  # where the step player finds the chart
         on_select="rerun",
         selection_mode="points",
         key=chart_key,

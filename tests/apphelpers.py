@@ -25,3 +25,21 @@ def assert_ok(at: AppTest) -> None:
 
 def button(at: AppTest, label: str):
     return next(b for b in at.button if b.label == label)
+
+
+def set_graph_step(at: AppTest, step: int) -> AppTest:
+    """Move the attention graph's step player to `step` (1-based). In a browser it reports
+    the resting step as a trigger whose callback writes the shared value "step"; AppTest
+    cannot drive the component, so the test writes that value and reruns."""
+    at.session_state["step"] = step
+    return at.run()
+
+
+def graph_step(at: AppTest) -> int:
+    """The step the graph page shows, read from its caption ("Step k of n: ...")."""
+    import re
+
+    for m in at.markdown:
+        if found := re.match(r"\*\*Step (\d+) of \d+:\*\*", str(m.value)):
+            return int(found.group(1))
+    raise AssertionError("the graph page shows no step caption")

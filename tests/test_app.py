@@ -6,7 +6,7 @@ import json
 
 from streamlit.testing.v1 import AppTest
 
-from tests.apphelpers import ALL_PAGES, assert_ok, button
+from tests.apphelpers import ALL_PAGES, assert_ok, button, set_graph_step
 
 
 def generate(at: AppTest, prompt: str | None = None, max_tokens: int | None = None) -> AppTest:
@@ -80,7 +80,7 @@ def test_step_and_threshold_change_the_graph(app):
     app.slider(key="threshold__w").set_value(0.0).run()
     # Softmax weights are all positive, so at threshold 0 step 1 draws one line per prompt token.
     assert edge_count(figure(app)) == visible_prompt
-    app.slider(key="step__w").set_value(5).run()
+    set_graph_step(app, 5)
     assert edge_count(figure(app)) == visible_prompt + 4  # plus the 4 earlier outputs
     assert marker_colours(figure(app), "output")[4] == "coral"
     assert marker_colours(figure(app), "output")[:4] == ["pink"] * 4
@@ -107,7 +107,7 @@ def test_click_filters_and_reset_clears(app):
     app.switch_page("lessons/attention_graph.py").run()
     app.slider(key="threshold__w").set_value(0.0).run()
     button(app, "Show all connections").click().run()
-    app.slider(key="step__w").set_value(6).run()
+    set_graph_step(app, 6)
     all_edges = edge_count(figure(app))
     chart_key = app.session_state["graph_chart_key"]
     selection = {
@@ -139,7 +139,7 @@ def test_click_on_generated_token_shows_its_incoming_edges(app):
     result = app.session_state["run"].result
     app.switch_page("lessons/attention_graph.py").run()
     app.slider(key="threshold__w").set_value(0.0).run()
-    app.slider(key="step__w").set_value(6).run()
+    set_graph_step(app, 6)
     chart_key = app.session_state["graph_chart_key"]
     app.session_state[chart_key] = {"selection": {"points": [{"customdata": ["output", 3]}]}}
     app.run()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from playwright.sync_api import expect
 
 from tests.browser import VEGA_DRAWN
@@ -26,7 +28,7 @@ def test_generate_graph_click_and_matrices(session, artifacts_dir):
     plot = pg.locator(".js-plotly-plot").first
     plot.wait_for()
     pg.get_by_text("Step 1 of 20").wait_for()
-    slider = pg.get_by_role("slider").first  # the generation step
+    slider = pg.get_by_role("slider", name="Generation step")  # the step player
     slider.focus()
     s.act(lambda: slider.press("End"))
     pg.get_by_text("Step 20 of 20").wait_for()
@@ -54,3 +56,32 @@ def test_generate_graph_click_and_matrices(session, artifacts_dir):
 
     s.open_page("Generate")
     expect(pg.get_by_label("Prompt")).to_have_value(PROMPT)  # nothing lost between pages
+
+
+def test_quick_step_moves_switch_the_picture_and_rerun_the_server_once(session, artifacts_dir):
+    """The graph's step player: ten quick key presses switch the picture in the browser at
+    each press (no server round trip), then the server hears of the resting step once and
+    the caption, the graph's scope line and the address all show it."""
+    s, pg = session, session.page
+    s.fill("Prompt", PROMPT)
+    s.click("button", "Generate")
+    s.open_page("Attention graph")
+    pg.get_by_text("Step 1 of 20").wait_for()
+    player = pg.get_by_role("slider", name="Generation step")
+    player.focus()
+    runs = s.finished
+    for _ in range(10):
+        pg.keyboard.press("ArrowRight")
+    pg.wait_for_function("window.__tavShown && window.__tavShown.step === 11")
+    s.wait_run(runs)  # the one rerun, after the hand rests
+    expect(pg.get_by_text(re.compile(r"^Step 11 of 20: the model writes"))).to_be_visible()
+    expect(pg.get_by_text("Showing step 11's lines only.")).to_be_visible()
+    expect(pg).to_have_url(re.compile(r"attention_graph\?.*step=11"))
+    pg.wait_for_timeout(800)  # longer than the rest the player waits for: no late rerun
+    assert s.finished - runs == 1
+    # the picture the server drew for step 11 is the one the browser switched to
+    plot = pg.locator(".js-plotly-plot").first
+    current = plot.locator(".scatterlayer .trace").nth(-1).locator(".point").nth(10)
+    expect(current).to_have_css("fill", "rgb(255, 127, 80)")  # coral: the step's token
+    pg.screenshot(path=str(artifacts_dir / "graph-step-player.png"), full_page=True)
+    assert not s.js_errors, s.js_errors

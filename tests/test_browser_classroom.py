@@ -29,7 +29,7 @@ def test_a_teachers_link_opens_the_same_view(open_session, browser, artifacts_di
     teacher.open_page("Attention graph")
     pg = teacher.page
     pg.get_by_text("Step 1 of 20").wait_for()
-    slider = pg.get_by_role("slider").first  # the generation step
+    slider = pg.get_by_role("slider", name="Generation step")  # the step player
     slider.focus()
     for _ in range(6):
         teacher.act(lambda: slider.press("ArrowRight"))

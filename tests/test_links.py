@@ -11,7 +11,7 @@ from app.link_query import read_link
 from lib.config import LINES_TOP_K, MATRIX_WHOLE, Limits
 from lib.model.generation import generate
 from lib.model.result import SamplingSettings
-from tests.apphelpers import assert_ok, button
+from tests.apphelpers import assert_ok, button, set_graph_step
 
 HOSTILE = "**bold** <script>alert(1)</script> [x](javascript:alert(1)) $x$ \u202eevil"
 
@@ -138,7 +138,7 @@ def test_a_teachers_view_reproduced_from_its_link(smollm2):
     button(teacher, "Generate").click().run()
     assert_ok(teacher)
     teacher.switch_page("lessons/attention_graph.py").run()
-    teacher.slider(key="step__w").set_value(5).run()
+    set_graph_step(teacher, 5)
     teacher.selectbox(key="layer__w").set_value(1).run()
     teacher.radio(key="graph_lines__w").set_value(LINES_TOP_K).run()
     teacher.number_input(key="graph_top_k__w").set_value(3).run()

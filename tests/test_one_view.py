@@ -8,7 +8,7 @@ import numpy as np
 from app.link_query import VIEW_FIELDS, view_params
 from app.markdown import md_escape
 from app.state import FIELDS
-from tests.apphelpers import assert_ok, button
+from tests.apphelpers import assert_ok, button, graph_step, set_graph_step
 from tests.test_app import edge_count, figure, generate
 
 GRAPH = "lessons/attention_graph.py"
@@ -30,11 +30,13 @@ def scope(at) -> str:
 def test_the_step_chosen_on_one_page_is_the_step_on_the_next(app):
     generate(app, max_tokens=6)
     app.switch_page(GRAPH).run()
-    app.slider(key="step__w").set_value(5).run()
-    for page in ("lessons/next_token.py", "lessons/lenses.py", "lessons/ablation.py", GRAPH):
+    set_graph_step(app, 5)
+    for page in ("lessons/next_token.py", "lessons/lenses.py", "lessons/ablation.py"):
         app.switch_page(page).run()
         assert_ok(app)
         assert app.slider(key="step__w").value == 5, page
+    app.switch_page(GRAPH).run()
+    assert graph_step(app) == 5
     app.switch_page("lessons/next_token.py").run()
     assert any(m.value.startswith("**Step 5 of 6.**") for m in app.markdown)
 
@@ -43,7 +45,7 @@ def test_the_graph_says_what_it_draws_and_why_it_draws_nothing(app):
     generate(app, max_tokens=6)
     r = app.session_state["run"].result
     app.switch_page(GRAPH).run()
-    app.slider(key="step__w").set_value(2).run()
+    set_graph_step(app, 2)
     assert scope(app) == "Showing step 2's lines only."
     button(app, "Show all connections").click().run()
     assert scope(app) == "Showing the lines of steps 1 to 2."
@@ -60,7 +62,7 @@ def test_the_graph_says_what_it_draws_and_why_it_draws_nothing(app):
 
     # A prompt token with no line above the threshold: its strongest weight, computed here
     # from the captured rows (mean of every layer and head, over the prompt, normalised).
-    app.slider(key="step__w").set_value(2).run()
+    set_graph_step(app, 2)
     app.slider(key="threshold__w").set_value(0.2).run()
     rows = [r.attention[s].mean(axis=(0, 1))[: r.prompt_len] for s in range(2)]
     norm = np.array([row / (row.sum() + 1e-8) for row in rows])  # (steps, prompt tokens)

@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from lib.analysis.attention import StepAttention
 from lib.analysis.quiz import most_attended, next_token_choices, top_heads
-from tests.apphelpers import assert_ok, button
+from tests.apphelpers import assert_ok, button, set_graph_step
 
 
 def step_with(input_norm) -> StepAttention:
@@ -72,12 +72,12 @@ def test_quiz_asks_first_then_shows_the_answer_and_the_score(smollm2):
     shown = " ".join(str(s.value) for s in at.success).replace("\\", "")
     assert "Right!" in shown and "Your score: 1 of 1" in shown
     # Moving on keeps the view; a new question comes when the student asks for one.
-    at.slider(key="step__w").set_value(3).run()
+    set_graph_step(at, 3)
     assert at.get("plotly_chart") and not any(f for f in at.get("form"))
     button(at, "Ask me a new question about this view").click().run()
     assert not at.get("plotly_chart")  # hidden again, behind step 3's question
     assert "step 3" in " ".join(m.value for m in at.markdown).lower()
-    at.slider(key="step__w").set_value(2).run()  # back where it was answered: revealed
+    set_graph_step(at, 2)  # back where it was answered: revealed
     assert at.get("plotly_chart")
 
     at.switch_page("lessons/next_token.py").run()

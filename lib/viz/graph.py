@@ -402,3 +402,35 @@ def toolbar_config(picture: str, file_stem: str) -> dict:
         ],
         "toImageButtonOptions": {"format": picture.lower(), "filename": file_stem, "scale": 2},
     }
+
+
+def step_figures(
+    result,
+    steps: list[StepAttention],
+    window,
+    threshold: float,
+    top_k: int | None,
+    show_all: bool,
+    selected: Selection,
+    lo: int,
+    hi: int,
+    style=None,
+) -> dict[str, dict]:
+    """The graph at each 1-based step of `window` as figure JSON (data and layout, numpy
+    arrays as Plotly's binary arrays), drawn exactly as the page draws that step (`style`:
+    a last touch, such as projector mode): what the browser switches between."""
+    import json
+
+    import plotly.io as pio
+
+    shown = (selected[0], selected[1] - lo) if selected and selected[0] == "input" else selected
+    frames = {}
+    for k in window:
+        edges = window_edges(
+            select_edges(steps, k - 1, threshold, show_all, selected, top_k), lo, hi
+        )
+        fig = attention_graph(
+            result.prompt_labels[lo:hi], result.generated_labels, edges, k - 1, shown
+        )
+        frames[str(k)] = json.loads(pio.to_json(style(fig) if style else fig, validate=False))
+    return frames
