@@ -7,7 +7,7 @@ from app.markdown import md_escape
 from app.state import clamp_step, state
 from app.widgets import chrome, controls, downloads, figures
 from app.widgets import graph as graph_widgets
-from app.widgets.step_player import FRAMES, frame_window, step_player
+from app.widgets.step_player import FRAMES, FRAMES_ALL, frame_window, step_player
 from lib.analysis.quiz import most_attended
 from lib.config import MAX_GRAPH_PROMPT
 from lib.model.request import Run
@@ -66,7 +66,7 @@ def graph(run: Run, layer: int | None, head: int | None, hide: bool, picture: st
     state.view.selected_token = selected
     steps = caches.steps(run.key, layer, head, hide, r)
     view = (layer, head, hide, threshold, top_k, bool(state.view.show_all), selected, lo, hi)
-    window = tuple(frame_window(n, current + 1, FRAMES))
+    window = tuple(frame_window(n, current + 1, FRAMES_ALL if state.view.show_all else FRAMES))
     frames = caches.graph_frames(run.key, view, window, state.classroom.projector, r, steps)
     with c1:
         step_player(n, frames, GRAPH_BOX, "Which generated token's attention to show: the "

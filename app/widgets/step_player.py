@@ -22,12 +22,14 @@ from app.state import clamp_step, put
 
 SETTLE_MS = 350  # no move for this long: the step is sent to the server
 FRAMES = 40  # steps whose pictures the page holds (a window around the current one)
+FRAMES_ALL = 10  # with every step's lines drawn at once, each picture holds all before it
 KEY = "graph_step_player"
 
 _JS = """
 export default function (component) {
   const { data, parentElement, setTriggerValue } = component;
   const s = parentElement.__tav || (parentElement.__tav = {});
+  if (s.data !== data) share(data.frames);
   s.data = data;
   s.send = setTriggerValue;
   if (!s.input) {
@@ -59,6 +61,24 @@ export default function (component) {
         s.send("step", k);
       }, s.data.settle_ms);
     });
+  }
+  // Steps share most of their figure (the token markers' places and labels, the layout):
+  // one object for equal parts lets Plotly redraw only what changed between steps.
+  function share(frames) {
+    const seen = new Map();
+    const one = (v) => {
+      const key = JSON.stringify(v);
+      if (!seen.has(key)) seen.set(key, v);
+      return seen.get(key);
+    };
+    for (const f of Object.values(frames)) {
+      f.layout = one(f.layout);
+      for (const tr of f.data) {
+        for (const a of ["x", "y", "text", "customdata", "hovertext", "textposition"]) {
+          if (tr[a] !== undefined) tr[a] = one(tr[a]);
+        }
+      }
+    }
   }
   function show(k, t0) {
     const d = s.data;
