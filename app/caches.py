@@ -83,19 +83,26 @@ def loaded_model(spec: str) -> LoadedModel | None:
     return _loaded.get(spec)
 
 
-def warm_up() -> None:
+def warm_up() -> bool:
     """Load the bundled model in a background thread, once per process, so that a page
     that needs it finds it ready: the Welcome page is drawn without waiting for torch,
     transformers and the weights (a few seconds), and Generate usually finds them loaded.
-    Not on a first start: converting the GGUF shows its progress on the page that waits.
-    TAV_WARM_UP=0 switches it off (the benchmark's import table)."""
+    Not on a first start (converting the GGUF shows its progress on the page that waits)
+    and not with TAV_WARM_UP=0 (the benchmark's import table): then a page loads it.
+    False once a background load has failed: the caller loads it and shows the error."""
     if os.environ.get("TAV_WARM_UP", "1") == "0":
-        return
+        return True
     with _warm_lock:
+        if _warm_failed:
+            return False
         if BUNDLED_MODEL in _warming or BUNDLED_MODEL in _loaded:
-            return
+            return True
         _warming.add(BUNDLED_MODEL)
     threading.Thread(target=_warm, name="tav-warm-up", daemon=True).start()
+    return True
+
+
+_warm_failed: list[str] = []  # why the background load failed, if it did (then no retry)
 
 
 def _warm() -> None:
@@ -104,8 +111,9 @@ def _warm() -> None:
     try:
         if bundled_is_converted():
             _model(BUNDLED_MODEL)  # a page asking meanwhile waits on the same cache entry
-    except Exception:  # noqa: BLE001 - the page that needs the model reports the error
+    except Exception as err:  # noqa: BLE001 - the page that needs the model reports it
         logging.getLogger("tav").exception("loading the bundled model in the background")
+        _warm_failed.append(str(err))
     finally:
         with _warm_lock:
             _warming.discard(BUNDLED_MODEL)

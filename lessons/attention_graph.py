@@ -22,6 +22,10 @@ from lib.viz.tables import strongest_connections
 from lib.viz.text import graph_caption, graph_scope, sink_share_note
 
 GRAPH_BOX = "tav_graph"  # the chart's container, where the step player redraws it
+PLAYER_HELP = (
+    "Which generated token's attention to show: the graph follows at once, the rest of the "
+    "page when you let go."
+)
 
 
 @st.fragment
@@ -65,12 +69,6 @@ def graph(run: Run, layer: int | None, head: int | None, hide: bool, picture: st
             selected = None  # outside the drawn window of prompt tokens
     state.view.selected_token = selected
     steps = caches.steps(run.key, layer, head, hide, r)
-    view = (layer, head, hide, threshold, top_k, bool(state.view.show_all), selected, lo, hi)
-    window = tuple(frame_window(n, current + 1, FRAMES_ALL if state.view.show_all else FRAMES))
-    frames = caches.graph_frames(run.key, view, window, state.classroom.projector, r, steps)
-    with c1:
-        step_player(n, frames, GRAPH_BOX, "Which generated token's attention to show: the "
-                    "graph follows at once, the rest of the page when you let go.")  # fmt: skip
     step = steps[current]
     sink = not (hide or r.bos_offset) and len(r.prompt_labels) > 1  # asked without it
     best = most_attended(step, skip_first=sink)
@@ -90,8 +88,15 @@ def graph(run: Run, layer: int | None, head: int | None, hide: bool, picture: st
         f"the thickest line goes to {r.prompt_labels[best]} (prompt token {best}), normalised "
         f"weight {float(step.input_norm[best]):.3f}.",
     ):
+        with c1:  # no pictures while a question hides the graph (they hold the answer)
+            step_player(n, {}, GRAPH_BOX, PLAYER_HELP)
         links.sync_url()
         return
+    view = (layer, head, hide, threshold, top_k, bool(state.view.show_all), selected, lo, hi)
+    window = tuple(frame_window(n, current + 1, FRAMES_ALL if state.view.show_all else FRAMES))
+    frames = caches.graph_frames(run.key, view, window, state.classroom.projector, r, steps)
+    with c1:
+        step_player(n, frames, GRAPH_BOX, PLAYER_HELP)
     token = md_escape(r.generated_labels[current])
     st.markdown(
         f"**Step {current + 1} of {n}:** the model writes “{token}” "

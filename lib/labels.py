@@ -90,9 +90,28 @@ def mark(c: str) -> str:
     return c
 
 
+def selector_number(c: str) -> int | None:
+    """The number of a variation selector (U+FE00-FE0F: VS1-16, U+E0100-E01EF: VS17-256)."""
+    o = ord(c)
+    if 0xFE00 <= o <= 0xFE0F:
+        return o - 0xFE00 + 1
+    if 0xE0100 <= o <= 0xE01EF:
+        return o - 0xE0100 + 17
+    return None
+
+
 def visible(text: str) -> str:
-    """`text` under the one rule: whitespace visible, invisible characters named."""
-    return "".join(mark(c) for c in text)
+    """`text` under the one rule: whitespace visible, invisible characters named. A
+    variation selector changes how the character before it is drawn (❤ + VS16 is the red
+    heart); with no such character before it (a token of its own, after a space) it draws
+    nothing, so it is named, ⟨VS16⟩."""
+    out, before = [], None
+    for c in text:
+        n = selector_number(c)
+        lone = before is None or before in VISIBLE or selector_number(before) is not None
+        out.append(f"⟨VS{n}⟩" if n is not None and lone else mark(c))
+        before = c
+    return "".join(out)
 
 
 BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")

@@ -67,3 +67,13 @@ def test_common_words_read_as_written(smollm2):
 def test_generated_end_of_sequence_is_a_tag(smollm2):
     eos = next(iter(smollm2.eos_ids))
     assert display_text(smollm2.tokenizer, eos, smollm2.eos_ids) == "[EOS]"
+
+
+def test_a_lone_variation_selector_is_named():
+    """U+FE0F after a heart makes it the red emoji (kept as typed); alone, or after a
+    space, it draws nothing, so it is named like the other invisible characters."""
+    assert visible("\u2764\ufe0f") == "\u2764\ufe0f"
+    assert visible("\ufe0f") == "⟨VS16⟩"
+    assert visible(" \ufe0f") == "·⟨VS16⟩"
+    assert visible("\ufe0e\ufe0f") == "⟨VS15⟩⟨VS16⟩"
+    assert visible("\U000e0100") == "⟨VS17⟩"

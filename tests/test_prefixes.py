@@ -184,6 +184,8 @@ def test_the_scheduler_continues_runs_for_every_session():
         while not ticket.over:
             version = ticket.wait(version, 30)
         assert ticket.status == "done", ticket.error
+        # the progress shows every token, the kept ones too (the Generate page's live text)
+        assert len(ticket.pieces) == ticket.result.n_steps
         return ticket.result
 
     first = next(
@@ -195,7 +197,38 @@ def test_the_scheduler_continues_runs_for_every_session():
     longer = replace(first.settings, max_new_tokens=6, forced_tokens=ids(first))
     assert_same_run(run("b", longer), fresh(lm, PROMPT, longer))
     assert scheduler.forward_passes - passes == 1
+    other = next(t for t in range(lm.vocab_size) if t != int(first.generated_ids[3]))
+    branch = replace(first.settings, max_new_tokens=6, forced_tokens=(*ids(first, 3), other))
+    assert_same_run(run("c", branch), fresh(lm, PROMPT, branch))  # 3 steps kept, 3 written
     scheduler.close()
+
+
+def test_a_cache_that_cannot_be_kept_never_costs_the_run(monkeypatch):
+    lm = family_lm("llama")
+    cache = PrefixCache(2**30)
+
+    def broken(*args):
+        raise RuntimeError("no room")
+
+    monkeypatch.setattr(cache, "keep", broken)
+    batch = Batch(lm, cache)
+    assert_same_run(write(lm, batch, PROMPT, RunSettings(4)), fresh(lm, PROMPT, RunSettings(4)))
+    assert len(batch) == 0 and len(cache) == 0
+
+
+def test_next_logits_read_several_tokens_after_a_kept_prefix():
+    """Tokens that leave a kept run part way: the kept part is read from its cache, the
+    rest in one pass, and the logits equal a full pass."""
+    for family in ("llama", "gpt2", "gpt_neox"):
+        lm = family_lm(family)
+        run = long_run(lm, Batch(lm, lm.prefixes), PROMPT, 6)
+        n = run.prompt_len + 3
+        own = [(int(t) + 1) % lm.vocab_size for t in run.token_ids[n : n + 3]]
+        tokens = [*run.token_ids[:n].tolist(), *own]
+        hits = lm.prefixes.hits
+        full = lm.forward(tokens, last_only=True).logits[-1]
+        assert torch.allclose(lm.next_logits(tokens), full, atol=1e-5, rtol=0), family
+        assert lm.prefixes.hits == hits + 1
 
 
 def test_the_bundled_model_continues_exactly(smollm2, smollm2_eager):

@@ -37,8 +37,7 @@ def model_status(slot) -> bool:
     with slot.container():
         st.subheader("Model")
         lm = caches.loaded_model(state.model_spec)
-        if lm is None and state.model_spec == BUNDLED_MODEL:
-            caches.warm_up()
+        if lm is None and state.model_spec == BUNDLED_MODEL and caches.warm_up():
             st.info(
                 f"{BUNDLED_LABEL}: loading in the background. A page that needs it waits for it.",
                 icon=":material/hourglass_top:",

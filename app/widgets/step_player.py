@@ -58,7 +58,7 @@ export default function (component) {
       s.moving = true;
       s.timer = setTimeout(() => {
         s.moving = false;
-        s.send("step", k);
+        if (input.isConnected) s.send("step", k);  // not from a player the page left
       }, s.data.settle_ms);
     });
   }
@@ -86,6 +86,8 @@ export default function (component) {
     const frame = d.frames[String(k)];
     const gd = document.querySelector(`.st-key-${d.box} .js-plotly-plot`);
     if (!frame || !gd || !window.Plotly) return;
+    // the theme Streamlit gave the chart on screen (the server's JSON carries placeholders)
+    frame.layout.template = gd.layout.template;
     window.Plotly.react(gd, frame.data, frame.layout).then(() => {
       requestAnimationFrame(() => {
         window.__tavShown = { step: k, ms: performance.now() - t0 };
@@ -154,8 +156,12 @@ def step_player(n: int, frames: dict[str, Any], box: str, help_text: str) -> int
 
 def frame_window(n: int, current: int, size: int) -> Sequence[int]:
     """The 1-based steps whose pictures travel: all of them up to `size`, else `size`
-    steps around the current one (the payload stays bounded however long the run)."""
+    steps around the current one (the payload stays bounded however long the run). The
+    window moves in blocks of half its size, so it (and its cache entry) changes once
+    every size/2 steps, and the current step keeps at least size/4 steps on either side."""
     if n <= size:
         return range(1, n + 1)
-    start = min(max(current - size // 2, 1), n - size + 1)
+    half, quarter = size // 2, size // 4
+    start = (current - 1) // half * half - quarter + 1
+    start = min(max(start, 1), n - size + 1)
     return range(start, start + size)

@@ -14,6 +14,7 @@ the cache at once, and columns that only padding still used are cut off.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from lib.model.errors import PromptError, normalise_prompt
 from lib.model.loading import LoadedModel
 from lib.model.prefixes import Kept, PrefixCache
 from lib.model.result import GenerationResult, RunSettings, SamplingSettings
+
+log = logging.getLogger("tav")
 
 TOP_CANDIDATES = 20
 # Padded tokens per prompt-reading pass (a longer prompt goes alone). Passes this size keep
@@ -407,11 +410,14 @@ class Batch:
             for d in done:
                 b = self.seqs.index(d)
                 layers = self.cache.layers
-                self.prefixes.keep(
-                    d,
-                    [_own_columns(layer.keys, b, d.cached, alone) for layer in layers],
-                    [_own_columns(layer.values, b, d.cached, alone) for layer in layers],
-                )
+                try:
+                    self.prefixes.keep(
+                        d,
+                        [_own_columns(layer.keys, b, d.cached, alone) for layer in layers],
+                        [_own_columns(layer.values, b, d.cached, alone) for layer in layers],
+                    )
+                except Exception:  # noqa: BLE001 - a kept cache saves time; the run is done
+                    log.exception("keeping a finished run's key/value cache failed")
         self.drop(done)
 
     def drop(self, gone: Sequence[Decoding]) -> None:

@@ -36,7 +36,7 @@ class Kept:
 
     ids     (T,) int64     prompt and generated tokens
     keys    one per layer  (1, kv_heads, cached, head_dim); cached = T - 1
-    values  one per layer  the same shape as keys
+    values  one per layer  (1, kv_heads, cached, value_dim)
     """
 
     ids: np.ndarray
@@ -46,8 +46,8 @@ class Kept:
 
     def __post_init__(self) -> None:
         cached = len(self.ids) - 1
-        for k, v in zip(self.keys, self.values, strict=True):
-            if k.shape[0] != 1 or k.shape[-2] != cached or v.shape != k.shape:
+        for k, v in zip(self.keys, self.values, strict=True):  # (values may be narrower)
+            if k.shape[0] != 1 or k.shape[-2] != cached or v.shape[:-1] != k.shape[:-1]:
                 raise ValueError(f"a kept cache holds (1, heads, {cached}, dim) per layer")
 
     @property

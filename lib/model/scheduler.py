@@ -270,7 +270,10 @@ class Scheduler:
         for ticket in tickets:
             seq = ticket._seq
             with _TOKENIZE:  # sessions encode prompts at the same time
-                pieces = ticket.pieces + [display_text(self.lm.tokenizer, seq.chosen[-1])]
+                # every token written since the last report: one per step, or a kept run's
+                # steps at once when a run continues one (`lib.model.prefixes`)
+                new = seq.chosen[len(ticket.pieces) :]
+                pieces = ticket.pieces + [display_text(self.lm.tokenizer, t) for t in new]
                 result = seq.result(self.lm) if seq.done else None
             if result is not None:
                 self.store.put(ticket.key, result)
