@@ -35,11 +35,17 @@ def set_graph_step(at: AppTest, step: int) -> AppTest:
     return at.run()
 
 
-def graph_step(at: AppTest) -> int:
-    """The step the graph page shows, read from its caption ("Step k of n: ...")."""
+def graph_steps(at: AppTest) -> tuple[int, int]:
+    """(the step the graph page shows, its number of steps), read from its caption
+    ("Step k of n: ...")."""
     import re
 
     for m in at.markdown:
-        if found := re.match(r"\*\*Step (\d+) of \d+:\*\*", str(m.value)):
-            return int(found.group(1))
+        if found := re.match(r"\*\*Step (\d+) of (\d+):\*\*", str(m.value)):
+            return int(found.group(1)), int(found.group(2))
     raise AssertionError("the graph page shows no step caption")
+
+
+def graph_step(at: AppTest) -> int:
+    """The step the graph page shows."""
+    return graph_steps(at)[0]

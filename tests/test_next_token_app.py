@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.apphelpers import assert_ok, button
+from tests.apphelpers import assert_ok, button, graph_steps
 
 PAGE = "lessons/next_token.py"
 STEPS = "lessons/step_by_step.py"
@@ -166,7 +166,7 @@ def test_step_by_step_next_token_and_start_over(app, smollm2):
     assert r5.settings.forced_tokens == tuple(r.generated_ids.tolist())
     # Every page follows: the graph walks through the 5 steps of the longer run.
     app.switch_page("lessons/attention_graph.py").run()
-    assert not app.exception and app.slider(key="step__w").max == 5
+    assert not app.exception and graph_steps(app) == (5, 5)  # on the newest token
     app.switch_page(STEPS).run()
     button(app, "Start over from the prompt").click().run()
     assert result(app).n_steps == 1 and app.session_state["step"] == 1
