@@ -70,7 +70,7 @@ else:
         "Zones", [z for z in ZONES if (pts["zone"] == z).any()], key="atlas_zones"
     )
     families = c4.multiselect(
-        "Families", sorted(atlas.names), key="atlas_families", format_func=atlas.cluster_label
+        "Families", sorted(atlas.names), key="atlas_families", format_func=atlas.family_name
     )
     run = state.run
     marks = placement = None

@@ -294,8 +294,12 @@ def test_classify_puts_a_stored_point_in_its_own_cluster(planted):
     assert (got.cluster == atlas.labels[members]).mean() >= 0.99
     answer = atlas.classify(atlas.vectors[members[0]])
     assert set(answer) == {"manifold", "schema_version", "run_id"}
-    assert set(answer["manifold"]) == {"zone", "confidence", "cluster_id", "cluster_label"}
+    fields = {"zone", "confidence", "cluster_id", "cluster_label", "cluster_description"}
+    assert set(answer["manifold"]) == fields
     assert answer["manifold"]["cluster_id"] == atlas.labels[members[0]]
+    # the seed's label ("Cluster 3"); the family's words in their own field
+    assert answer["manifold"]["cluster_label"] == f"Cluster {atlas.labels[members[0]]}"
+    assert answer["manifold"]["cluster_description"] == atlas.names[atlas.labels[members[0]]]
     assert 0.5 < answer["manifold"]["confidence"] <= 1
     # A point far from every family gets (almost) no confidence.
     far = atlas.locate(np.full((1, 20), 50, np.float32))

@@ -108,7 +108,7 @@ def clicked_token(atlas: Atlas, store: Store, point: int | None, shown: np.ndarr
     p = atlas.points.iloc[point]
     st.text(f"{p['context']}" if shown[point] else HIDDEN_TEXT)
     st.caption(
-        f"Zone {p['zone'].replace('_', ' ')} · {atlas.cluster_label(p['cluster'])} "
+        f"Zone {p['zone'].replace('_', ' ')} · {atlas.family_name(p['cluster'])} "
         f"(strength {p['strength']:.2f}) · model {md_escape(p['model'])} · "
         + ("a generated token" if p["step"] >= 0 else "a token of a text the model read")
     )
@@ -170,7 +170,7 @@ def family_cards(atlas: Atlas, shown: np.ndarray) -> None:
         cols = st.columns(3)
         for i, c in enumerate(families):
             with cols[i % 3].container(border=True):
-                st.markdown(f"**{md_escape(atlas.cluster_label(c.cluster))}**")
+                st.markdown(f"**{md_escape(atlas.family_name(c.cluster))}**")
                 st.markdown(
                     family_story(
                         c.size, len(atlas.points), c.centroid, c.dominant_zone, c.zone_share
@@ -203,7 +203,11 @@ def run_on_map(atlas: Atlas, run: Run, placement: Placement, vectors: np.ndarray
         zs = [a["manifold"]["zone"] for a in answers]
         cl = [a["manifold"]["cluster_id"] for a in answers]
         conf = [a["manifold"]["confidence"] for a in answers]
-        names = {a["manifold"]["cluster_id"]: a["manifold"]["cluster_label"] for a in answers}
+        names = {
+            a["manifold"]["cluster_id"]: a["manifold"].get("cluster_description")
+            or a["manifold"]["cluster_label"]  # a service without descriptions: its label
+            for a in answers
+        }
         if answers[0].get("run_id") != atlas.run_id:
             st.caption(
                 f"The service uses map {md_escape(answers[0].get('run_id'))}, this page "

@@ -79,6 +79,12 @@ def family_name(centroid, mean, std, n: int = 2) -> str:
     return ", ".join(words) or "an average token"
 
 
+def cluster_label(cluster: int) -> str:
+    """The classify response's label, as the service's contract writes it: "Cluster 3"
+    ("Noise" for a fingerprint no family takes); the words are `cluster_description`."""
+    return "Noise" if cluster < 0 else f"Cluster {cluster}"
+
+
 class Atlas:
     """One finished discovery run: its points, clusters and the scaler it standardised with."""
 
@@ -119,7 +125,8 @@ class Atlas:
     def run_id(self) -> str:
         return str(self.manifest["run_id"])
 
-    def cluster_label(self, cluster: int) -> str:
+    def family_name(self, cluster: int) -> str:
+        """What the family is, in words ("Family 3: ..."), as the atlas page names it."""
         return self.names.get(int(cluster), "No family (noise)")
 
     def typical(self, cluster: int, shown: np.ndarray, k: int = 4) -> list[int]:
@@ -151,7 +158,8 @@ class Atlas:
                 "zone": p.zones[0],
                 "confidence": round(float(p.confidence[0]), 4),
                 "cluster_id": int(p.cluster[0]),
-                "cluster_label": self.cluster_label(int(p.cluster[0])),
+                "cluster_label": cluster_label(int(p.cluster[0])),
+                "cluster_description": self.family_name(int(p.cluster[0])),
             },
             "schema_version": SCHEMA_VERSION,
             "run_id": self.run_id,

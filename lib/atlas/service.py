@@ -3,7 +3,8 @@
     GET  /health             alive, schema version, whether a discovery run is loaded
     POST /fingerprint        store one fingerprint {request_id, vector[20], step}
     POST /classify           {vector[20]} -> {manifold: {zone, confidence, cluster_id,
-                             cluster_label}, schema_version, run_id}
+                             cluster_label, cluster_description}, schema_version,
+                             run_id}
     GET  /discovery/status   the latest discovery run's manifest
     GET  /stats              counts in the store
 
