@@ -204,25 +204,26 @@ def generate_words(
     seed: int = 0,
 ) -> Generated:
     """Write from a start word until <END> or `max_words`: greedy at temperature 0, else a
-    seeded draw at that temperature (the same rule as the Generate page)."""
+    seeded draw at that temperature, chosen by the Generate page's own `choose_token`."""
+    from lib.model.batching import build_warpers, choose_token
+    from lib.model.result import SamplingSettings
+
     start_words = [w for w in start.lower().split() if w]
     if not start_words:
         raise DataError("Type a start word.")
     if len(start_words) >= model.cfg.max_len:
         raise DataError(f"The start is longer than this model reads ({model.cfg.max_len}).")
     vocab.encode(start_words)  # a word the model never saw is a clear message, not a crash
-    rng = torch.Generator().manual_seed(seed)
+    sampling = SamplingSettings(do_sample=temperature > 0, temperature=temperature or 1.0,
+                                seed=seed)  # fmt: skip
+    warpers, rng = build_warpers(sampling), torch.Generator().manual_seed(seed)
     words, probs = list(start_words), []
     while len(words) < min(max_words, model.cfg.max_len - 1):
         p = torch.as_tensor(next_word_probs(model, vocab, words))
         p[vocab.stoi["<PAD>"]] = 0.0
         p[vocab.stoi[START]] = 0.0
         p = p / p.sum()
-        if temperature <= 0:
-            i = int(torch.argmax(p))
-        else:
-            scaled = torch.softmax(torch.log(p.clamp_min(1e-30)) / temperature, dim=-1)
-            i = int(torch.multinomial(scaled, 1, generator=rng))
+        i = choose_token(torch.log(p), sampling, warpers, rng)  # log p: the logits, renormalised
         if vocab.itos[i] == END:
             break
         words.append(vocab.itos[i])
