@@ -121,10 +121,14 @@ def _drawn_widths(fig) -> dict[tuple[float, float], float]:
 
 
 def test_line_width_is_one_fixed_scale_across_steps():
-    # Seed 000: MIN_LINE_WIDTH at weight 0 up to MAX_LINE_WIDTH at weight 1, linear.
-    assert float(vg.line_width(0.0)) == pytest.approx(MIN_LINE_WIDTH, abs=0.15)
-    assert float(vg.line_width(1.0)) == pytest.approx(MAX_LINE_WIDTH, abs=0.15)
-    assert float(vg.line_width(0.5)) == pytest.approx((MIN_LINE_WIDTH + MAX_LINE_WIDTH) / 2, 0.1)
+    # Seed 000: MIN_LINE_WIDTH at weight 0 up to MAX_LINE_WIDTH at weight 1, linear; both
+    # ends drawn exactly, every weight within half a step of its exact width.
+    assert float(vg.line_width(0.0)) == MIN_LINE_WIDTH == 0.5
+    assert float(vg.line_width(1.0)) == MAX_LINE_WIDTH == 3.0
+    w = np.linspace(0, 1, 1001)
+    exact = MIN_LINE_WIDTH + (MAX_LINE_WIDTH - MIN_LINE_WIDTH) * w
+    step = (MAX_LINE_WIDTH - MIN_LINE_WIDTH) / vg.WIDTH_STEPS
+    assert np.abs(vg.line_width(w) - exact).max() <= step / 2 + 1e-9
 
     # Two steps drawn apart, whose strongest lines differ (0.9 and 0.3): a 0.3 line is as
     # wide on both, not blown up to the full width where it is its step's strongest.
@@ -161,8 +165,11 @@ def test_graph_places_tokens_at_seed_positions():
     assert (inputs.x[0] - lo) / (hi - lo) == pytest.approx(0.1)
     assert (outputs.x[0] - lo) / (hi - lo) == pytest.approx(0.9)
     assert list(inputs.y) == pytest.approx(np.linspace(1, 0, 3).tolist())
-    legend = [t.name for t in fig.data if t.showlegend]
-    assert legend == [f"weight {w:g}" for w in vg.LEGEND_WEIGHTS]
+    legend = [t for t in fig.data if t.showlegend]
+    assert [t.name.split(":")[0] for t in legend] == [f"weight {w:g}" for w in vg.LEGEND_WEIGHTS]
+    for t, w in zip(legend, vg.LEGEND_WEIGHTS, strict=True):  # the legend names what it draws
+        assert t.name.endswith(f"{t.line.width:g} px")
+        assert t.line.width == pytest.approx(MIN_LINE_WIDTH + 2.5 * w)
 
 
 def test_window_edges_renumbers_prompt_tokens():

@@ -5,8 +5,10 @@ Prompt tokens sit at x = 0.1 of the plot's width, generated tokens at x = 0.9, y
 travel as the whole numbers 1 and 9, one byte each). Blue lines join a generated token to
 the prompt tokens it attends to; orange curves to earlier generated tokens. Line width is
 MIN_LINE_WIDTH + (MAX_LINE_WIDTH - MIN_LINE_WIDTH) x the normalised weight, on that one
-fixed scale for every step (`line_width`), rounded to the middle of one of WIDTH_BINS equal
-weight bins so that edges are grouped into a few traces (not one trace per edge).
+fixed scale for every step (`line_width`), with the weight rounded to the nearest 1 /
+WIDTH_STEPS so that edges are grouped into a few traces (not one trace per edge): weight 0
+draws exactly MIN_LINE_WIDTH, weight 1 exactly MAX_LINE_WIDTH, and every width is within
+(MAX - MIN) / (2 x WIDTH_STEPS) of the exact one.
 Coordinates are numpy arrays (sent as binary, never validated value by value), so a
 200 x 50 graph with every edge drawn builds in well under 100 ms and its JSON stays under
 1 MB.
@@ -28,8 +30,8 @@ X_IN, X_OUT, X_RANGE = 1, 9, (0, 10)  # tenths of the width: x = 0.1 and 0.9
 BLUE, ORANGE = (31, 119, 180), (255, 127, 14)
 INPUT_COLOUR, FUTURE_COLOUR = "#c6dbef", "#e6e6e6"
 CURRENT_COLOUR, PAST_COLOUR, SELECTED_COLOUR = "coral", "pink", "yellow"
-WIDTH_BINS = 10  # weight bins of 0.1: widths 0.625, 0.875, ... 2.875 px
-LEGEND_WEIGHTS = (0.05, 0.25, 0.5, 1.0)
+WIDTH_STEPS = 10  # weights to the nearest 0.1: widths 0.5, 0.75, ... 3.0 px, both ends drawn
+LEGEND_WEIGHTS = (0.1, 0.3, 0.6, 1.0)
 CURVE_DEPTH, CURVE_BULGE = 0.4, 1.7  # the curve control point: X_OUT - depth - bulge*|dy|
 ROW_PX = 18  # vertical pixels per token row when the graph must grow
 KEEP_LOOK = {"marker": {"opacity": 1.0}}  # a click must not fade the rest of the graph
@@ -116,19 +118,19 @@ def strongest(weights: np.ndarray, k: int) -> np.ndarray:
 
 
 def width_bin(weight: np.ndarray) -> np.ndarray:
-    """Which of WIDTH_BINS equal bins of [0, 1] each normalised weight falls in."""
-    return np.clip((np.asarray(weight) * WIDTH_BINS).astype(int), 0, WIDTH_BINS - 1)
+    """Each normalised weight to the nearest of 0, 1/WIDTH_STEPS, ..., 1, as its index."""
+    return np.clip(np.rint(np.asarray(weight) * WIDTH_STEPS).astype(int), 0, WIDTH_STEPS)
 
 
 def line_width(weight: np.ndarray | float) -> np.ndarray:
     """One scale: MIN_LINE_WIDTH at weight 0 to MAX_LINE_WIDTH at weight 1, the same
-    for every step, at the middle of the weight's bin."""
-    frac = (width_bin(weight) + 0.5) / WIDTH_BINS
+    for every step, at the weight rounded to the nearest 1 / WIDTH_STEPS."""
+    frac = width_bin(weight) / WIDTH_STEPS
     return MIN_LINE_WIDTH + (MAX_LINE_WIDTH - MIN_LINE_WIDTH) * frac
 
 
 def _rgba(rgb: tuple[int, int, int], weight: float) -> str:
-    frac = (float(width_bin(weight)) + 0.5) / WIDTH_BINS
+    frac = float(width_bin(weight)) / WIDTH_STEPS
     return f"rgba({rgb[0]},{rgb[1]},{rgb[2]},{0.3 + 0.65 * frac:.2f})"
 
 
@@ -224,11 +226,11 @@ def attention_graph(
     if len(edges):
         bins = width_bin(edges.weight)
         for kind, rgb in ((0, BLUE), (1, ORANGE)):
-            for b in range(WIDTH_BINS):
+            for b in range(WIDTH_STEPS + 1):
                 m = (edges.kind == kind) & (bins == b)
                 if not m.any():
                     continue
-                w = (b + 0.5) / WIDTH_BINS
+                w = b / WIDTH_STEPS
                 xs, ys = _segments(kind, edges.src[m], edges.dst[m], y_in, y_out)
                 traces.append(
                     go.Scatter(
@@ -288,7 +290,7 @@ def attention_graph(
                 x=[None],
                 y=[None],
                 mode="lines",
-                name=f"weight {w:g}",
+                name=f"weight {w:g}: {float(line_width(w)):g} px",  # the width drawn
                 legendgroup="scale",
                 legendgrouptitle={"text": "line width = normalised weight:"},
                 line={"width": float(line_width(w)), "color": _rgba(BLUE, w)},
