@@ -12,6 +12,7 @@ from app.widgets.classroom import share_with_class
 from app.widgets.controls import threshold_slider
 from app.widgets.downloads import download_run
 from app.widgets.model import current_model, model_picker
+from app.widgets.prompt import big_editor_button
 from lib.labels import bidi_visible
 from lib.viz.tables import token_table
 
@@ -23,6 +24,7 @@ page_intro(
 model_picker()
 
 st.text_area("Prompt", **bound("prompt"), height=110)  # drawn while the model still loads
+big_editor_button(st)
 c1, c2, c3 = st.columns([2, 2, 1])
 c1.slider(
     "Max new tokens",

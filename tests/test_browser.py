@@ -85,3 +85,24 @@ def test_quick_step_moves_switch_the_picture_and_rerun_the_server_once(session, 
     expect(current).to_have_css("fill", "rgb(255, 127, 80)")  # coral: the step's token
     pg.screenshot(path=str(artifacts_dir / "graph-step-player.png"), full_page=True)
     assert not s.js_errors, s.js_errors
+
+
+def test_the_large_editor_edits_the_prompt(session):
+    """Seed 003's edit modal: a large window on the prompt; its text becomes the prompt
+    only when kept."""
+    s, pg = session, session.page
+    s.open_page("Generate")
+    s.fill("Prompt", "A short start")
+    s.click("button", "Large editor")
+    dialog = pg.get_by_role("dialog")
+    big = dialog.get_by_role("textbox")
+    expect(big).to_have_value("A short start")
+    big.fill("A much longer prompt, written in the large window,\nover two lines")
+    s.act(lambda: big.press("Tab"))  # committed: the window reruns alone, still open
+    expect(pg.get_by_label("Prompt").first).to_have_value("A short start")  # not kept yet
+    s.act(lambda: dialog.get_by_role("button", name="Use this prompt").click())
+    expect(pg.get_by_role("dialog")).to_have_count(0)
+    expect(pg.get_by_label("Prompt").first).to_have_value(
+        "A much longer prompt, written in the large window,\nover two lines"
+    )
+    assert not s.js_errors, s.js_errors
