@@ -254,22 +254,32 @@ def test_foreign_or_damaged_files_get_a_message(trained, tmp_path):
 
 
 def test_command_line_writes_the_seeds_heatmaps(tmp_path, processes):
+    """Seed 002's script: the vocabulary, the loss, then the predictions and the text the
+    model writes; the model saved; the PNGs again from the saved model alone."""
     out = tmp_path / "png"
-    proc = processes.run(
-        "-m",
-        "lib.train",
-        "--epochs",
-        "5",
-        "--out",
-        str(out),
-        "--save",
-        str(tmp_path / "m.safetensors"),
-    )
+    proc = processes.run("-m", "lib.train", "--epochs", "5", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
+    printed = proc.stdout
+    words = printed.splitlines()[0].split(": ", 1)[1].split()
+    assert printed.startswith("vocabulary (") and {"<START>", "cat", "mat"} <= set(words)
+    assert "epoch     5  loss" in printed
+    guesses = [line for line in printed.splitlines() if " -> " in line]
+    n_prefixes = sum(len(s.split()) + 1 for s in SENTENCES)  # every prefix, the empty one too
+    assert len(guesses) == n_prefixes
+    assert "written from each first word (greedy):" in printed
     names = sorted(p.name for p in out.glob("*.png"))
     assert "loss.png" in names
     assert len(names) == 1 + 2 * 8  # 2 layers x 8 sentences
     assert (out / "layer1_sentence7.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert io.from_bytes((tmp_path / "m.safetensors").read_bytes()).lab == "sentences"
+    saved = out / "model.safetensors"
+    assert io.from_bytes(saved.read_bytes()).lab == "sentences"
+    again = processes.run("-m", "lib.train", "--from", str(saved), "--out", str(tmp_path / "b"))
+    assert again.returncode == 0, again.stderr
+    assert "epoch" not in again.stdout  # no training
+    assert [line for line in again.stdout.splitlines() if " -> " in line] == guesses
+    assert len(list((tmp_path / "b").glob("*.png"))) == len(names)
+    (tmp_path / "bad.safetensors").write_bytes(b"not a model")
+    bad = processes.run("-m", "lib.train", "--from", str(tmp_path / "bad.safetensors"))
+    assert bad.returncode == 2 and bad.stderr.startswith("error:")
     bad = processes.run("-m", "lib.train", "--heads", "3")
     assert bad.returncode == 2 and "multiple of the number of heads" in bad.stderr
