@@ -268,6 +268,15 @@ def token_texts(model_spec: str, _lm: LoadedModel) -> TokenText:
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
+def split_characters(run_key: str, _lm: LoadedModel, _ids: np.ndarray) -> str | None:
+    """The caption naming the characters the tokenizer split over tokens, if any."""
+    from lib.labels import split_characters as runs
+    from lib.viz.text import split_characters_note
+
+    return split_characters_note(runs(_lm.tokenizer, _ids))
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
 def token_split(run_key: str, _lm: LoadedModel, _ids: np.ndarray) -> TokenSplit:
     from lib.labels import split_tokens
 

@@ -103,6 +103,8 @@ if state.run is not None:
             ),
         },
     )
+    if same_model and (note := caches.split_characters(run.key, lm, r.token_ids)):
+        st.caption(md_escape(note))  # token text: never read as Markdown
     download_run(st, run)
     st.page_link(
         "lessons/attention_graph.py", label="See what each token attends to", icon=":material/hub:"

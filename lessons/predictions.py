@@ -42,6 +42,8 @@ else:
     st.caption(f"The chat template is off: the prompt is split as typed{bos}.")
 st.text(" | ".join(split.texts[: r.prompt_len]))
 st.dataframe(tokenizer_table(split, r.prompt_len), hide_index=True, width="stretch", height=320)
+if note := caches.split_characters(run.key, lm, r.token_ids):
+    st.caption(md_escape(note))  # token text: never read as Markdown
 st.caption(
     "piece: the vocabulary entry (byte-level BPE writes a leading space as Ġ and a "
     "newline as Ċ). text: what the token writes, with · for a space, ↵ for a newline and "

@@ -179,6 +179,27 @@ def is_partial(text: str) -> bool:
     return re.search(r"⟨[0-9A-F]{2}( [0-9A-F]{2})*⟩", text) is not None
 
 
+def split_characters(tokenizer, token_ids: Sequence[int]) -> list[tuple[int, int, str]]:
+    """Where the tokenizer split characters over tokens: (first, last) positions of each
+    run of adjacent tokens that hold only parts of characters, and what their bytes write
+    together under the one rule (a character, or hex where the run still does not finish
+    one). A token that writes `⟨E7 8C⟩` and the next `⟨AB⟩` together write 猫."""
+    runs: list[tuple[int, int, str]] = []
+    start, data = None, b""
+    ids = [int(t) for t in token_ids]
+    for i, t in enumerate([*ids, None]):
+        piece = None if t is None else tokenizer.convert_ids_to_tokens(t)
+        raw = piece_bytes(str(piece)) if piece is not None else None
+        partial = raw is not None and is_partial(display_text(tokenizer, t))
+        if partial:
+            start = i if start is None else start
+            data += raw
+        elif start is not None:
+            runs.append((start, i - 1, bytes_text(data)))
+            start, data = None, b""
+    return runs
+
+
 # ---- tokens ----------------------------------------------------------------------------
 
 

@@ -224,3 +224,12 @@ def test_a_large_run_is_prepared_for_download_on_request(app):
         "Download this matrix (CSV)",
         "Download the whole run (NPZ)",
     ]
+
+
+def test_a_character_split_over_tokens_is_named_beside_the_tables(app):
+    generate(app, "**猫** が好き", max_tokens=2)
+    notes = [c.value for c in app.caption if "Characters split over tokens" in c.value]
+    assert len(notes) == 1 and "猫" in notes[0]
+    app.switch_page("lessons/predictions.py").run()
+    assert_ok(app)
+    assert any("猫" in c.value and "split over tokens" in c.value for c in app.caption)

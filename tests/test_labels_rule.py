@@ -77,3 +77,22 @@ def test_a_lone_variation_selector_is_named():
     assert visible(" \ufe0f") == "·⟨VS16⟩"
     assert visible("\ufe0e\ufe0f") == "⟨VS15⟩⟨VS16⟩"
     assert visible("\U000e0100") == "⟨VS17⟩"
+
+
+def test_characters_split_over_tokens_are_named_whole(smollm2):
+    """Byte tokens show their share of a character in hex; together they write it, and
+    the pages say which character (a caption beside the token tables)."""
+    from lib.labels import split_characters
+    from lib.viz.text import split_characters_note
+
+    tok = smollm2.tokenizer
+    ids = tok("猫が好き", add_special_tokens=False)["input_ids"]
+    assert all(is_partial(display_text(tok, t)) for t in ids)  # every token a share
+    assert split_characters(tok, ids) == [(0, len(ids) - 1, "猫が好き")]
+    ids = tok("I love 🦙 llamas", add_special_tokens=False)["input_ids"]
+    runs = split_characters(tok, ids)
+    assert [text for *_, text in runs] == ["·🦙"]
+    a, b, _ = runs[0]
+    assert b > a and all(is_partial(display_text(tok, ids[i])) for i in range(a, b + 1))
+    assert "tokens 2-4 write “·🦙”" in split_characters_note(runs)
+    assert split_characters(tok, tok("plain text")["input_ids"]) == []

@@ -293,3 +293,21 @@ def family_story(size: int, total: int, centroid, dominant_zone: str, zone_share
         f"of the text (where the attention sink is). Heads' spread (entropy, 0 = one "
         f"token, 1 = even): {c['entropy']:.2f}."
     )
+
+
+def split_characters_note(runs: list[tuple[int, int, str]], limit: int = 8) -> str | None:
+    """A caption for the characters the tokenizer split over tokens (`labels.split_characters`),
+    plain text; None when there are none."""
+    if not runs:
+        return None
+    parts = [
+        f"tokens {a}-{b} write “{text}”" if b > a else f"token {a} writes “{text}”"
+        for a, b, text in runs[:limit]
+    ]
+    more = f", and {len(runs) - limit} more" if len(runs) > limit else ""
+    return (
+        "Characters split over tokens (⟨..⟩ is each token's share of the bytes): "
+        + "; ".join(parts)
+        + more
+        + "."
+    )
