@@ -587,3 +587,47 @@ def test_service_reads_and_limits_bodies_sent_without_a_length(tmp_path):
     assert r.status_code == 200 and r.json()["stored"] is True
     r = client.post("/fingerprint", content=chunks(MAX_BODY_BYTES), headers=headers)
     assert r.status_code == 413 and "larger than" in r.json()["detail"]
+
+
+def test_the_store_is_made_from_schema_sql(tmp_path):
+    """schema.sql is the one description of the store: a new store has exactly its tables
+    and indexes."""
+    import re
+    import sqlite3
+    from pathlib import Path
+
+    import lib.atlas.store as store_module
+    from lib.atlas.store import Store
+
+    sql = (Path(store_module.__file__).parent / "schema.sql").read_text()
+    declared = set(re.findall(r"CREATE (?:TABLE|INDEX) IF NOT EXISTS (\w+)", sql))
+    Store(tmp_path / "a.sqlite")
+    with sqlite3.connect(tmp_path / "a.sqlite") as con:
+        made = {
+            name
+            for (name,) in con.execute(
+                "SELECT name FROM sqlite_master WHERE type IN ('table', 'index')"
+                " AND name NOT LIKE 'sqlite_%'"
+            )
+        }
+    assert made == declared and {"runs", "tokens", "run_owners", "meta"} <= made
+
+
+def test_the_quickstart_runs_end_to_end(tmp_path, processes):
+    """examples/manifold_quickstart.py: ingest, discover, serve, classify with requests."""
+    import json
+
+    proc = processes.run("examples/manifold_quickstart.py", "--workdir", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    answers = {
+        line.split(": ", 1)[0]: json.loads(line.split(": ", 1)[1])
+        for line in proc.stdout.splitlines()
+        if line.startswith(("a stored token: ", "a made-up one: "))
+    }
+    stored, made_up = answers["a stored token"]["manifold"], answers["a made-up one"]["manifold"]
+    for m in (stored, made_up):
+        label = "Noise" if m["cluster_id"] < 0 else f"Cluster {m['cluster_id']}"
+        assert m["cluster_label"] == label
+    assert stored["confidence"] > made_up["confidence"]  # a mapped token is near its family
+    assert "a vector of 2 numbers: HTTP 422" in proc.stdout
+    assert (tmp_path / "atlas.sqlite").exists() and any((tmp_path / "discovery").iterdir())

@@ -25,6 +25,7 @@ are never reused (AUTOINCREMENT): a map made before a deletion cannot point at a
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -43,39 +44,13 @@ STORE_VERSION = 2  # of this file's layout
 N_DIMS = len(DIMENSIONS)
 BUSY_TIMEOUT_S = 60.0
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    source TEXT NOT NULL,
-    doc_key TEXT UNIQUE,
-    shared INTEGER NOT NULL DEFAULT 0,
-    model TEXT NOT NULL,
-    prompt TEXT NOT NULL,
-    settings TEXT NOT NULL,
-    created REAL NOT NULL,
-    n_tokens INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS run_owners (
-    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-    owner TEXT NOT NULL,
-    PRIMARY KEY (run_id, owner)
-);
-CREATE TABLE IF NOT EXISTS tokens (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-    step INTEGER,
-    position INTEGER NOT NULL,
-    token_id INTEGER NOT NULL,
-    label TEXT NOT NULL,
-    context TEXT NOT NULL,
-    fingerprint BLOB NOT NULL,
-    zone TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS tokens_run ON tokens(run_id);
-CREATE INDEX IF NOT EXISTS runs_created ON runs(created);
-CREATE INDEX IF NOT EXISTS run_owners_owner ON run_owners(owner);
-"""
+
+@functools.cache
+def schema() -> str:
+    """The store's tables, from `schema.sql` (the one source of truth, shipped beside this
+    module), as the statements the store executes."""
+    return (Path(__file__).with_name("schema.sql")).read_text(encoding="utf-8")
+
 
 # Version 1 kept one owner per run, recorded every app run by default and recorded the
 # same run again for every session that made it. Its `owner` column stays, empty (dropping
@@ -93,6 +68,12 @@ DROP INDEX IF EXISTS runs_owner;
 UPDATE runs SET owner = NULL;
 CREATE INDEX run_owners_owner ON run_owners(owner);
 """
+
+
+def _statements() -> list[str]:
+    """schema.sql as statements, its comments left out."""
+    lines = [ln for ln in schema().splitlines() if not ln.lstrip().startswith("--")]
+    return [st for st in "\n".join(lines).split(";") if st.strip()]
 
 
 def run_key(model: str, prompt: str, settings: dict, token_ids: Sequence[int]) -> str:
@@ -203,7 +184,7 @@ class Store:
             with self._connect() as con:
                 con.execute("PRAGMA journal_mode=WAL")
                 con.execute("BEGIN IMMEDIATE")  # one process creates or upgrades the file
-                con.execute(SCHEMA.split(";")[0])  # meta
+                con.execute(_statements()[0])  # meta
                 row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
                 found = int(row[0]) if row else STORE_VERSION
                 upgraded = found == 1
@@ -211,9 +192,8 @@ class Store:
                     _upgrade_from_1(con)
                     found = STORE_VERSION
                 if found == STORE_VERSION:
-                    for statement in SCHEMA.split(";"):
-                        if statement.strip():
-                            con.execute(statement)
+                    for statement in _statements():
+                        con.execute(statement)
                     con.execute(
                         "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
                         (str(STORE_VERSION),),
