@@ -13,6 +13,7 @@ from lib.config import MATRIX_WHOLE
 from lib.viz.head_roles import (
     COPYING,
     SCORE_TITLES,
+    SPREAD,
     copying_roles_caption,
     grid_chart,
     grid_frame,
@@ -20,7 +21,7 @@ from lib.viz.head_roles import (
     score_options,
     strongest_heads,
 )
-from lib.viz.text import roles_caption
+from lib.viz.text import roles_caption, spread_caption
 
 TEXT = "This run's text"
 
@@ -89,6 +90,8 @@ figures.chart(
 )
 if role == COPYING and cp is not None:
     st.caption(copying_roles_caption(cp))
+elif role == SPREAD:
+    st.caption(spread_caption(roles, hide))
 elif np.isnan(roles.score(role)).all():
     st.info(
         "No token in this text qualifies for this score (it needs a token that occurred "

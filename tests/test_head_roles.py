@@ -149,3 +149,49 @@ def test_bundled_model_copies_in_context_with_induction_heads(smollm2, exclude_f
     assert (induction > 0.3).sum() >= 3  # several heads, not one fluke
     assert np.nanmax(roles.score("previous_token")) > 0.5
     assert np.nanmax(roles.score("sink")) > 0.9
+
+
+def test_spread_is_zero_for_one_key_and_one_for_even_attention():
+    from lib.analysis.head_roles import spread
+
+    T = 12
+    one_key = pattern_to({q: q - 1 for q in range(1, T)}, T)  # each query: one token
+    assert float(spread(one_key)) == pytest.approx(0.0, abs=1e-6)
+    assert float(spread(uniform_pattern(T))) == pytest.approx(1.0, rel=1e-5)
+    # between: query q splits its weight evenly over its 2 latest keys (q >= 1): entropy
+    # log 2 of log(q + 1) possible, averaged over q = 1..T-1
+    half = np.zeros((T, T), dtype=np.float32)
+    half[0, 0] = 1.0
+    for q in range(1, T):
+        half[q, q - 1 : q + 1] = 0.5
+    expected = np.mean([np.log(2) / np.log(q + 1) for q in range(1, T)])
+    assert float(spread(half)) == pytest.approx(expected, rel=1e-5)
+    # heads stacked in front, each scored alone
+    both = np.stack([one_key, uniform_pattern(T)])
+    np.testing.assert_allclose(spread(both), [0.0, 1.0], atol=1e-5)
+    # the sink hidden: a head that spreads evenly over the rest counts as general
+    rest = uniform_pattern(T).copy()
+    rest[:, 0] += 5.0
+    rest /= rest.sum(axis=1, keepdims=True)
+    assert float(spread(rest, exclude_first=True)) == pytest.approx(1.0, rel=1e-5)
+    assert float(spread(rest)) < 0.6  # with the sink: most of it on one token
+
+
+def test_the_bundled_models_spread_matches_its_own_attention(smollm2, smollm2_eager):
+    """The spread grid equals an independent computation from the eager model's
+    attention (transformers' output_attentions), head by head."""
+    import torch
+
+    from lib.analysis.head_roles import head_roles
+
+    ids = smollm2.tokenizer("The cat sat on the mat because the cat was tired.")["input_ids"]
+    roles = head_roles(smollm2, np.asarray(ids))
+    with torch.no_grad():
+        out = smollm2_eager.model(torch.tensor([ids]), output_attentions=True)
+    T = len(ids)
+    n = np.arange(2, T + 1)  # keys seen by queries 1..T-1
+    for layer, att in enumerate(out.attentions):
+        p = att[0].double().numpy()[:, 1:, :]  # (H, T-1, T): queries with two or more keys
+        ent = -(np.where(p > 0, p * np.log(np.where(p > 0, p, 1)), 0)).sum(-1)
+        np.testing.assert_allclose(roles.spread[layer], (ent / np.log(n)).mean(-1), atol=1e-4)
+    assert roles.spread.min() < 0.2 and roles.spread.max() > 0.5  # both kinds of head here

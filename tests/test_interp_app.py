@@ -63,6 +63,10 @@ def test_head_roles_on_the_run_text_and_the_sink_switch(app):
     app.selectbox(key="hr_role__w").set_value("previous_token").run()
     assert_ok(app)
     assert len(app.get("vega_lite_chart")) == 1
+    app.selectbox(key="hr_role__w").set_value("spread").run()  # specialised or general
+    assert_ok(app)
+    said = " ".join(c.value for c in app.caption)
+    assert "Spread: each head's attention entropy" in said and "Most specialised here" in said
 
 
 def open_tab(at: AppTest, label: str) -> AppTest:

@@ -114,6 +114,23 @@ def score_roles(
     return np.stack(out)
 
 
+def spread(pattern: np.ndarray, exclude_first: bool = False) -> np.ndarray:
+    """How widely each head spreads its attention, (..., T, T) -> (...) in [0, 1]: each
+    query row's entropy over the keys it can see, divided by the entropy of spreading
+    evenly over them (log of their number), averaged over the queries with two or more
+    keys. 0: every query looks at one token (a specialised head); 1: at all it can see
+    evenly (a general one). With `exclude_first` the first token's share is hidden and
+    the rest renormalised, as every view does, and it is not counted among the keys."""
+    p = hide_sink(pattern) if exclude_first else np.asarray(pattern, dtype=np.float32)
+    T = p.shape[-1]
+    keys = np.arange(1, T + 1, dtype=np.float64) - (1 if exclude_first else 0)  # per query
+    terms = np.where(p > 0, -p * np.log(np.where(p > 0, p, 1.0)), 0.0).sum(axis=-1)
+    rows = keys >= 2
+    if not rows.any():
+        return np.full(p.shape[:-2], np.nan, dtype=np.float32)
+    return (terms[..., rows] / np.log(keys[rows])).mean(axis=-1).astype(np.float32)
+
+
 def uniform_pattern(n_tokens: int) -> np.ndarray:
     """Causal attention spread evenly over every visible key: the chance baseline."""
     p = np.tril(np.ones((n_tokens, n_tokens), dtype=np.float32))
@@ -154,6 +171,8 @@ class HeadRoles:
                                         i + 1); empty (0,) when not computed
     n_random  length of each random repeat (0 when the sequence is not the probe)
     prefix_len  tokens before the first repeat (a BOS, or 0)
+    spread  (L, H) float32  each head's normalised attention entropy (`spread`): 0 a
+                            specialised head, 1 a general one; None when not measured
     """
 
     scores: np.ndarray
@@ -163,9 +182,12 @@ class HeadRoles:
     exclude_first: bool
     n_random: int = 0
     prefix_len: int = 0
+    spread: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         R, T = len(ROLES), self.tokens.shape[0]
+        if self.spread is not None and self.spread.shape != self.scores.shape[1:]:
+            raise ValueError(f"spread must be {self.scores.shape[1:]}")
         if self.scores.ndim != 3 or self.scores.shape[0] != R:
             raise ValueError(f"scores must be ({R}, L, H), got {self.scores.shape}")
         if self.chance.shape != (R,):
@@ -211,10 +233,12 @@ class RoleScoringRecorder(AttentionRecorder):
         self.masks = role_masks(tokens)
         self.exclude_first = exclude_first
         self.layer_scores: list[np.ndarray] = []  # one (len(ROLES), H) per layer
+        self.layer_spread: list[np.ndarray] = []  # one (H,) per layer
 
     def record(self, probs: torch.Tensor) -> None:
         pattern = probs[0].to("cpu", torch.float32).numpy()
         self.layer_scores.append(score_roles(pattern, self.masks, exclude_first=self.exclude_first))
+        self.layer_spread.append(spread(pattern, self.exclude_first))
 
 
 @torch.inference_mode()
@@ -247,6 +271,7 @@ def head_roles(
         exclude_first=exclude_first,
         n_random=n_random,
         prefix_len=prefix_len,
+        spread=np.stack(recorder.layer_spread),
     )
 
 

@@ -14,15 +14,22 @@ from lib.viz.weights import COPYING_SCALE, COPYING_TITLE, copying_caption
 PICK = "head_pick"  # the grid's selection parameter: the clicked cell's layer and head
 # The weights-only score beside the attention roles: each head's OV-circuit copying score.
 COPYING = "ov_copying"
-SCORE_TITLES: dict[str, str] = {**ROLE_TITLES, COPYING: COPYING_TITLE}
+# Beside the roles: how widely each head spreads its attention (specialised or general).
+SPREAD = "spread"
+SCORE_TITLES: dict[str, str] = {
+    **ROLE_TITLES,
+    COPYING: COPYING_TITLE,
+    SPREAD: "Spread (attention entropy)",
+}
 
 
 def score_options(with_copying: bool) -> list[str]:
-    """The grid's score choices: the attention roles, copying beside duplicate token."""
+    """The grid's score choices: the attention roles, copying beside duplicate token, and
+    last the spread of each head's attention."""
     options = list(ROLES)
     if with_copying:
         options.insert(options.index("duplicate_token") + 1, COPYING)
-    return options
+    return [*options, SPREAD]
 
 
 def grid_frame(roles: HeadRoles, role: str, copying: np.ndarray | None = None) -> pd.DataFrame:
@@ -37,6 +44,8 @@ def grid_frame(roles: HeadRoles, role: str, copying: np.ndarray | None = None) -
         if copying.shape != (L, H):
             raise ValueError(f"copying scores must be ({L}, {H})")
         df[COPYING] = np.asarray(copying).ravel().astype(np.float64)
+    if roles.spread is not None:
+        df[SPREAD] = roles.spread.ravel().astype(np.float64)
     df["score"] = df[role]
     return df
 
@@ -46,7 +55,7 @@ def grid_chart(df: pd.DataFrame, role: str) -> alt.Chart:
     selects one head."""
     pick = alt.selection_point(name=PICK, fields=["layer", "head"], on="click")
     scale = COPYING_SCALE if role == COPYING else alt.Scale(scheme="viridis", domain=[0, 1])
-    shown = [r for r in (*ROLES, COPYING) if r in df.columns]
+    shown = [r for r in (*ROLES, COPYING, SPREAD) if r in df.columns]
     return (
         alt.Chart(df)
         .mark_rect(stroke="white", strokeWidth=0.5)

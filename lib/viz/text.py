@@ -172,6 +172,24 @@ def graph_caption(
     )
 
 
+def spread_caption(roles: HeadRoles, hide: bool) -> str:
+    """What the spread grid measures, with its most specialised and most general head."""
+    s = roles.spread
+    low = np.unravel_index(np.nanargmin(s), s.shape)
+    high = np.unravel_index(np.nanargmax(s), s.shape)
+    return (
+        "Spread: each head's attention entropy over the keys a query can see, divided by the "
+        "entropy of spreading evenly over them, averaged over the queries of this text. 0: "
+        "every query looks at one token (a specialised head, such as a previous-token or "
+        "sink head); 1: at everything it can see, evenly (a general one). Most specialised "
+        f"here: layer {low[0]} head {low[1]} ({float(s[low]):.3f}); most general: layer "
+        f"{high[0]} head {high[1]} ({float(s[high]):.3f}). "
+        + ("The first token is hidden and rows renormalised. " if hide else "")
+        + "It replaces an eigenvalue view of attention matrices, whose eigenvalues of a "
+        "causal (triangular) pattern are only its diagonal."
+    )
+
+
 def roles_caption(roles: HeadRoles, role: str, hide: bool) -> str:
     """The best head for a role, against chance, said under the grid."""
     scores = roles.score(role)
