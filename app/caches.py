@@ -335,6 +335,13 @@ def sublayer_lens(run_key: str, _lm: LoadedModel, _result: GenerationResult) -> 
     return rs.sublayer_lens(_lm, _result)
 
 
+@st.cache_resource(max_entries=8, show_spinner="Reading the values each sub-layer writes ...")
+def activation_spread(run_key: str, _lm: LoadedModel, _ids: np.ndarray) -> rs.ActivationSpread:
+    from lib.analysis import residual as rs
+
+    return rs.activation_spread(_lm, _ids)
+
+
 @st.cache_resource(max_entries=8, show_spinner="Measuring what each sub-layer writes ...")
 def activation_norms(run_key: str, _lm: LoadedModel, _ids: np.ndarray) -> rs.ActivationNorms:
     from lib.analysis import residual as rs

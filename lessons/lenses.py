@@ -86,6 +86,10 @@ def activations(lm: LoadedModel, run: Run) -> None:
     tokens = [text(i) for i in run.result.token_ids]
     figures.chart(vl.activations_chart(norms, tokens), width="content")
     st.caption(vl.activations_caption(norms, [md_escape(t) for t in tokens]))
+    st.subheader("How the values are spread")
+    spread = caches.activation_spread(run.key, lm, run.result.token_ids)
+    figures.chart(vl.activation_spread_chart(spread), width="content")
+    st.caption(vl.activation_spread_caption(spread))
 
 
 def fingerprints(run: Run) -> None:

@@ -119,6 +119,28 @@ def test_activation_norms_equal_the_manual_residual_differences(tiny):
         np.testing.assert_allclose(norms.resid[i], post[i].norm(dim=-1), rtol=1e-4)
 
 
+def test_activation_spread_equals_the_manual_walks_values(tiny):
+    """The distribution of every component of what each sub-layer writes, per layer, as
+    numpy reads it from the hand-walked residual states."""
+    from lib.analysis.residual import SPREAD_QUANTILES, activation_spread
+
+    lm, r = tiny
+    spread = activation_spread(lm, r.token_ids)
+    L = lm.n_layers
+    assert spread.quantiles.shape == (3, L, len(SPREAD_QUANTILES))
+    assert spread.tokens == len(r.token_ids)
+    pre, mid, post = manual_walk(lm.model, r.token_ids)
+    for i in range(L):
+        for k, values in enumerate((mid[i] - pre[i], post[i] - mid[i], post[i])):
+            v = values.double().flatten().numpy()
+            np.testing.assert_allclose(
+                spread.quantiles[k, i], np.quantile(v, SPREAD_QUANTILES), atol=1e-4
+            )
+            np.testing.assert_allclose(spread.extremes[k, i], [v.min(), v.max()], atol=1e-4)
+    assert (np.diff(spread.quantiles, axis=-1) >= 0).all()  # ordered, as quantiles are
+    assert f"the last {spread.tokens} tokens" in vl.activation_spread_caption(spread)
+
+
 def test_shapes_are_checked_on_construction():
     S, L, K = 2, 3, 4
     ok = dict(
@@ -285,8 +307,10 @@ def test_lens_and_activation_tabs_render(app):
     at.run()
     assert_ok(at)
     specs = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
-    assert len(specs) == 1 and "vconcat" in specs[0]
+    assert len(specs) == 2 and all("vconcat" in s for s in specs)  # norms, then the spread
+    assert len(specs[1]["vconcat"]) == 3  # attention, MLP, the stream
     assert any("L2 norm" in c.value for c in at.caption)
+    assert any("the box holds the middle half of the values" in c.value for c in at.caption)
 
 
 def test_an_unknown_layout_still_reads_its_predictions():

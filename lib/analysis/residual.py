@@ -101,6 +101,53 @@ class ActivationNorms:
         _read_only(self.attn, self.mlp, self.resid)
 
 
+SPREAD_QUANTILES = (0.01, 0.25, 0.5, 0.75, 0.99)
+SPREAD_PARTS = ("attn", "mlp", "resid")  # what attention writes, the MLP, the stream after
+MAX_SPREAD_TOKENS = 512  # values of the last this many tokens (memory: L x 4 x S x d)
+
+
+@dataclass(frozen=True, eq=False)
+class ActivationSpread:
+    """How the values of each sub-layer's output are distributed, layer by layer: every
+    component of every vector of the last S tokens.
+
+    quantiles  (3, L, Q) float32  for SPREAD_PARTS and SPREAD_QUANTILES
+    extremes   (3, L, 2) float32  min and max
+    tokens     S, the tokens counted (at most MAX_SPREAD_TOKENS, the run's last)
+    """
+
+    quantiles: np.ndarray
+    extremes: np.ndarray
+    tokens: int
+
+    def __post_init__(self) -> None:
+        if self.quantiles.ndim != 3 or self.quantiles.shape[0] != len(SPREAD_PARTS):
+            raise ValueError(f"quantiles must be ({len(SPREAD_PARTS)}, L, Q)")
+        if self.quantiles.shape[2] != len(SPREAD_QUANTILES):
+            raise ValueError(f"quantiles must hold {len(SPREAD_QUANTILES)} per layer")
+        if self.extremes.shape != (*self.quantiles.shape[:2], 2):
+            raise ValueError("extremes must be (3, L, 2)")
+        _read_only(self.quantiles, self.extremes)
+
+
+def activation_spread(lm: LoadedModel, token_ids: np.ndarray) -> ActivationSpread:
+    """One pass; the distribution of attention's output, the MLP's and the residual stream
+    after each layer, over every component of the last MAX_SPREAD_TOKENS tokens."""
+    T = len(token_ids)
+    cap = _capture(lm, token_ids, slice(max(0, T - MAX_SPREAD_TOKENS), T))
+    q = torch.tensor(SPREAD_QUANTILES, dtype=torch.float64)
+    quantiles, extremes = [], []
+    for vectors in (cap.attn, cap.mlp, cap.post):
+        per_layer = [v.double().flatten() for v in vectors]
+        quantiles.append(torch.stack([torch.quantile(v, q) for v in per_layer]))
+        extremes.append(torch.stack([torch.stack([v.min(), v.max()]) for v in per_layer]))
+    return ActivationSpread(
+        torch.stack(quantiles).float().numpy(),
+        torch.stack(extremes).float().numpy(),
+        min(T, MAX_SPREAD_TOKENS),
+    )
+
+
 def _read_only(*arrays: np.ndarray) -> None:
     for a in arrays:
         a.flags.writeable = False  # one cached copy serves every session

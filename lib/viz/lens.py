@@ -15,7 +15,9 @@ import pandas as pd
 from lib.analysis.logit_lens import LogitLens, readout_names
 from lib.analysis.residual import (
     KINDS,
+    SPREAD_PARTS,
     ActivationNorms,
+    ActivationSpread,
     SublayerLens,
     readout_kinds,
     sublayer_steps,
@@ -261,3 +263,59 @@ SUBLAYER_CAPTION = (
     "row “layer i” in the table. The colour says which sub-layer wrote last. Rises and falls "
     "are changes in the natural log-probability of the final prediction."
 )
+
+
+SPREAD_TITLES = {
+    "attn": "What attention writes",
+    "mlp": "What the MLP writes",
+    "resid": "The residual stream after the layer",
+}
+
+
+def spread_frame(spread: ActivationSpread) -> pd.DataFrame:
+    """One row per sub-layer part and layer: its quantiles and extremes."""
+    rows = []
+    for k, part in enumerate(SPREAD_PARTS):
+        for layer in range(spread.quantiles.shape[1]):
+            q01, q25, q50, q75, q99 = (float(x) for x in spread.quantiles[k, layer])
+            lo, hi = (float(x) for x in spread.extremes[k, layer])
+            rows.append(
+                {"part": SPREAD_TITLES[part], "layer": layer, "q01": q01, "q25": q25,
+                 "median": q50, "q75": q75, "q99": q99, "min": lo, "max": hi}
+            )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def activation_spread_chart(spread: ActivationSpread) -> alt.VConcatChart:
+    """Per layer, a box from the 25th to the 75th percentile of the values, whiskers from the
+    1st to the 99th, a tick at the median; one panel per part, each its own scale."""
+    df = spread_frame(spread)
+    tip = [
+        alt.Tooltip("layer:O"),
+        *[alt.Tooltip(f"{c}:Q", format=".3f") for c in ("min", "q01", "q25", "median", "q75",
+                                                        "q99", "max")],
+    ]  # fmt: skip
+    panels = []
+    for title in SPREAD_TITLES.values():
+        base = alt.Chart(df[df.part == title], title=title).encode(
+            x=alt.X("layer:O", title="layer", axis=alt.Axis(labelAngle=0)), tooltip=tip
+        )
+        whisker = base.mark_rule().encode(y=alt.Y("q01:Q", title="value"), y2="q99:Q")
+        box = base.mark_bar(size=9, color="#4c78a8").encode(y="q25:Q", y2="q75:Q")
+        mid = base.mark_tick(color="white", size=9, thickness=2).encode(y="median:Q")
+        panels.append((whisker + box + mid).properties(width=alt.Step(16), height=140))
+    return alt.vconcat(*panels)
+
+
+def activation_spread_caption(spread: ActivationSpread) -> str:
+    """What the boxes count, and where the widest values are."""
+    k = SPREAD_PARTS.index("resid")
+    widest = int(np.argmax(spread.extremes[k, :, 1] - spread.extremes[k, :, 0]))
+    lo, hi = (float(x) for x in spread.extremes[k, widest])
+    return (
+        f"Every component of every vector of the last {spread.tokens} tokens, per layer: the "
+        "box holds the middle half of the values (25th to 75th percentile), the whiskers "
+        "the 1st to the 99th, the white tick the median; hover a layer for its extremes. "
+        f"The residual stream's widest layer is {widest}, from {lo:.1f} to {hi:.1f}: a few "
+        "components far larger than the rest (the heatmaps above show where)."
+    )
