@@ -116,7 +116,8 @@ def weights(lm: LoadedModel, run: Run) -> None:
     where = appears_in(
         pca.token_ids, set(r.token_ids[: r.prompt_len].tolist()), set(r.generated_ids.tolist())
     )
-    figures.chart(pca_chart(pca, [text(t) for t in pca.token_ids], where), width="content")
+    vocab = [text(t) for t in pca.vocab_ids]
+    figures.chart(pca_chart(pca, [text(t) for t in pca.token_ids], where, vocab), width="content")
     st.caption(pca_caption(pca, int(lm.embedding_matrix().shape[1])))
     if not has_ov_weights(lm):
         st.info("This model's attention weights are laid out unlike any family this app knows.")

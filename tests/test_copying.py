@@ -133,11 +133,14 @@ def test_pca_chart_colours_clusters_and_marks_prompt_and_generated():
         np.zeros((3, 2), np.float32),
         np.array([0.5, 0.2], np.float32),
         np.array([0, 1, 0]),
+        np.array([1, 2]),
+        np.ones((2, 2), np.float32),
     )
-    chart = vw.pca_chart(pca, ["a", "b", "c"], ["prompt", "generated", "both"]).to_dict()
-    dots = chart["layer"][0]["encoding"]
+    chart = vw.pca_chart(pca, ["a", "b", "c"], ["prompt", "generated", "both"], ["x", "y"])
+    chart = chart.to_dict()
+    dots = chart["layer"][1]["encoding"]  # over the grey vocabulary sample (layer 0)
     assert dots["color"]["field"] == "cluster" and dots["shape"]["field"] == "in"
-    rows = next(iter(chart["datasets"].values()))
+    rows = next(d for d in chart["datasets"].values() if "cluster" in d[0])
     assert [(r["cluster"], r["in"]) for r in rows] == [
         ("cluster 1", "prompt"),
         ("cluster 2", "generated"),

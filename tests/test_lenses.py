@@ -185,3 +185,14 @@ def test_weight_views_on_a_tiny_model():
     assert sv.shape == (4, 8) and (np.diff(sv, axis=1) <= 1e-6).all()
     pca = embedding_pca(lm, np.array([3, 4, 5, 3, 6, 7]))
     assert pca.token_ids.tolist() == [3, 4, 5, 6, 7] and pca.coords.shape == (5, 2)
+    # the axes are the vocabulary sample's (special tokens left out), and a run token
+    # sits exactly where the same token sits in the sample
+    special = set(lm.tokenizer.all_special_ids)
+    assert not special & set(pca.vocab_ids.tolist()) and len(pca.vocab_ids) > 5
+    table = lm.embedding_matrix().float().numpy()
+    sample = table[pca.vocab_ids]
+    var = np.linalg.svd(sample - sample.mean(0), compute_uv=False) ** 2
+    np.testing.assert_allclose(pca.explained, var[:2] / var.sum(), rtol=1e-4)
+    where = {int(t): i for i, t in enumerate(pca.vocab_ids)}
+    for i, t in enumerate(pca.token_ids.tolist()):
+        np.testing.assert_allclose(pca.coords[i], pca.vocab_coords[where[t]], atol=1e-5)

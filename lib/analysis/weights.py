@@ -14,19 +14,24 @@ from lib.model.loading import LoadedModel
 
 @dataclass(frozen=True, eq=False)
 class EmbeddingPCA:
-    """The run's distinct tokens' input embeddings projected on their first two principal axes.
+    """The embedding space on its first two principal axes (fitted on a sample of the
+    vocabulary), with the run's distinct tokens placed in it.
 
-    token_ids  (N,) int64     distinct ids, in order of first appearance
-    coords     (N, 2) float32 coordinates on principal components 1 and 2
-    explained  (2,) float32   share of the variance (of these N embeddings) each explains
-    clusters   (N,) int64     k-means cluster of each token, on the full embeddings (0..k-1,
-                              numbered in order of first appearance)
+    token_ids  (N,) int64     the run's distinct ids, in order of first appearance
+    coords     (N, 2) float32 their coordinates on principal components 1 and 2
+    explained  (2,) float32   share of the sample's variance each axis explains
+    clusters   (N,) int64     k-means cluster of each run token, on the full embeddings
+                              (0..k-1, numbered in order of first appearance)
+    vocab_ids  (M,) int64     the vocabulary sample the axes were fitted on
+    vocab_coords (M, 2) float32  the sample on the same axes
     """
 
     token_ids: np.ndarray
     coords: np.ndarray
     explained: np.ndarray
     clusters: np.ndarray
+    vocab_ids: np.ndarray
+    vocab_coords: np.ndarray
 
     def __post_init__(self) -> None:
         N = self.token_ids.shape[0]
@@ -34,16 +39,20 @@ class EmbeddingPCA:
             raise ValueError(f"coords must be ({N}, 2) and explained (2,)")
         if self.clusters.shape != (N,):
             raise ValueError(f"clusters must be ({N},)")
+        if self.vocab_coords.shape != (self.vocab_ids.shape[0], 2):
+            raise ValueError("vocab_coords must be (M, 2)")
 
     @property
     def n_clusters(self) -> int:
         return int(self.clusters.max()) + 1 if len(self.clusters) else 0
 
 
-def pca_2d(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of x (N, d) on their first two principal axes, and each axis's variance share."""
-    centred = x - x.mean(axis=0)
-    u, s, _ = np.linalg.svd(centred, full_matrices=False)
+def pca_2d(x: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Rows of x (N, d) on their first two principal axes, each axis's variance share,
+    then the rows of each of `others` projected on the same axes (centred by x's mean)."""
+    mean = x.mean(axis=0)
+    centred = x - mean
+    u, s, vt = np.linalg.svd(centred, full_matrices=False)
     k = min(2, len(s))
     coords = np.zeros((x.shape[0], 2), dtype=np.float32)
     coords[:, :k] = u[:, :k] * s[:k]
@@ -51,7 +60,24 @@ def pca_2d(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     explained = np.zeros(2, dtype=np.float32)
     if var.sum() > 0:
         explained[:k] = var[:k] / var.sum()
-    return coords, explained
+    placed = []
+    for y in others:
+        p = np.zeros((y.shape[0], 2), dtype=np.float32)
+        p[:, :k] = (y - mean) @ vt[:k].T
+        placed.append(p)
+    return (coords, explained, *placed)
+
+
+VOCAB_SAMPLE = 3000  # the embedding space's backdrop: the commonest pieces (see below)
+
+
+def vocabulary_sample(tokenizer, vocab_size: int, n: int = VOCAB_SAMPLE) -> np.ndarray:
+    """The first `n` ordinary tokens of the vocabulary (special tokens left out). Byte-level
+    BPE numbers its tokens in the order it learned them, commonest merges first, so these
+    are its most common pieces (bytes, frequent words and word starts)."""
+    special = set(getattr(tokenizer, "all_special_ids", []) or [])
+    ids = [i for i in range(vocab_size) if i not in special][:n]
+    return np.asarray(ids, dtype=np.int64)
 
 
 MAX_CLUSTERS = 5  # few enough colours to tell apart
@@ -74,13 +100,20 @@ def kmeans_clusters(x: np.ndarray, k: int, seed: int = CLUSTER_SEED) -> np.ndarr
 
 @torch.inference_mode()
 def embedding_pca(lm: LoadedModel, token_ids: np.ndarray) -> EmbeddingPCA:
-    """PCA of the input-embedding rows of the distinct tokens in `token_ids`, and their
-    k-means clusters (k = min(MAX_CLUSTERS, N)) in the full embedding space."""
+    """The embedding space's two main axes, fitted on a vocabulary sample
+    (`vocabulary_sample`), with the distinct tokens of `token_ids` placed on them, and
+    their k-means clusters (k = min(MAX_CLUSTERS, N)) in the full embedding space."""
     ids = np.array(list(dict.fromkeys(np.asarray(token_ids).tolist())), dtype=np.int64)
     table = lm.embedding_matrix()
-    x = table[torch.as_tensor(ids, device=table.device)].float().cpu().numpy()
-    coords, explained = pca_2d(x)
-    return EmbeddingPCA(ids, coords, explained, kmeans_clusters(x, MAX_CLUSTERS))
+    vocab = vocabulary_sample(lm.tokenizer, int(table.shape[0]))
+
+    def rows(which: np.ndarray) -> np.ndarray:
+        return table[torch.as_tensor(which, device=table.device)].float().cpu().numpy()
+
+    x = rows(ids)
+    vocab_coords, explained, coords = pca_2d(rows(vocab), x)
+    clusters = kmeans_clusters(x, MAX_CLUSTERS)
+    return EmbeddingPCA(ids, coords, explained, clusters, vocab, vocab_coords)
 
 
 def ov_singular_values(

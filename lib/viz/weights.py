@@ -12,8 +12,14 @@ import pandas as pd
 from lib.analysis.weights import EmbeddingPCA, OVCopying
 
 
-def pca_chart(pca: EmbeddingPCA, texts: Sequence[str], where: Sequence[str]) -> alt.LayerChart:
-    """The distinct tokens on their two principal axes: colour = k-means cluster, shape =
+def pca_chart(
+    pca: EmbeddingPCA,
+    texts: Sequence[str],
+    where: Sequence[str],
+    vocab_texts: Sequence[str] = (),
+) -> alt.LayerChart:
+    """The embedding space on its two principal axes: the vocabulary sample in grey (hover
+    for each token), the run's distinct tokens over it, colour = k-means cluster, shape =
     where in the run they appear (prompt, generated, both)."""
     pts = pd.DataFrame(
         {
@@ -44,16 +50,32 @@ def pca_chart(pca: EmbeddingPCA, texts: Sequence[str], where: Sequence[str]) -> 
     words = enc.mark_text(align="left", dx=6, fontSize=11, limit=90).encode(
         text="token:N", color=colour
     )
-    return (dots + words).properties(width=640, height=420)
+    vocab = pd.DataFrame(
+        {
+            "pc1": pca.vocab_coords[:, 0].astype(np.float64),
+            "pc2": pca.vocab_coords[:, 1].astype(np.float64),
+            "token": list(vocab_texts) or [""] * len(pca.vocab_ids),
+            "id": pca.vocab_ids,
+        }
+    )
+    backdrop = (
+        alt.Chart(vocab)
+        .mark_circle(size=12, color="#bbbbbb", opacity=0.5)
+        .encode(x="pc1:Q", y="pc2:Q", tooltip=["token:N", "id:Q"])
+    )
+    return (backdrop + dots + words).properties(width=640, height=420)
 
 
 def pca_caption(pca: EmbeddingPCA, hidden_size: int) -> str:
     """What the PCA chart shows, and what was clustered."""
-    n = len(pca.token_ids)
+    n, m = len(pca.token_ids), len(pca.vocab_ids)
     return (
-        f"The input embeddings of the {n} distinct tokens of this run, projected on their two "
-        "main directions (PCA of these tokens only). Tokens the model treats alike sit close "
-        f"together. Colours: k-means with k = {pca.n_clusters} (fixed seed) on the full "
+        f"The embedding space on its two main directions: a PCA of {m:,} of the vocabulary's "
+        "tokens (grey; the first ordinary tokens of the vocabulary, which byte-level BPE "
+        "numbers in the order it learned them, so the commonest pieces), with the "
+        f"{n} distinct tokens of this run placed on the same axes. Tokens the model treats "
+        "alike sit close together: hover the grey dots to find their neighbours. Colours: "
+        f"k-means with k = {pca.n_clusters} (fixed seed) on the full "
         f"{hidden_size}-dimensional embeddings, not on the 2-D picture, so a cluster can look "
         "split or mixed here. Shapes: prompt, generated, or both."
     )
