@@ -50,8 +50,9 @@ st.header("1. The map", divider="gray")
 if atlas is None:
     runs, tokens = store.count()
     st.info(
-        f"No map yet. The store holds {runs:,} texts and {tokens:,} token fingerprints. "
-        "Build the map from the built-in corpus in section 5, or on the command line: "
+        f"No map yet. The store holds {runs:,} text{'' if runs == 1 else 's'} and {tokens:,} "
+        f"token fingerprint{'' if tokens == 1 else 's'}. Build the map from the built-in "
+        "corpus in section 2 below, or on the command line: "
         "`uv run python -m lib.atlas ingest` then `uv run python -m lib.atlas discover "
         "--hours 0`.",
         icon=":material/map:",
@@ -140,7 +141,8 @@ else:
     else:
         run_on_map(atlas, run, placement, fps.vectors)
 
-st.header("5. Sharing and building", divider="gray")
+# numbered in order: without a map, sections 2 to 4 are not drawn
+st.header(f"{2 if atlas is None else 5}. Sharing and building", divider="gray")
 my_shared_runs(store)
 
 with st.expander("Build or refresh the map", expanded=atlas is None):

@@ -41,6 +41,8 @@ def test_without_a_map_the_page_says_how_to_make_one(app, tmp_path, monkeypatch)
     monkeypatch.setenv("TAV_ATLAS_DIR", str(tmp_path))
     open_atlas(app)
     assert any("No map yet" in i.value for i in app.info)
+    # sections numbered in order: the map's parts are not drawn, so building is section 2
+    assert [h.value.split(".")[0] for h in app.header] == ["1", "2"]
     # startswith: the page's own source (its last expander) also holds that text
     assert any(c.value.startswith("uv run python -m lib.atlas ingest") for c in app.code)
 
