@@ -5,7 +5,8 @@
 1. ingest: two texts of the built-in corpus, read by the bundled model, every token's
    attention fingerprint stored in a fresh SQLite file (`python -m lib.atlas ingest`);
 2. discover: UMAP + HDBSCAN over them, the map written as Parquet with its manifest
-   (`python -m lib.atlas discover`);
+   (`python -m lib.atlas discover`), its progress followed live on its WebSocket
+   (`--websocket-port 0`: any free port, named on the job's first line);
 3. serve: the classify service started as a process (`python -m lib.atlas serve`);
 4. classify: a stored fingerprint and a made-up one sent to it with `requests`, the
    answers printed.
@@ -39,6 +40,26 @@ def step(title: str, cmd: list[str]) -> None:
     subprocess.run(cmd, cwd=ROOT, check=True)
 
 
+def discover(cmd: list[str]) -> None:
+    """Run the discovery job and follow its progress events on its WebSocket."""
+    from websockets.sync.client import connect
+
+    print(f"\n== 2. discover\n$ {' '.join(cmd[1:])}", flush=True)
+    job = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    first = job.stdout.readline()  # "Progress on ws://127.0.0.1:N"
+    if not first.startswith("Progress on "):
+        raise RuntimeError(f"the job did not start its progress server: {first!r}")
+    with connect(first.split(" on ", 1)[1].strip(), open_timeout=30) as ws:
+        while True:
+            event = json.loads(ws.recv(timeout=600))
+            print(f"progress: {event['fraction']:4.0%} {event['stage']}", flush=True)
+            if event["done"]:
+                break
+    print(job.stdout.read(), end="")
+    if job.wait(timeout=120) != 0:
+        raise RuntimeError("the discovery job failed")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -65,10 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     db, maps = work / "atlas.sqlite", work / "discovery"
 
     step("1. ingest", atlas("ingest", "--db", str(db), "--no-corpus", *map(str, TEXTS)))
-    step(
-        "2. discover",
+    discover(
         atlas("discover", "--db", str(db), "--output", str(maps), "--hours", "0",
-              "--min-cluster-size", "10"),
+              "--min-cluster-size", "10", "--websocket-port", "0"),
     )  # fmt: skip
     port = free_port()
     url = f"http://127.0.0.1:{port}"

@@ -14,6 +14,7 @@ from app.widgets.atlas import (
     build_map_button,
     clicked_token,
     family_cards,
+    job_progress,
     my_shared_runs,
     run_on_map,
 )
@@ -47,6 +48,7 @@ if state.atlas.seen != folder:  # a new map: old selections point at other token
     st.session_state.pop("atlas_families", None)
 
 st.header("1. The map", divider="gray")
+job_progress(output)  # a discovery job running for this map: its live progress
 if atlas is None:
     runs, tokens = store.count()
     st.info(

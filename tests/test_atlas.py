@@ -631,3 +631,20 @@ def test_the_quickstart_runs_end_to_end(tmp_path, processes):
     assert stored["confidence"] > made_up["confidence"]  # a mapped token is near its family
     assert "a vector of 2 numbers: HTTP 422" in proc.stdout
     assert (tmp_path / "atlas.sqlite").exists() and any((tmp_path / "discovery").iterdir())
+    # the discovery job's live progress, heard on its WebSocket (--websocket-port 0)
+    heard = [line.split()[1:] for line in proc.stdout.splitlines() if line.startswith("progress:")]
+    fractions = [int(words[0].rstrip("%")) for words in heard]
+    stages = {" ".join(words[1:]) for words in heard}
+    assert len(stages) >= 3 and fractions == sorted(fractions) and fractions[-1] == 100
+    assert " ".join(heard[-1][1:]).startswith("finished")
+    assert not (tmp_path / "discovery" / "progress.json").exists()  # gone with the job
+
+
+def test_a_job_without_a_live_server_has_no_progress(tmp_path):
+    from lib.atlas.progress import FILE, latest_event
+
+    assert latest_event(tmp_path) is None  # no job
+    (tmp_path / FILE).write_text('{"port": 9, "run_id": "x"}')  # a job that died: no answer
+    assert latest_event(tmp_path, timeout=0.5) is None
+    (tmp_path / FILE).write_text("not json")
+    assert latest_event(tmp_path) is None

@@ -47,6 +47,26 @@ def test_without_a_map_the_page_says_how_to_make_one(app, tmp_path, monkeypatch)
     assert any(c.value.startswith("uv run python -m lib.atlas ingest") for c in app.code)
 
 
+def test_a_discovery_job_running_shows_its_live_progress(app, tmp_path, monkeypatch):
+    """A job started from the command line with --websocket-port, for the page's folder:
+    the page follows it (its progress bar, its stage); a finished job's file is gone."""
+    from lib.atlas.progress import FILE, ProgressServer
+
+    monkeypatch.setenv("TAV_ATLAS_DIR", str(tmp_path))
+    job = ProgressServer(0, tmp_path, "2026-12-06T10-00-00")
+    try:
+        job.send("projecting 1,000 fingerprints", 0.4)
+        open_atlas(app)
+        bars = app.get("progress")
+        assert len(bars) == 1 and bars[0].proto.value == 40
+        assert "projecting 1,000 fingerprints" in bars[0].proto.text
+    finally:
+        job.close()
+    assert not (tmp_path / FILE).exists()
+    open_atlas(app)
+    assert not app.get("progress")
+
+
 def runs_with_prompt(prompt: str) -> list[int]:
     with sqlite3.connect(Store().path) as con:
         return [r for (r,) in con.execute("SELECT id FROM runs WHERE prompt = ?", (prompt,))]

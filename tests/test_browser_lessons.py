@@ -19,8 +19,8 @@ def test_new_views_draw_in_chromium(session, artifacts_dir):
 
     s.open_page("Attention graph")
     expect(pg.get_by_text("attention sink").first).to_be_visible()
-    legend = pg.locator(".js-plotly-plot .legendtext", has_text="weight 0.05")
-    expect(legend).to_have_count(1)  # the fixed width scale is drawn
+    legend = pg.locator(".js-plotly-plot .legendtext", has_text="weight 0.1: 0.75 px")
+    expect(legend).to_have_count(1)  # the fixed width scale is drawn, with its widths
     pg.screenshot(path=str(artifacts_dir / "lessons-graph.png"), full_page=True)
 
     s.open_page("Logit lens & fingerprints")

@@ -235,3 +235,32 @@ def run_on_map(atlas: Atlas, run: Run, placement: Placement, vectors: np.ndarray
         "that family, times their own membership strength, times how near they are "
         "(1 = deep inside one family; near 0 = far from every mapped token)."
     )
+
+
+def job_progress(output: str) -> None:
+    """A discovery job writing a map into this page's folder (started with
+    `--websocket-port`, from the command line or anywhere): its live progress, read from
+    its WebSocket every second; when it ends, the page redraws with the new map."""
+    from pathlib import Path
+
+    from lib.atlas.progress import FILE, latest_event
+
+    if not (Path(output) / FILE).exists():
+        return
+
+    @st.fragment(run_every=1.0)
+    def follow() -> None:
+        event = latest_event(output)
+        if event is None:
+            return  # the job died and left its file: nothing to follow
+        name = md_escape(f"Discovery {event['run_id']}: {event['stage']}")
+        if not event["done"]:
+            st.progress(float(event["fraction"]), text=f"{name} ({event['fraction']:.0%})")
+            return
+        if event["error"]:
+            st.warning(f"{name} ({md_escape(event['error'])})", icon=":material/warning:")
+            return
+        caches.atlas_folder.clear()  # the new map, at once
+        st.rerun()
+
+    follow()

@@ -59,6 +59,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     d.add_argument("--max-memory-gb", type=float, default=None, help="caps the UMAP sample")
     d.add_argument("--resume", metavar="RUN_ID", help="continue a stopped run")
+    d.add_argument(
+        "--websocket-port",
+        type=int,
+        metavar="N",
+        help="serve live progress events on ws://127.0.0.1:N (0: any free port); the port "
+        "is written to OUTPUT/progress.json while the job runs, where the Atlas page finds it",
+    )
     d.add_argument("--seed", type=int, default=0)
 
     b = sub.add_parser("build", help="ingest the built-in corpus, then discover (the page's way)")
@@ -176,18 +183,32 @@ def discover(args: argparse.Namespace) -> int:
             return 2
         print(f"Resuming {args.resume} with the settings it started with.", flush=True)
     stop = _stoppable()
+    live = None
+    if args.websocket_port is not None:
+        from lib.atlas.progress import ProgressServer
+
+        live = ProgressServer(args.websocket_port, args.output, cfg.run_id)
+        print(f"Progress on ws://127.0.0.1:{live.port}", flush=True)
+
+    def report(s) -> None:
+        print(f"[{s.fraction:4.0%}] {s.stage}", flush=True)
+        if live is not None:
+            live.send(s.stage, s.fraction)
+
     try:
-        m = run_discovery(
-            cfg,
-            lambda s: print(f"[{s.fraction:4.0%}] {s.stage}", flush=True),
-            should_stop=lambda: bool(stop),
-        )
+        m = run_discovery(cfg, report, should_stop=lambda: bool(stop))
     except (DiscoveryError, ValueError, OSError) as err:  # StoreError is an OSError too
         print(err, file=sys.stderr)
+        if live is not None:
+            live.close("failed", error=str(err))
         return 2
     except KeyboardInterrupt as err:
         print(err, file=sys.stderr)
+        if live is not None:
+            live.close("stopped", error=str(err))
         return 130
+    if live is not None:
+        live.close(f"finished: {m['n_clusters']} families")
     print(
         f"Run {m['run_id']}: {m['n_points']} fingerprints, {m['n_clusters']} clusters, "
         f"{m['noise']} noise, in {m['timings_s']['total_s']:.1f} s -> {args.output}"
