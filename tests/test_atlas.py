@@ -648,3 +648,25 @@ def test_a_job_without_a_live_server_has_no_progress(tmp_path):
     assert latest_event(tmp_path, timeout=0.5) is None
     (tmp_path / FILE).write_text("not json")
     assert latest_event(tmp_path) is None
+
+
+def test_a_finished_job_takes_its_progress_file_a_failed_one_leaves_why(tmp_path):
+    from websockets.sync.client import connect
+
+    from lib.atlas.progress import FILE, ProgressServer, latest_event
+
+    job = ProgressServer(0, tmp_path / "a", "run-a")
+    job.send("UMAP", 0.3)
+    assert latest_event(tmp_path / "a")["stage"] == "UMAP"  # a new client: the latest event
+    with connect(f"ws://127.0.0.1:{job.port}", open_timeout=5) as ws:
+        assert json.loads(ws.recv(timeout=5))["fraction"] == 0.3
+        job.send("HDBSCAN", 0.5)
+        assert json.loads(ws.recv(timeout=5))["stage"] == "HDBSCAN"  # then each new one
+        job.close()
+        last = json.loads(ws.recv(timeout=5))
+    assert last["done"] and last["error"] is None
+    assert not (tmp_path / "a" / FILE).exists() and latest_event(tmp_path / "a") is None
+    failed = ProgressServer(0, tmp_path / "b", "run-b")
+    failed.close("failed", error="Only 3 fingerprints")
+    said = latest_event(tmp_path / "b")  # the server is gone; the file says why
+    assert said["done"] and said["error"] == "Only 3 fingerprints" and said["run_id"] == "run-b"

@@ -65,6 +65,11 @@ def test_a_discovery_job_running_shows_its_live_progress(app, tmp_path, monkeypa
     assert not (tmp_path / FILE).exists()
     open_atlas(app)
     assert not app.get("progress")
+    failed = ProgressServer(0, tmp_path, "2026-12-06T11-00-00")
+    failed.close("failed", error="Only 3 fingerprints to discover from")
+    open_atlas(app)  # the job is gone; the page says why it ended
+    assert not app.get("progress")
+    assert any("Only 3 fingerprints" in w.value for w in app.warning)
 
 
 def runs_with_prompt(prompt: str) -> list[int]:

@@ -195,3 +195,19 @@ def test_the_bundled_models_spread_matches_its_own_attention(smollm2, smollm2_ea
         ent = -(np.where(p > 0, p * np.log(np.where(p > 0, p, 1)), 0)).sum(-1)
         np.testing.assert_allclose(roles.spread[layer], (ent / np.log(n)).mean(-1), atol=1e-4)
     assert roles.spread.min() < 0.2 and roles.spread.max() > 0.5  # both kinds of head here
+
+
+def test_spread_is_undefined_without_a_query_that_sees_two_tokens():
+    from lib.analysis.head_roles import spread
+    from lib.viz.text import spread_caption
+
+    assert np.isnan(spread(np.ones((2, 1, 1), np.float32))).all()  # one token: one key
+    roles = HeadRoles(
+        scores=np.zeros((len(ROLES), 1, 2), np.float32),
+        chance=np.zeros(len(ROLES), np.float32),
+        tokens=np.array([5]),
+        loss=np.zeros(0, np.float32),
+        exclude_first=False,
+        spread=np.full((1, 2), np.nan, np.float32),
+    )
+    assert "not defined here" in spread_caption(roles, False)

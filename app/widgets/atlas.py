@@ -245,22 +245,25 @@ def job_progress(output: str) -> None:
 
     from lib.atlas.progress import FILE, latest_event
 
-    if not (Path(output) / FILE).exists():
+    path = Path(output) / FILE
+    if not path.exists():
+        return
+    event = latest_event(output)
+    if event is None:
+        return  # a job that died and left its file: nothing to follow
+    if event["done"]:  # a failed job's last word (a finished one takes its file away)
+        if event["error"]:
+            name = md_escape(f"Discovery {event['run_id']}: {event['stage']}")
+            st.warning(f"{name} ({md_escape(event['error'])})", icon=":material/warning:")
         return
 
     @st.fragment(run_every=1.0)
     def follow() -> None:
-        event = latest_event(output)
-        if event is None:
-            return  # the job died and left its file: nothing to follow
-        name = md_escape(f"Discovery {event['run_id']}: {event['stage']}")
-        if not event["done"]:
-            st.progress(float(event["fraction"]), text=f"{name} ({event['fraction']:.0%})")
-            return
-        if event["error"]:
-            st.warning(f"{name} ({md_escape(event['error'])})", icon=":material/warning:")
-            return
-        caches.atlas_folder.clear()  # the new map, at once
-        st.rerun()
+        now = latest_event(output)
+        if now is None or now["done"]:  # it ended since: the page again, with the new map
+            caches.atlas_folder.clear()
+            st.rerun()
+        name = md_escape(f"Discovery {now['run_id']}: {now['stage']}")
+        st.progress(float(now["fraction"]), text=f"{name} ({now['fraction']:.0%})")
 
     follow()

@@ -187,7 +187,11 @@ def discover(args: argparse.Namespace) -> int:
     if args.websocket_port is not None:
         from lib.atlas.progress import ProgressServer
 
-        live = ProgressServer(args.websocket_port, args.output, cfg.run_id)
+        try:
+            live = ProgressServer(args.websocket_port, args.output, cfg.run_id)
+        except OSError as err:  # the port is taken, or the folder cannot be written
+            print(f"Cannot serve progress on port {args.websocket_port}: {err}", file=sys.stderr)
+            return 2
         print(f"Progress on ws://127.0.0.1:{live.port}", flush=True)
 
     def report(s) -> None:
@@ -195,20 +199,21 @@ def discover(args: argparse.Namespace) -> int:
         if live is not None:
             live.send(s.stage, s.fraction)
 
+    ended = ("failed", "the job stopped unexpectedly; see its output")
     try:
         m = run_discovery(cfg, report, should_stop=lambda: bool(stop))
+        ended = (f"finished: {m['n_clusters']} families", None)
     except (DiscoveryError, ValueError, OSError) as err:  # StoreError is an OSError too
         print(err, file=sys.stderr)
-        if live is not None:
-            live.close("failed", error=str(err))
+        ended = ("failed", str(err))
         return 2
     except KeyboardInterrupt as err:
         print(err, file=sys.stderr)
-        if live is not None:
-            live.close("stopped", error=str(err))
+        ended = ("stopped", str(err))
         return 130
-    if live is not None:
-        live.close(f"finished: {m['n_clusters']} families")
+    finally:  # whatever ended the job, its listeners hear it and its file says so
+        if live is not None:
+            live.close(ended[0], error=ended[1])
     print(
         f"Run {m['run_id']}: {m['n_points']} fingerprints, {m['n_clusters']} clusters, "
         f"{m['noise']} noise, in {m['timings_s']['total_s']:.1f} s -> {args.output}"

@@ -37,9 +37,7 @@ class ProgressServer:
         self.file = Path(output) / FILE
         self.file.parent.mkdir(parents=True, exist_ok=True)
         info = {"port": self.port, "pid": os.getpid(), "run_id": run_id, "started": time.time()}
-        tmp = self.file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(info))
-        tmp.replace(self.file)
+        _write(self.file, info)
 
     def _serve_client(self, ws) -> None:
         with self._lock:
@@ -74,22 +72,35 @@ class ProgressServer:
                     self._clients.discard(ws)
 
     def close(self, stage: str = "finished", error: str | None = None) -> None:
-        """Send the last event, take the file away, stop serving."""
+        """Send the last event and stop serving. A finished job takes its file away (the
+        page then shows the new map); a failed one leaves its last event in the file, for
+        the page to say why (the next job's file replaces it)."""
         self.send(stage, 1.0 if error is None else 0.0, done=True, error=error)
-        self.file.unlink(missing_ok=True)
+        if error is None:
+            self.file.unlink(missing_ok=True)
+        else:
+            _write(self.file, {"final": json.loads(self._last or "{}")})
         time.sleep(0.2)  # clients read the last event before the connection closes
         self._server.shutdown()
 
 
+def _write(path: Path, info: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(info))
+    tmp.replace(path)  # readers see the old file or the new one, never half of one
+
+
 def latest_event(output: str | os.PathLike, timeout: float = 1.0) -> dict | None:
-    """The latest event of a job running for this output folder, or None: no job, or one
-    that does not answer (it died and left its file)."""
+    """The latest event of a job running for this output folder (or the last one of a job
+    that failed), or None: no job, or one that does not answer (it died)."""
     from websockets.exceptions import WebSocketException
     from websockets.sync.client import connect
 
     path = Path(output) / FILE
     try:
         info = json.loads(path.read_text())
+        if "final" in info:
+            return info["final"]
         with connect(f"ws://127.0.0.1:{int(info['port'])}", open_timeout=timeout) as ws:
             return json.loads(ws.recv(timeout=timeout))
     except (OSError, ValueError, KeyError, TimeoutError, WebSocketException):

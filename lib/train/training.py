@@ -214,7 +214,8 @@ def generate_words(
     if len(start_words) >= model.cfg.max_len:
         raise DataError(f"The start is longer than this model reads ({model.cfg.max_len}).")
     vocab.encode(start_words)  # a word the model never saw is a clear message, not a crash
-    sampling = SamplingSettings(do_sample=temperature > 0, temperature=temperature or 1.0,
+    sampling = SamplingSettings(do_sample=temperature > 0,
+                                temperature=temperature if temperature > 0 else 1.0,
                                 seed=seed)  # fmt: skip
     warpers, rng = build_warpers(sampling), torch.Generator().manual_seed(seed)
     words, probs = list(start_words), []

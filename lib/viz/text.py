@@ -175,6 +175,11 @@ def graph_caption(
 def spread_caption(roles: HeadRoles, hide: bool) -> str:
     """What the spread grid measures, with its most specialised and most general head."""
     s = roles.spread
+    if s is None or np.isnan(s).all():
+        return (
+            "Spread: no query of this text sees two or more tokens, so how widely a head "
+            "spreads its attention is not defined here. Try the repeated random tokens."
+        )
     low = np.unravel_index(np.nanargmin(s), s.shape)
     high = np.unravel_index(np.nanargmax(s), s.shape)
     return (
