@@ -21,7 +21,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 from bench.common import ROOT, child_env, median
@@ -53,24 +52,11 @@ def _serve(script: str, port: int, env: dict[str, str], log) -> subprocess.Popen
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
-def _healthy(url: str, proc: subprocess.Popen, deadline: float) -> None:
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("streamlit did not start")
-        time.sleep(0.02)
-
-
 def _one_start(browser, script: str, app: bool, env: dict[str, str]) -> dict:
     """One fresh server: seconds from the command's start to each milestone."""
     from playwright.sync_api import expect
 
-    from tests.browser import AppSession, free_port
+    from tests.browser import AppSession, free_port, wait_healthy
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -78,7 +64,8 @@ def _one_start(browser, script: str, app: bool, env: dict[str, str]) -> dict:
         t0 = time.monotonic()
         proc = _serve(script, port, env, log)
         try:
-            _healthy(url, proc, t0 + 120)
+            if not wait_healthy(url, proc, t0 + 120, poll=0.02):
+                raise RuntimeError("streamlit did not start")
             out = {"health_s": time.monotonic() - t0}
             context = browser.new_context(viewport={"width": 1280, "height": 900})
             s = AppSession(context, url, "startup")  # returns when the first run finished

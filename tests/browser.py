@@ -48,6 +48,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_healthy(url: str, proc: subprocess.Popen, deadline: float, poll: float = 0.3) -> bool:
+    """Wait until the Streamlit server at `url` answers its health check (True), or its
+    process ends or `deadline` (time.monotonic) passes (False)."""
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return True
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            return False
+        time.sleep(poll)
+
+
 @contextlib.contextmanager
 def streamlit_server(
     log_path: Path, timeout: float = 120, script: str = "main.py"
@@ -73,17 +88,8 @@ def streamlit_server(
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + timeout
-            while True:
-                try:
-                    with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                        if r.status == 200:
-                            break
-                except OSError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"streamlit did not start; see {log_path}")
-                time.sleep(0.3)
+            if not wait_healthy(url, proc, time.monotonic() + timeout):
+                raise RuntimeError(f"streamlit did not start; see {log_path}")
             yield url
         finally:
             proc.terminate()

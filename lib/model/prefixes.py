@@ -125,27 +125,29 @@ class PrefixCache:
         no kept run shares a step."""
         want = np.asarray([*prompt, *forced], dtype=np.int64)
         n_prompt = len(prompt)
-        best: tuple[Kept, int] | None = None
-        with self._lock:
-            for entry in self._entries.values():
-                if entry.prompt_len != n_prompt:
-                    continue
-                steps = common_prefix(entry.ids, want) - n_prompt
-                if steps > 0 and (best is None or steps > best[1]):
-                    best = (entry, steps)
-            if best is not None:
-                self._entries.move_to_end(id(best[0]))
-                self.hits += 1
-        return best
+
+        def steps(entry: Kept) -> int:
+            if entry.prompt_len != n_prompt:
+                return 0
+            return common_prefix(entry.ids, want) - n_prompt
+
+        return self._best(steps)
 
     def longest(self, ids: Sequence[int]) -> tuple[Kept, int] | None:
         """The kept cache covering the most leading tokens of `ids`, and how many it covers
         (at most all but the last: a pass must read at least one token); None if none."""
         want = np.asarray(ids, dtype=np.int64)
+        return self._best(
+            lambda entry: min(common_prefix(entry.ids, want), entry.cached, len(want) - 1)
+        )
+
+    def _best(self, score) -> tuple[Kept, int] | None:
+        """The kept run scoring highest (above 0) and its score; it becomes the most
+        recently used, and counts as a hit."""
         best: tuple[Kept, int] | None = None
         with self._lock:
             for entry in self._entries.values():
-                n = min(common_prefix(entry.ids, want), entry.cached, len(want) - 1)
+                n = score(entry)
                 if n > 0 and (best is None or n > best[1]):
                     best = (entry, n)
             if best is not None:

@@ -14,6 +14,13 @@ class ConfigError(ValueError):
     """Settings outside the lab's bounds; str(error) is a message for the user."""
 
 
+def check_bounds(config, bounds: dict[str, tuple[float, float]]) -> None:
+    """Each named setting of `config` within its (low, high); a ConfigError says which not."""
+    for name, (lo, hi) in bounds.items():
+        if not lo <= getattr(config, name) <= hi:
+            raise ConfigError(f"{name.replace('_', ' ')} must be between {lo:g} and {hi:g}.")
+
+
 @dataclass(frozen=True)
 class InductionConfig:
     """Defaults that show the phase change within seconds on 2 cores: near step 600, about
@@ -47,10 +54,7 @@ class InductionConfig:
     }
 
     def check(self) -> None:
-        for name, (lo, hi) in self.BOUNDS.items():
-            value = getattr(self, name)
-            if not lo <= value <= hi:
-                raise ConfigError(f"{name.replace('_', ' ')} must be between {lo:g} and {hi:g}.")
+        check_bounds(self, self.BOUNDS)
         if self.d_model % self.n_heads:
             raise ConfigError("The width must be a multiple of the number of heads.")
         if 2 * self.half > self.vocab_size:

@@ -16,7 +16,7 @@ import torch
 
 from lib.train.data import END, START, DataError, Dataset, Vocabulary
 from lib.train.model import ModelConfig, NanoTransformer, loss_fn
-from lib.train.settings import ConfigError
+from lib.train.settings import ConfigError, check_bounds
 
 SNAPSHOT_SENTENCES = 8  # attention kept for the first sentences only (memory stays small)
 MAX_SNAPSHOTS = 60
@@ -43,10 +43,7 @@ class TrainConfig:
     }
 
     def check(self) -> None:
-        for name, (lo, hi) in self.BOUNDS.items():
-            value = getattr(self, name)
-            if not lo <= value <= hi:
-                raise ConfigError(f"{name.replace('_', ' ')} must be between {lo:g} and {hi:g}.")
+        check_bounds(self, self.BOUNDS)
         if self.d_model % self.n_heads:
             raise ConfigError(
                 f"The width ({self.d_model}) must be a multiple of the number of heads "
