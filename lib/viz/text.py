@@ -184,7 +184,7 @@ def spread_caption(roles: HeadRoles, hide: bool) -> str:
     high = np.unravel_index(np.nanargmax(s), s.shape)
     return (
         "Spread: each head's attention entropy over the keys a query can see, divided by the "
-        "entropy of spreading evenly over them, averaged over the queries of this text. 0: "
+        "entropy of spreading evenly over them, averaged over the queries of the text measured. 0: "
         "every query looks at one token (a specialised head, such as a previous-token or "
         "sink head); 1: at everything it can see, evenly (a general one). Most specialised "
         f"here: layer {low[0]} head {low[1]} ({float(s[low]):.3f}); most general: layer "
