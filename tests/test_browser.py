@@ -67,6 +67,12 @@ def test_quick_step_moves_switch_the_picture_and_rerun_the_server_once(session, 
     s.click("button", "Generate")
     s.open_page("Attention graph")
     pg.get_by_text("Step 1 of 20").wait_for()
+    # the chart drawn and its pictures received: the player can switch them (an event,
+    # not a pause: on busy cores the chart may come after the caption)
+    pg.wait_for_function(
+        "window.Plotly && document.querySelector('.st-key-tav_graph .js-plotly-plot')"
+        " && document.querySelector('.st-key-tav_graph .js-plotly-plot').data"
+    )
     player = pg.get_by_role("slider", name="Generation step")
     player.focus()
     runs = s.finished
