@@ -417,10 +417,11 @@ def atlas_store(path: str) -> Store:
 
 @st.cache_data(ttl=10, show_spinner=False)
 def atlas_folder(output: str) -> str | None:
-    """The newest finished discovery run in `output`, looked up at most every 10 s."""
-    from lib.atlas.discovery import latest_run
+    """The map to show: the newest finished discovery run in `output`, else the one shipped
+    with the app; looked up at most every 10 s."""
+    from lib.atlas.shipped import current_map
 
-    folder = latest_run(output)
+    folder = current_map(output)
     return None if folder is None else str(folder)
 
 
@@ -441,12 +442,16 @@ def atlas_shown(store_path: str, folder: str) -> np.ndarray:
     """(n_points,) bool: which of the map's points may show their text (their run is
     stored and shared), looked up at most every 10 s: a run deleted since the map was made,
     or recorded before sharing was asked, shows no text; nor does a map made from another
-    store."""
+    store. The shipped map shows all: it holds the built-in corpus alone."""
     from pathlib import Path
 
+    from lib.atlas.shipped import is_shipped
+
     made = atlas(folder)
+    if is_shipped(folder):  # the built-in corpus alone: nobody's text
+        return np.ones(len(made.points), dtype=bool)
     store = atlas_store(store_path)
-    if Path(made.manifest.get("db", "")).resolve() != store.path.resolve():
+    if Path(made.manifest.get("db") or "").resolve() != store.path.resolve():
         return np.zeros(len(made.points), dtype=bool)  # its run ids are another store's
     shown = store.shown_runs(made.points["run_id"].unique())
     return made.points["run_id"].isin(shown).to_numpy()
@@ -476,17 +481,27 @@ def atlas_figure(
 
 @st.cache_resource(max_entries=32, show_spinner="Reading the token's text again ...")
 def point_attention(
-    store_path: str, run_id: int, position: int, model_spec: str, _lm: LoadedModel, _stored
+    folder: str,
+    store_path: str,
+    run_id: int,
+    position: int,
+    model_spec: str,
+    _lm: LoadedModel,
+    _stored,
 ) -> PointAttention:
     """A map point's own attention row (`lib.atlas.point`), one forward pass; raises
-    PointError (not cached) when its run cannot be read again."""
+    PointError (not cached) when its run cannot be read again. The shipped map's run ids
+    are its own (`lib.atlas.shipped`), a built map's the store's."""
+    from lib.atlas.point import PointError
     from lib.atlas.point import point_attention as compute
+    from lib.atlas.shipped import is_shipped, shipped_run
 
+    if is_shipped(folder):
+        run, kept = shipped_run(folder, run_id)
+        return compute(_lm, run, kept, position, _stored)
     store = atlas_store(store_path)
     run = store.run(run_id)
     if run is None:
-        from lib.atlas.point import PointError
-
         raise PointError("That run has been deleted from the store since the map was made.")
     return compute(_lm, run, store.token_ids(run_id), position, _stored)
 

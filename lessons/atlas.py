@@ -107,11 +107,18 @@ else:
         state.atlas.point = clicked
         st.rerun()
     m = atlas.manifest
+    made = (
+        f"The map shipped with the app: the built-in corpus alone, read by the bundled model "
+        f"(`{m['shipped']['command']}` makes it again). Runs your class shares join a map "
+        "built here (section 5)."
+        if "shipped" in m
+        else f"Discovery run {m['run_id']}."
+    )
     st.caption(
         f"{shown:,} of {len(pts):,} tokens shown; {m['n_clusters']} families, "
         f"{m['noise']:,} tokens in no family (grey). Positions: UMAP of the standardised 20 "
         f"numbers, fitted on {m['n_sample']:,} of them; families: HDBSCAN (smallest family "
-        f"{m['config']['min_cluster_size']}). Discovery run {m['run_id']}. Distances between "
+        f"{m['config']['min_cluster_size']}). {made} Distances between "
         "far-apart groups mean little; closeness within a group does."
         + (
             " Stars: your current run's tokens (seen only by you), each drawn among its 15 "

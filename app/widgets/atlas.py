@@ -130,8 +130,8 @@ def clicked_token(atlas: Atlas, store: Store, point: int | None, shown: np.ndarr
             return
         try:
             pa = caches.point_attention(
-                str(store.path), int(p["run_id"]), int(p["position"]), lm.spec, lm,
-                atlas.vectors[point],
+                str(atlas.folder), str(store.path), int(p["run_id"]), int(p["position"]),
+                lm.spec, lm, atlas.vectors[point],
             )  # fmt: skip
         except PointError as err:
             st.caption(md_escape(err))
@@ -161,9 +161,10 @@ def family_cards(atlas: Atlas, shown: np.ndarray) -> None:
     """One card per family, largest first: its name, what it does, and its typical tokens
     in context, from the corpus and shared runs only (`shown`: (n_points,) bool)."""
     ranked = list(atlas.clusters.sort_values("size", ascending=False).itertuples())
+    source = "" if "shipped" in atlas.manifest else " and from runs their authors shared"
     st.caption(
         f"{len(ranked)} families, largest first. Their typical tokens come from the "
-        "built-in corpus and from runs their authors shared."
+        f"built-in corpus{source}."
     )
 
     def cards(families) -> None:

@@ -1,10 +1,12 @@
-"""`uv run python -m lib.atlas ingest | discover | build | calibrate | serve`: the atlas
+"""`uv run python -m lib.atlas ingest | discover | build | ship | calibrate | serve`: the atlas
 from the command line.
 
 ingest    read the built-in corpus (and/or your text files) with the model and record
           every token's fingerprint; run it again to resume after an interruption
 discover  the discovery job: UMAP + HDBSCAN -> Parquet, manifest, `latest`
 build     both for the built-in corpus, as the Atlas page's "Build the map here" does
+ship      remake the map shipped with the app (lib/atlas/map): the corpus alone, read by
+          the bundled model in a store of its own
 calibrate set the zone thresholds on the ingested corpus
 serve     the FastAPI classify service (uvicorn)
 """
@@ -72,6 +74,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     b.add_argument("--db", help=db_help)
     b.add_argument("--output", default=None, help="as discover's --output")
     b.add_argument("--model", default=None, help="model id or folder (default: the bundled)")
+
+    sh = sub.add_parser("ship", help="remake the map shipped with the app (lib/atlas/map)")
+    sh.add_argument("--output", type=Path, default=None, help="another folder (default: the app's)")
 
     c = sub.add_parser("calibrate", help="set the zone thresholds on the ingested corpus")
     c.add_argument("--db", help=db_help)
@@ -248,6 +253,29 @@ def build(args: argparse.Namespace) -> int:
     return 0
 
 
+def ship(args: argparse.Namespace) -> int:
+    from lib.atlas.discovery import DiscoveryError
+    from lib.atlas.shipped import SHIPPED
+    from lib.atlas.shipped import ship as make
+    from lib.model.loading import ModelLoadError, load_model
+
+    folder = args.output or SHIPPED
+    try:
+        m = make(
+            load_model(),
+            folder,
+            lambda fraction, text: print(f"[{fraction:4.0%}] {text}", flush=True),
+        )
+    except (DiscoveryError, ModelLoadError, ValueError, OSError) as err:
+        print(err, file=sys.stderr)
+        return 2
+    print(
+        f"Run {m['run_id']}: {m['n_points']} fingerprints, {m['n_clusters']} clusters, "
+        f"{m['noise']} noise -> {folder}"
+    )
+    return 0
+
+
 def calibrate(args: argparse.Namespace) -> int:
     from collections import Counter
 
@@ -292,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         "ingest": ingest,
         "discover": discover,
         "build": build,
+        "ship": ship,
         "calibrate": calibrate,
         "serve": serve,
     }

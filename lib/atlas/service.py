@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lib.analysis.fingerprint import DIMENSIONS, zone
 from lib.atlas.classify import Atlas
-from lib.atlas.discovery import latest_run
+from lib.atlas.shipped import current_map
 from lib.atlas.store import SCHEMA_VERSION, Store, TokenRow
 
 MAX_BODY_BYTES = 64 * 1024
@@ -50,7 +50,8 @@ class ClassifyIn(BaseModel):
 
 
 class _Atlases:
-    """The latest discovery run, reloaded when `latest` points somewhere new."""
+    """The latest discovery run (else the map shipped with the app), reloaded when
+    `latest` points somewhere new."""
 
     def __init__(self, folder: Path | None) -> None:
         self.folder = folder
@@ -61,7 +62,7 @@ class _Atlases:
         """The latest run, or None; a run that cannot be read is a 503 with the reason."""
         if self.folder is None:
             return None
-        run = latest_run(self.folder)
+        run = current_map(self.folder)
         with self._lock:
             if run is None:
                 self._atlas = None
