@@ -497,7 +497,10 @@ def point_attention(
     from lib.atlas.shipped import is_shipped, shipped_run
 
     if is_shipped(folder):
-        run, kept = shipped_run(folder, run_id)
+        try:
+            run, kept = shipped_run(folder, run_id)
+        except (KeyError, OSError, ValueError) as err:  # pyarrow's errors are ValueErrors
+            raise PointError(f"The shipped map's files cannot be read: {err}") from err
         return compute(_lm, run, kept, position, _stored)
     store = atlas_store(store_path)
     run = store.run(run_id)

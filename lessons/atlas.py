@@ -20,6 +20,8 @@ from app.widgets.atlas import (
 )
 from lib.analysis.fingerprint import ZONES
 from lib.atlas.discovery import default_output
+from lib.atlas.shipped import COMMAND as SHIP_COMMAND
+from lib.atlas.shipped import is_shipped
 from lib.atlas.store import StoreError
 from lib.viz.atlas import HIDDEN_TEXT, point_from_event
 from lib.viz.fingerprint import zone_rules_text
@@ -109,9 +111,9 @@ else:
     m = atlas.manifest
     made = (
         f"The map shipped with the app: the built-in corpus alone, read by the bundled model "
-        f"(`{m['shipped']['command']}` makes it again). Runs your class shares join a map "
-        "built here (section 5)."
-        if "shipped" in m
+        f"(`{SHIP_COMMAND}` makes it again). Runs your class shares join a map built here "
+        "(section 5)."
+        if is_shipped(folder)
         else f"Discovery run {m['run_id']}."
     )
     st.caption(

@@ -580,6 +580,26 @@ def test_shipped_map_says_how_it_was_made_from_what_the_app_has_now():
     assert current_map(Path("/nonexistent")) == SHIPPED
 
 
+def test_a_damaged_shipped_map_gives_a_message_not_a_traceback(tmp_path, monkeypatch):
+    """A click on a point of a shipped map whose window file is missing, or whose run is
+    not in it: the page's own error (it shows its message), never another exception."""
+    import shutil
+
+    import lib.atlas.shipped
+    from app import caches
+    from lib.atlas.point import PointError
+    from lib.atlas.shipped import SHIPPED
+
+    copy = tmp_path / "map"
+    shutil.copytree(SHIPPED, copy)
+    monkeypatch.setattr(lib.atlas.shipped, "SHIPPED", copy)
+    with pytest.raises(PointError, match="cannot be read"):  # a run it does not hold
+        caches.point_attention(str(copy), "unused.sqlite", 10_000, 1, "m", None, None)
+    (copy / "runs.parquet").unlink()
+    with pytest.raises(PointError, match="cannot be read"):
+        caches.point_attention(str(copy), "unused.sqlite", 1, 1, "m", None, None)
+
+
 def test_family_names_say_what_sets_a_family_apart():
     from lib.analysis.fingerprint import DIMENSIONS
     from lib.atlas.classify import family_name

@@ -225,6 +225,15 @@ def test_a_fresh_install_opens_on_the_shipped_map(app, tmp_path, monkeypatch):
     from lib.atlas.shipped import SHIPPED, shipped_run
 
     monkeypatch.setenv("TAV_ATLAS_DIR", str(tmp_path))  # nothing discovered here
+    # A store of its own whose run 1 is a student's shared run: another text than the
+    # shipped map's window 1, which a lookup in the wrong place would read.
+    monkeypatch.setenv("TAV_ATLAS_DB", str(tmp_path / "class.sqlite"))
+    theirs = "A student's own words about their weekend"
+    first = Store(tmp_path / "class.sqlite").add_run(
+        source="app", model="bundled:SmolLM2-135M-Instruct", prompt=theirs,
+        settings={"max_new_tokens": 1}, tokens=[], owner="someone", shared=True,
+    )  # fmt: skip
+    assert first == 1 and theirs != shipped_run(SHIPPED, 1)[0]["prompt"]
     generate(app, max_tokens=6)
     open_atlas(app)
     manifest = json.loads((SHIPPED / "manifest.json").read_text())
@@ -243,8 +252,6 @@ def test_a_fresh_install_opens_on_the_shipped_map(app, tmp_path, monkeypatch):
 
     points = pq.read_table(SHIPPED / "points.parquet").to_pandas()
     row = int(np.flatnonzero((points["run_id"] == 1).to_numpy())[30])
-    local = Store().run(1)  # the local store's run 1: another text than the shipped window 1
-    assert local is None or local["prompt"] != shipped_run(SHIPPED, 1)[0]["prompt"]
     app.session_state["atlas_point"] = row
     app.run()
     assert_ok(app)

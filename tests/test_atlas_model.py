@@ -177,7 +177,7 @@ def test_the_shipped_map_is_what_ship_builds_again(smollm2, run_discovery, tmp_p
     """`python -m lib.atlas ship`'s work, done again: the same tokens with the same
     fingerprints and zones, the same counts, and the same families up to relabelling (the
     best one-to-one pairing of the two labellings, noise as its own label, agrees on 98% of
-    the tokens; on one machine the rebuild is identical)."""
+    the tokens), the same scaler, and paired families of the same sizes."""
     import json
 
     import pandas as pd
@@ -198,11 +198,22 @@ def test_the_shipped_map_is_what_ship_builds_again(smollm2, run_discovery, tmp_p
     np.testing.assert_allclose(old.vectors, new.vectors, atol=1e-4)
     runs = [pq.read_table(f / "runs.parquet").to_pandas() for f in (SHIPPED, tmp_path)]
     pd.testing.assert_frame_equal(*runs)
+    # What classifying a new fingerprint reads: the scaler and the families.
+    np.testing.assert_allclose(old.scaler.mean_, new.scaler.mean_, atol=1e-5)
+    np.testing.assert_allclose(old.scaler.scale_, new.scaler.scale_, atol=1e-5)
     a, b = old.labels + 1, new.labels + 1  # noise (-1) as label 0
     table = np.zeros((a.max() + 1, b.max() + 1), int)
     np.add.at(table, (a, b), 1)
     rows, cols = linear_sum_assignment(-table)
-    assert table[rows, cols].sum() >= 0.98 * len(a)
+    n = len(a)
+    assert table[rows, cols].sum() >= 0.98 * n
+    assert abs(again["noise"] - shipped["noise"]) <= 0.02 * n
+    # each family's recorded size is its points, in both; paired families are the same size
+    for atlas in (old, new):
+        sizes = dict(zip(atlas.clusters["cluster"], atlas.clusters["size"], strict=True))
+        assert sizes == {c: int((atlas.labels == c).sum()) for c in set(atlas.labels) - {-1}}
+    pairs = [(r - 1, c - 1) for r, c in zip(rows, cols, strict=True) if r and c]
+    assert all(abs(table[r + 1].sum() - table[:, c + 1].sum()) <= 0.02 * n for r, c in pairs)
 
 
 def test_ingestion_on_ray_stores_what_one_process_stores(smollm2, tmp_path):

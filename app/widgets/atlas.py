@@ -161,7 +161,9 @@ def family_cards(atlas: Atlas, shown: np.ndarray) -> None:
     """One card per family, largest first: its name, what it does, and its typical tokens
     in context, from the corpus and shared runs only (`shown`: (n_points,) bool)."""
     ranked = list(atlas.clusters.sort_values("size", ascending=False).itertuples())
-    source = "" if "shipped" in atlas.manifest else " and from runs their authors shared"
+    from lib.atlas.shipped import is_shipped
+
+    source = "" if is_shipped(atlas.folder) else " and from runs their authors shared"
     st.caption(
         f"{len(ranked)} families, largest first. Their typical tokens come from the "
         f"built-in corpus{source}."

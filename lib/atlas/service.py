@@ -5,7 +5,9 @@
     POST /classify           {vector[20]} -> {manifold: {zone, confidence, cluster_id,
                              cluster_label, cluster_description}, schema_version,
                              run_id}
-    GET  /discovery/status   the latest discovery run's manifest
+    GET  /discovery/status   the latest discovery run's manifest (where none was run in
+                             its folder: the map shipped with the app, whose manifest
+                             says so under `shipped`)
     GET  /stats              counts in the store
 
 Bodies are validated by pydantic: a vector of the wrong length, a NaN or infinity, a
@@ -22,7 +24,6 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -30,6 +31,7 @@ from lib.analysis.fingerprint import DIMENSIONS, zone
 from lib.atlas.classify import Atlas
 from lib.atlas.shipped import current_map
 from lib.atlas.store import SCHEMA_VERSION, Store, TokenRow
+from lib.serve.http import guard
 
 MAX_BODY_BYTES = 64 * 1024
 N = len(DIMENSIONS)
@@ -82,34 +84,7 @@ def create_app(db: str | Path | None = None, discovery_dir: str | Path | None = 
     atlases = _Atlases(Path(discovery_dir) if discovery_dir else None)
     app = FastAPI(title="Attention atlas", version=str(SCHEMA_VERSION))
 
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, err: RequestValidationError) -> JSONResponse:
-        # FastAPI's own handler echoes the input, and a NaN in it cannot be written as
-        # JSON (a 500): say where and what, never echo the value.
-        detail = [
-            {"loc": [str(x) for x in e.get("loc", ())], "msg": str(e.get("msg", "invalid"))}
-            for e in err.errors()
-        ]
-        return JSONResponse({"detail": detail}, status_code=422)
-
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-            return JSONResponse(
-                {"detail": f"The body is larger than {MAX_BODY_BYTES} bytes."}, status_code=413
-            )
-        if length is None and request.method == "POST":
-            body = b""
-            async for chunk in request.stream():
-                body += chunk
-                if len(body) > MAX_BODY_BYTES:
-                    return JSONResponse(
-                        {"detail": f"The body is larger than {MAX_BODY_BYTES} bytes."},
-                        status_code=413,
-                    )
-            request._body = body  # the endpoint reads what was already received
-        return await call_next(request)
+    guard(app, MAX_BODY_BYTES, _reply)
 
     @app.exception_handler(sqlite3.Error)
     async def store_down(request: Request, err: sqlite3.Error) -> JSONResponse:
@@ -159,6 +134,11 @@ def create_app(db: str | Path | None = None, discovery_dir: str | Path | None = 
         return store.stats()
 
     return app
+
+
+def _reply(status: int, message: str, found: list[dict]) -> JSONResponse:
+    """The sidecar's error shape: FastAPI's `detail` (the problems, or the message)."""
+    return JSONResponse({"detail": found or message}, status_code=status)
 
 
 def _vector(values: list[float]):

@@ -82,37 +82,60 @@ def ship(lm, folder: Path = SHIPPED, report: Callable[[float, str], None] | None
 
     from lib.atlas.build import build_map
     from lib.atlas.store import Store
+
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    # Made beside its place, then swapped in: never half old, half new.
+    new = Path(tempfile.mkdtemp(prefix=f".{folder.name}-new-", dir=folder.parent))
+    new.chmod(0o755)  # mkdtemp's folder is its owner's alone; the app's files are for all
+    try:
+        with tempfile.TemporaryDirectory(prefix="tav-ship-") as tmp:
+            store = Store(Path(tmp) / "corpus.sqlite")
+            manifest = build_map(store, lm, str(Path(tmp) / "discovery"), report)
+            run = Path(tmp) / "discovery" / manifest["run_id"]
+            points = pq.read_table(run / "points.parquet", columns=["run_id"])
+            runs = []
+            for run_id in sorted(set(points["run_id"].to_pylist())):
+                r = store.run(run_id)
+                runs.append(
+                    {
+                        "run_id": run_id,
+                        "document": r["settings"]["document"],
+                        "window": r["settings"]["window"],
+                        "text": r["prompt"],
+                    }
+                )
+            for name in RUN_FILES:
+                shutil.copyfile(run / name, new / name)
+        pq.write_table(pa.Table.from_pylist(runs), new / "runs.parquet")
+        _write_manifest(new, manifest, lm.spec, len(runs))
+        _swap(new, folder)
+    finally:
+        shutil.rmtree(new, ignore_errors=True)
+    return manifest
+
+
+def _write_manifest(folder: Path, manifest: dict, model: str, windows: int) -> None:
     from lib.model.loading import BUNDLED_PACKAGE
 
-    with tempfile.TemporaryDirectory(prefix="tav-ship-") as tmp:
-        store = Store(Path(tmp) / "corpus.sqlite")
-        manifest = build_map(store, lm, str(Path(tmp) / "discovery"), report)
-        run = Path(tmp) / "discovery" / manifest["run_id"]
-        points = pq.read_table(run / "points.parquet", columns=["run_id"])
-        runs = []
-        for run_id in sorted(set(points["run_id"].to_pylist())):
-            r = store.run(run_id)
-            runs.append(
-                {
-                    "run_id": run_id,
-                    "document": r["settings"]["document"],
-                    "window": r["settings"]["window"],
-                    "text": r["prompt"],
-                }
-            )
-        folder.mkdir(parents=True, exist_ok=True)
-        for name in RUN_FILES:
-            shutil.copyfile(run / name, folder / name)
-    pq.write_table(pa.Table.from_pylist(runs), folder / "runs.parquet")
     # Where it was made means nothing elsewhere; how it was made is what the manifest keeps.
     manifest["db"] = None
     manifest["config"] |= {"db": None, "output": None}
     manifest["shipped"] = {
         "command": COMMAND,
-        "model": lm.spec,
+        "model": model,
         "model_package": f"{BUNDLED_PACKAGE} {importlib.metadata.version(BUNDLED_PACKAGE)}",
         "corpus_sha256": corpus_digest(),
-        "windows": len(runs),
+        "windows": windows,
     }
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    return manifest
+
+
+def _swap(new: Path, folder: Path) -> None:
+    """`new` takes `folder`'s place (two renames; the old one is removed after)."""
+    old = folder.with_name(f".{folder.name}-old")
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        folder.rename(old)
+    new.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
