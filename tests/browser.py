@@ -48,12 +48,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_healthy(url: str, proc: subprocess.Popen, deadline: float, poll: float = 0.3) -> bool:
-    """Wait until the Streamlit server at `url` answers its health check (True), or its
-    process ends or `deadline` (time.monotonic) passes (False)."""
+def wait_healthy(
+    url: str,
+    proc: subprocess.Popen,
+    deadline: float,
+    poll: float = 0.3,
+    path: str = "/_stcore/health",
+) -> bool:
+    """Wait until the server at `url` answers its health check at `path` (Streamlit's by
+    default) (True), or its process ends or `deadline` (time.monotonic) passes (False)."""
     while True:
         try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+            with urllib.request.urlopen(f"{url}{path}", timeout=2) as r:
                 if r.status == 200:
                     return True
         except OSError:

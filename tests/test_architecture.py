@@ -64,6 +64,7 @@ def test_the_shared_rules_need_only_numpy():
         ("lib/analysis", ("lib.viz", "lib.train", "lib.atlas")),
         ("lib/viz", ("torch", "transformers", "lib.atlas")),
         ("lib/atlas", ("lib.viz", "lib.train")),
+        ("lib/serve", ("lib.viz", "lib.train", "lib.atlas")),
         ("lessons", ("torch", "transformers")),
     ],
 )

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -67,9 +67,21 @@ def encode_prompt(
             f"The prompt is {len(ids):,} tokens long; the limit is {limits.max_prompt_tokens:,} "
             "tokens. Shorten it and try again."
         )
+    return ids, _bos_offset(lm, ids)
+
+
+def _bos_offset(lm: LoadedModel, ids: Sequence[int]) -> int:
     bos = lm.tokenizer.bos_token_id
-    bos_offset = int(bos is not None and len(ids) > 1 and ids[0] == bos)
-    return ids, bos_offset
+    return int(bos is not None and len(ids) > 1 and ids[0] == bos)
+
+
+def _check_room(lm: LoadedModel, n_prompt: int, settings: RunSettings, limits: Limits) -> None:
+    """The new tokens are allowed, and fit the model's context after the prompt."""
+    if not 1 <= settings.max_new_tokens <= limits.max_new_tokens:
+        raise PromptError(f"Max new tokens must be between 1 and {limits.max_new_tokens}.")
+    context = getattr(lm.model.config, "max_position_embeddings", None)
+    if context and n_prompt + settings.max_new_tokens > context:
+        raise PromptError(f"Prompt plus new tokens exceed the model's context of {context} tokens.")
 
 
 def _tokenize(lm: LoadedModel, text: str, chat_template: bool) -> list[int]:
@@ -124,13 +136,54 @@ def prepare(
 ) -> Prepared:
     """Check and tokenise a request; raises PromptError with a message for the user."""
     limits = limits or Limits.from_env()
-    if not 1 <= settings.max_new_tokens <= limits.max_new_tokens:
+    if not 1 <= settings.max_new_tokens <= limits.max_new_tokens:  # before the tokenizer
         raise PromptError(f"Max new tokens must be between 1 and {limits.max_new_tokens}.")
     ids, bos_offset = encode_prompt(lm, prompt, settings.chat_template, limits)
-    context = getattr(lm.model.config, "max_position_embeddings", None)
-    if context and len(ids) + settings.max_new_tokens > context:
-        raise PromptError(f"Prompt plus new tokens exceed the model's context of {context} tokens.")
+    _check_room(lm, len(ids), settings, limits)
     return Prepared(normalise_prompt(prompt), tuple(ids), bos_offset, settings)
+
+
+ROLES = ("system", "user", "assistant")
+
+
+def prepare_chat(
+    lm: LoadedModel,
+    messages: Sequence[tuple[str, str]],
+    settings: RunSettings,
+    limits: Limits | None = None,
+) -> Prepared:
+    """A conversation ((role, content) pairs) through the model's chat template, checked
+    as `prepare` checks a prompt. One user message gives exactly `prepare`'s ids with the
+    template on, so the app and the generation service share that run."""
+    limits = limits or Limits.from_env()
+    if not messages:
+        raise PromptError("The conversation is empty.")
+    if any(role not in ROLES for role, _ in messages):
+        raise PromptError(f"A message's role must be one of {', '.join(ROLES)}.")
+    if len(messages) == 1 and messages[0][0] == "user":
+        return prepare(lm, messages[0][1], replace(settings, chat_template=True), limits)
+    turns = [{"role": r, "content": normalise_prompt(c)} for r, c in messages]
+    chars = sum(len(t["content"]) for t in turns)
+    if chars > limits.max_prompt_chars:
+        raise PromptError(
+            f"The conversation has {chars:,} characters; the limit is "
+            f"{limits.max_prompt_chars:,}. Shorten it and try again."
+        )
+    if not lm.has_chat_template:
+        raise PromptError("This model has no chat template.")
+    with _TOKENIZE:
+        rendered = lm.tokenizer.apply_chat_template(
+            turns, tokenize=False, add_generation_prompt=True
+        )
+        ids = [int(i) for i in lm.tokenizer(rendered, add_special_tokens=False)["input_ids"]]
+    if len(ids) > limits.max_prompt_tokens:
+        raise PromptError(
+            f"The conversation is {len(ids):,} tokens long; the limit is "
+            f"{limits.max_prompt_tokens:,} tokens. Shorten it and try again."
+        )
+    settings = replace(settings, chat_template=True)
+    _check_room(lm, len(ids), settings, limits)
+    return Prepared(rendered, tuple(ids), _bos_offset(lm, ids), settings)
 
 
 def build_warpers(sampling: SamplingSettings):

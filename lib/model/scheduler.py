@@ -18,6 +18,8 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 
+import numpy as np
+
 from lib.labels import display_text
 from lib.model.batching import (
     _TOKENIZE,
@@ -52,8 +54,8 @@ class Ticket:
     """A session's handle on one run: its place, its progress, then its result.
 
     `status` is "queued", "running", "done", "cancelled" or "failed" (`error` says why).
-    Progress (`written`, `pieces`, `batch_size`) changes between steps; `wait` wakes on
-    every change.
+    Progress (`written`, `pieces`, `ids`, `batch_size`) changes between steps; `wait` wakes
+    on every change, and `rows` gives a written token's attention while the run goes on.
     """
 
     def __init__(self, key: str, prepared: Prepared | None) -> None:
@@ -64,6 +66,7 @@ class Ticket:
         self.result: GenerationResult | None = None
         self.error: str | None = None
         self.pieces: list[str] = []  # the text of each token written so far
+        self.ids: list[int] = []  # their vocabulary ids
         self.batch_size = 0  # runs in the pass that wrote the last token
         self.subscribers = 1
         self.version = 0
@@ -74,11 +77,26 @@ class Ticket:
     def finished(cls, key: str, result: GenerationResult) -> Ticket:
         ticket = cls(key, None)
         ticket.status, ticket.result = "done", result
+        ticket.pieces = list(result.generated_labels)
+        ticket.ids = result.generated_ids.tolist()
         return ticket
 
     @property
     def written(self) -> int:
         return len(self.pieces)
+
+    def rows(self, step: int) -> np.ndarray:
+        """(L, H, K) the attention of the query that wrote token `step` (one already
+        written) over its K keys: the same rows its result will hold."""
+        if not 0 <= step < self.written:
+            raise IndexError(f"token {step} is not written yet ({self.written} are)")
+        seq = self._seq  # read first: it is let go of only once the result is set
+        if self.result is not None:
+            return self.result.attention[step, :, :, : self.result.prompt_len + step]
+        if seq is None:
+            raise IndexError("the run ended without a result")
+        # a written step's row is final: later steps write other rows
+        return seq.attention[step, :, :, : len(seq.prepared.ids) + step]
 
     @property
     def over(self) -> bool:
@@ -274,6 +292,7 @@ class Scheduler:
                 # steps at once when a run continues one (`lib.model.prefixes`)
                 new = seq.chosen[len(ticket.pieces) :]
                 pieces = ticket.pieces + [display_text(self.lm.tokenizer, t) for t in new]
+                ids = ticket.ids + [int(t) for t in new]
                 result = seq.result(self.lm) if seq.done else None
             if result is not None:
                 self.store.put(ticket.key, result)
@@ -281,10 +300,12 @@ class Scheduler:
                     self._running.remove(ticket)
                     if self._live.get(ticket.key) is ticket:
                         del self._live[ticket.key]
-                ticket._seq = None
-                ticket._update(pieces=pieces, batch_size=size, result=result, status="done")
+                ticket._update(
+                    pieces=pieces, ids=ids, batch_size=size, result=result, status="done"
+                )
+                ticket._seq = None  # after the result: `rows` always finds one of the two
             else:
-                ticket._update(pieces=pieces, batch_size=size)
+                ticket._update(pieces=pieces, ids=ids, batch_size=size)
 
     def _fail(self, message: str) -> None:
         with self._lock:

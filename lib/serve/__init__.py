@@ -1,0 +1,9 @@
+"""The generation service: the app's scheduler behind OpenAI's API, with attention.
+
+protocol   the requests (pydantic), the run settings they ask for, OpenAI's error shape
+attention  a written token's attention tokens: the top-k keys of its mean attention row,
+           its fingerprint and zone
+api        the FastAPI app: /v1/models, /v1/completions, /v1/chat/completions, /health
+http       what both services do at their door: a body limit, input errors never echoed
+`uv run python -m lib.serve` starts it (uvicorn; see `--help`).
+"""

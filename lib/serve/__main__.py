@@ -1,0 +1,64 @@
+"""`uv run python -m lib.serve`: the generation service (OpenAI's API, with attention).
+
+uv run python -m lib.serve --port 8000
+# then, with OpenAI's client:
+#   client = OpenAI(base_url="http://127.0.0.1:8000/v1", api_key="none")
+#   client.chat.completions.create(model="default", messages=[...], stream=True,
+#                                  extra_body={"return_attention_tokens": True})
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from lib.serve.protocol import DEFAULT_TOP_K, MAX_TOP_K
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m lib.serve",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--model", default=None, help="model id or folder (default: the bundled)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument(
+        "--attention-tokens-top-k",
+        type=int,
+        default=DEFAULT_TOP_K,
+        metavar="N",
+        help=f"attention positions sent per token (default {DEFAULT_TOP_K}, at most "
+        f"{MAX_TOP_K}; a request may ask for another number)",
+    )
+    p.add_argument("--threads", type=int, default=None, help="torch threads")
+    args = p.parse_args(argv)
+    if not 1 <= args.attention_tokens_top_k <= MAX_TOP_K:
+        p.error(f"--attention-tokens-top-k must be between 1 and {MAX_TOP_K}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    import torch
+    import uvicorn
+
+    from lib.config import BUNDLED_MODEL
+    from lib.model.loading import ModelLoadError, load_model
+    from lib.serve.api import create_app
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        lm = load_model(args.model or BUNDLED_MODEL)
+    except ModelLoadError as err:
+        print(err, file=sys.stderr)
+        return 2
+    print(f"Serving {lm.spec} on http://{args.host}:{args.port}/v1", flush=True)
+    uvicorn.run(create_app(lm, top_k=args.attention_tokens_top_k), host=args.host, port=args.port)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
