@@ -11,6 +11,7 @@ from app.runs import atlas_store_path
 from app.state import bound, state
 from app.widgets import chrome, figures
 from app.widgets.atlas import (
+    arrivals,
     build_map_button,
     clicked_token,
     family_cards,
@@ -112,7 +113,7 @@ else:
     made = (
         f"The map shipped with the app: the built-in corpus alone, read by the bundled model "
         f"(`{SHIP_COMMAND}` makes it again). Runs your class shares join a map built here "
-        "(section 5)."
+        "(section 6)."
         if is_shipped(folder)
         else f"Discovery run {m['run_id']}."
     )
@@ -152,8 +153,11 @@ else:
     else:
         run_on_map(atlas, run, placement, fps.vectors)
 
-# numbered in order: without a map, sections 2 to 4 are not drawn
-st.header(f"{2 if atlas is None else 5}. Sharing and building", divider="gray")
+    st.header("5. Arriving from the generation service", divider="gray")
+    arrivals(atlas, store, texts)
+
+# numbered in order: without a map, sections 2 to 5 are not drawn
+st.header(f"{2 if atlas is None else 6}. Sharing and building", divider="gray")
 my_shared_runs(store)
 
 with st.expander("Build or refresh the map", expanded=atlas is None):

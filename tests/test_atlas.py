@@ -543,6 +543,26 @@ def test_service_without_a_run_of_its_own_classifies_on_the_shipped_map(tmp_path
     assert r.json()["run_id"] == shipped.run_id
 
 
+def test_online_sidecar_classifies_each_fingerprint_as_it_arrives(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from lib.atlas.classify import Atlas
+    from lib.atlas.service import create_app
+    from lib.atlas.shipped import SHIPPED
+
+    shipped = Atlas(SHIPPED)
+    vector = shipped.vectors[int(np.flatnonzero(shipped.labels >= 0)[5])].tolist()
+    body = {"request_id": "r1", "vector": vector, "step": 3, "model": "m"}
+    online = TestClient(create_app(tmp_path / "a.sqlite", tmp_path / "none", online=True))
+    answer = online.post("/fingerprint", json=body).json()
+    assert answer["stored"] is True
+    classified = online.post("/classify", json={"vector": vector}).json()
+    assert answer["manifold"] == classified["manifold"]
+    assert online.post("/fingerprint", json=body).json()["stored"] is False  # kept once
+    offline = TestClient(create_app(tmp_path / "b.sqlite", tmp_path / "none"))
+    assert "manifold" not in offline.post("/fingerprint", json=body).json()
+
+
 def test_shipped_map_says_how_it_was_made_from_what_the_app_has_now():
     """lib/atlas/map is the built-in corpus read by the bundled model: its manifest names
     the corpus (by digest), the model and its package, and its zones are the rules' in use.

@@ -243,7 +243,7 @@ def test_a_fresh_install_opens_on_the_shipped_map(app, tmp_path, monkeypatch):
     stars = [t for t in fig["data"] if t.get("name") == "your run's tokens"]
     assert len(stars) == 1 and n_values(stars[0]["x"]) == 6  # the run, placed at once
     assert len(app.multiselect(key="atlas_families").options) == manifest["n_clusters"]
-    assert [h.value.split(".")[0] for h in app.header] == ["1", "2", "3", "4", "5"]
+    assert [h.value.split(".")[0] for h in app.header] == ["1", "2", "3", "4", "5", "6"]
     assert any("shipped with the app" in c.value for c in app.caption)
     hover = [h for tr in fig["data"] for h in tr.get("hovertext") or []]
     assert not any(h.startswith(HIDDEN_TEXT) for h in hover)
@@ -257,3 +257,36 @@ def test_a_fresh_install_opens_on_the_shipped_map(app, tmp_path, monkeypatch):
     assert_ok(app)
     assert any(t.value == points["context"][row] for t in app.text)
     assert any("it gives the stored fingerprint back" in c.value for c in app.caption)
+
+
+def test_fingerprints_arriving_from_the_service_are_drawn_on_the_map(app, tmp_path, monkeypatch):
+    """Posted to the sidecar (as the generation service does), they appear in section 5:
+    one star each, placed and counted as the map classifies them, with no text."""
+    from fastapi.testclient import TestClient
+
+    from lib.atlas.classify import Atlas
+    from lib.atlas.service import create_app
+    from lib.atlas.shipped import SHIPPED
+
+    monkeypatch.setenv("TAV_ATLAS_DIR", str(tmp_path))  # the shipped map
+    db = tmp_path / "class.sqlite"
+    monkeypatch.setenv("TAV_ATLAS_DB", str(db))
+    open_atlas(app)
+    assert any("None in the last hour" in c.value for c in app.caption)
+    shipped = Atlas(SHIPPED)
+    rows = np.flatnonzero(shipped.labels >= 0)[:7]
+    sidecar = TestClient(create_app(db, tmp_path, online=True))
+    for step, row in enumerate(rows):
+        body = {"request_id": "run-a", "vector": shipped.vectors[row].tolist(), "step": step,
+                "model": "bundled:SmolLM2-135M-Instruct"}  # fmt: skip
+        assert sidecar.post("/fingerprint", json=body).json()["stored"]
+    app.run()
+    assert_ok(app)
+    charts = [json.loads(c.proto.spec) for c in app.get("plotly_chart")]
+    assert len(charts) == 2  # the map, and the map with the arrivals
+    stars = [t for t in charts[1]["data"] if t.get("name") == "arrived"]
+    assert len(stars) == 1 and n_values(stars[0]["x"]) == 7
+    placed = shipped.locate(shipped.vectors[rows])
+    family = shipped.family_name(int(np.bincount(placed.cluster[placed.cluster >= 0]).argmax()))
+    caption = next(c.value for c in app.caption if "arrived in the last hour" in c.value)
+    assert caption.startswith("7 fingerprints") and family in caption

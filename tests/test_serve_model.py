@@ -15,21 +15,45 @@ from tests.browser import free_port, wait_healthy
 QUESTION = "Name three colours of the rainbow."
 
 
-@pytest.fixture(scope="module")
-def service(processes, tmp_path_factory):
+def started(processes, log_path, health: str, *args: str):
+    """A child `python -m ...` on a free port, once its health check answers: (url, proc)."""
     port = free_port()
+    out = open(log_path, "w+")  # noqa: SIM115 - closed by `stop`
+    proc = processes.start(*args, "--port", str(port), stdout=out, stderr=out)
+    url = f"http://127.0.0.1:{port}"
+    if not wait_healthy(url, proc, time.monotonic() + 240, path=health):
+        out.seek(0)
+        proc.kill()
+        pytest.fail(f"{' '.join(args)} did not start:\n" + out.read())
+    return url, proc, out
+
+
+def stop(proc, out) -> None:
+    proc.terminate()
+    proc.wait(timeout=30)
+    out.close()
+
+
+@pytest.fixture(scope="module")
+def sidecar(processes, tmp_path_factory):
+    """The atlas sidecar with --online, on a store of its own, with no map of its own (so
+    the shipped one): (url, store path)."""
+    folder = tmp_path_factory.mktemp("sidecar")
+    db = folder / "online.sqlite"
+    url, proc, out = started(processes, folder / "sidecar.log", "/health", "-m", "lib.atlas",
+                             "serve", "--online", "--db", str(db), "--discovery-dir",
+                             str(folder / "maps"))  # fmt: skip
+    yield url, db
+    stop(proc, out)
+
+
+@pytest.fixture(scope="module")
+def service(processes, tmp_path_factory, sidecar):
+    """`python -m lib.serve` sending every run's fingerprints to the sidecar."""
     log = tmp_path_factory.mktemp("serve") / "serve.log"
-    with open(log, "w+") as out:
-        proc = processes.start("-m", "lib.serve", "--port", str(port), stdout=out, stderr=out)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            if not wait_healthy(url, proc, time.monotonic() + 240, path="/health"):
-                out.seek(0)
-                pytest.fail("the service did not start:\n" + out.read())
-            yield url
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+    url, proc, out = started(processes, log, "/health", "-m", "lib.serve", "--sidecar", sidecar[0])
+    yield url
+    stop(proc, out)
 
 
 def health(url: str) -> dict:
@@ -125,3 +149,42 @@ def test_a_client_that_goes_away_gives_its_place_up(service):
         assert time.monotonic() < deadline, h
         time.sleep(0.1)
     assert h["forward_passes"] - before < 15  # 50 tokens would take 50 passes
+
+
+def test_runs_arrive_at_the_sidecar_classified_and_without_text(service, sidecar):
+    """The service sends each finished run's fingerprints to the sidecar (--online): the
+    store holds exactly the numbers the client got with its tokens, no text, and each
+    answer the sidecar gives is the map's classification of that fingerprint."""
+    from openai import OpenAI
+
+    from lib.atlas.classify import Atlas
+    from lib.atlas.shipped import SHIPPED
+    from lib.atlas.store import Store
+
+    url, db = sidecar
+    sent = health(service)["sidecar"]["sent"]
+    client = OpenAI(base_url=service + "/v1", api_key="none")
+    done = client.completions.create(
+        model="default", prompt="The library opens at nine and closes at", max_tokens=5,
+        temperature=0, extra_body={"return_attention_tokens": True},
+    )  # fmt: skip
+    tokens = done.choices[0].attention_tokens
+    deadline = time.monotonic() + 60
+    while health(service)["sidecar"]["sent"] < sent + len(tokens):
+        assert time.monotonic() < deadline, health(service)
+        time.sleep(0.1)
+    assert health(service)["sidecar"]["failed"] == 0
+    stored = Store(db).fingerprints(source="api")
+    np.testing.assert_allclose(stored.vectors[-len(tokens):],
+                               [t["fingerprint"] for t in tokens], atol=1e-6)  # fmt: skip
+    assert stored.steps[-len(tokens) :].tolist() == list(range(len(tokens)))
+    assert set(stored.models) == {"bundled:SmolLM2-135M-Instruct"}
+    assert set(stored.labels) == {""} and set(stored.contexts) == {""}
+    # Online: what the sidecar answered for one posted is the map's own classification.
+    vector = tokens[0]["fingerprint"]
+    body = json.dumps({"request_id": "check", "vector": vector, "step": 0}).encode()
+    req = urllib.request.Request(url + "/fingerprint", data=body,
+                                 headers={"Content-Type": "application/json"})  # fmt: skip
+    with urllib.request.urlopen(req, timeout=10) as r:
+        answer = json.loads(r.read())
+    assert answer["manifold"] == Atlas(SHIPPED).classify(vector)["manifold"]

@@ -1,5 +1,6 @@
 """The atlas page's parts: the token clicked on the map, the family cards, the current run
-placed on it, and "Build the map here"."""
+placed on it, fingerprints arriving from the generation service, and "Build the map
+here"."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from app.markdown import md_escape
 from app.runs import atlas_store_path
 from app.state import state
 from app.widgets.classroom import share_with_class
-from app.widgets.figures import chart
+from app.widgets.figures import chart, plotly
 from app.widgets.model import current_model
 from lib.atlas.client import ServiceError, service_url
 from lib.atlas.point import PointError
@@ -270,3 +271,53 @@ def job_progress(output: str) -> None:
         st.progress(float(now["fraction"]), text=f"{name} ({now['fraction']:.0%})")
 
     follow()
+
+
+ARRIVALS_S = 3600.0  # arrivals of the last hour are drawn
+ARRIVALS_DRAWN = 1000  # at most this many, the newest
+
+
+def arrivals(atlas: Atlas, store: Store, texts: np.ndarray) -> None:
+    """Fingerprints posted to the sidecar since the map was made (the generation service
+    sends every run's: `python -m lib.serve --sidecar URL`), the last hour's placed on the
+    map as the sidecar classifies them; followed every 3 s when asked. Numbers only: they
+    come with no text. `texts`: the map points' hover texts (hidden ones hidden)."""
+    import time
+    from datetime import datetime
+
+    from lib.viz.atlas import atlas_map
+
+    made = datetime.fromisoformat(atlas.manifest["created"]).timestamp()
+    follow = st.toggle("Follow them as they arrive (every 3 seconds)", key="atlas_follow")
+
+    @st.fragment(run_every=3.0 if follow else None)
+    def show() -> None:
+        fps = store.fingerprints(source="api", since=max(made, time.time() - ARRIVALS_S))
+        if not len(fps):
+            st.caption(
+                "None in the last hour. Start the sidecar with `--online` and the generation "
+                "service with `--sidecar`, and every run it writes arrives here: "
+                "`uv run python -m lib.atlas serve --online` and `uv run python -m "
+                "lib.serve --sidecar http://127.0.0.1:9009`."
+            )
+            return
+        newest = slice(-ARRIVALS_DRAWN, None)
+        placed = atlas.locate(fps.vectors[newest])
+        labels = [f"{m} · step {s}" for m, s in zip(fps.models[newest], fps.steps[newest],
+                                                    strict=True)]  # fmt: skip
+        rows = np.arange(len(atlas.points))
+        fig = atlas_map(atlas.points, rows, "cluster", atlas.names, (placed.xy, labels),
+                        texts=texts, marks_name="arrived")  # fmt: skip
+        plotly(fig, key="atlas_arrivals", config={"displayModeBar": False, "scrollZoom": True})
+        families, counts = np.unique(placed.cluster, return_counts=True)
+        top = sorted(zip(counts.tolist(), families.tolist(), strict=True), reverse=True)[:3]
+        st.caption(
+            f"{len(fps):,} fingerprints arrived in the last hour; the newest "
+            f"{len(labels):,} are the stars, each among the 15 nearest mapped fingerprints "
+            "of the family it joins, as the sidecar classifies them. "
+            "Most joined: "
+            + "; ".join(f"{atlas.family_name(c)} ({n:,})" for n, c in top)
+            + ". They carry no text: only their 20 numbers, step and model."
+        )
+
+    show()

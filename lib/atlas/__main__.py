@@ -91,6 +91,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     s.add_argument("--discovery-dir", default=None, help="discover's --output (same default)")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=9009)
+    s.add_argument(
+        "--online",
+        action="store_true",
+        help="classify every fingerprint posted as it arrives (the generation service's "
+        "--sidecar sends them); the Atlas page shows them arriving",
+    )
     return p.parse_args(argv)
 
 
@@ -309,7 +315,7 @@ def serve(args: argparse.Namespace) -> int:
     from lib.atlas.discovery import default_output
     from lib.atlas.service import create_app
 
-    app = create_app(args.db, args.discovery_dir or default_output())
+    app = create_app(args.db, args.discovery_dir or default_output(), online=args.online)
     uvicorn.run(app, host=args.host, port=args.port)
     return 0
 

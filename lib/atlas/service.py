@@ -1,7 +1,8 @@
 """The classify service: a sidecar as a FastAPI app.
 
     GET  /health             alive, schema version, whether a discovery run is loaded
-    POST /fingerprint        store one fingerprint {request_id, vector[20], step}
+    POST /fingerprint        store one fingerprint {request_id, vector[20], step, model};
+                             with --online also classify it: the answer's `manifold`
     POST /classify           {vector[20]} -> {manifold: {zone, confidence, cluster_id,
                              cluster_label, cluster_description}, schema_version,
                              run_id}
@@ -79,7 +80,12 @@ class _Atlases:
             return self._atlas
 
 
-def create_app(db: str | Path | None = None, discovery_dir: str | Path | None = None) -> FastAPI:
+def create_app(
+    db: str | Path | None = None, discovery_dir: str | Path | None = None, online: bool = False
+) -> FastAPI:
+    """The sidecar on the store `db` and the maps in `discovery_dir`. `online`: every
+    fingerprint posted is also classified at once, and the answer carries its `manifold`
+    (null while there is no map)."""
     store = Store(db)
     atlases = _Atlases(Path(discovery_dir) if discovery_dir else None)
     app = FastAPI(title="Attention atlas", version=str(SCHEMA_VERSION))
@@ -111,7 +117,15 @@ def create_app(db: str | Path | None = None, discovery_dir: str | Path | None = 
             tokens=[TokenRow(body.step, body.step, -1, "", "", _vector(body.vector), z)],
             doc_key=f"api\0{body.request_id}\0{body.step}",
         )
-        return {"stored": run_id is not None, "zone": z, "schema_version": SCHEMA_VERSION}
+        answer = {"stored": run_id is not None, "zone": z, "schema_version": SCHEMA_VERSION}
+        if online:  # classified against the current map as it arrives (stored either way)
+            try:
+                atlas = atlases.get()
+            except HTTPException:  # a damaged map: /health and /classify say why
+                atlas = None
+            v = _vector(body.vector)
+            answer["manifold"] = None if atlas is None else atlas.classify(v)["manifold"]
+        return answer
 
     @app.post("/classify")
     def classify(body: ClassifyIn) -> dict:

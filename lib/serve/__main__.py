@@ -33,6 +33,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         f"{MAX_TOP_K}; a request may ask for another number)",
     )
     p.add_argument("--threads", type=int, default=None, help="torch threads")
+    p.add_argument(
+        "--sidecar",
+        metavar="URL",
+        default=None,
+        help="the atlas sidecar (python -m lib.atlas serve --online): every finished run's "
+        "fingerprints are sent there, numbers only",
+    )
     args = p.parse_args(argv)
     if not 1 <= args.attention_tokens_top_k <= MAX_TOP_K:
         p.error(f"--attention-tokens-top-k must be between 1 and {MAX_TOP_K}")
@@ -56,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         print(err, file=sys.stderr)
         return 2
     print(f"Serving {lm.spec} on http://{args.host}:{args.port}/v1", flush=True)
-    uvicorn.run(create_app(lm, top_k=args.attention_tokens_top_k), host=args.host, port=args.port)
+    app = create_app(lm, top_k=args.attention_tokens_top_k, sidecar=args.sidecar)
+    uvicorn.run(app, host=args.host, port=args.port)
     return 0
 
 

@@ -1,7 +1,7 @@
 """The generation service as a FastAPI app, spoken to as OpenAI's API is.
 
     GET  /health                alive; the model; runs being written and waiting; forward
-                                passes made so far
+                                passes made so far; fingerprints sent to the sidecar
     GET  /v1/models             the one model it serves
     POST /v1/completions        a prompt -> its continuation
     POST /v1/chat/completions   a conversation -> the assistant's reply
@@ -41,6 +41,7 @@ from lib.model.request import RunRequest
 from lib.model.result_store import ResultStore
 from lib.model.scheduler import Scheduler, SchedulerLimits, Ticket
 from lib.serve.attention import attention_token
+from lib.serve.forward import Forwarder
 from lib.serve.http import guard
 from lib.serve.protocol import (
     COMPLETION_DEFAULT_TOKENS,
@@ -90,9 +91,13 @@ def create_app(
     top_k: int = DEFAULT_TOP_K,
     limits: Limits | None = None,
     scheduler: Scheduler | None = None,
+    sidecar: str | None = None,
 ) -> FastAPI:
+    """The service for `lm`. `sidecar`: the atlas sidecar's URL, where every finished
+    run's fingerprints are sent (`lib.serve.forward`)."""
     limits = limits or Limits.from_env()
     scheduler = scheduler or scheduler_for(lm, limits)
+    forwarder = Forwarder(sidecar) if sidecar else None
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -100,6 +105,7 @@ def create_app(
         scheduler.close()  # a worker inside torch at interpreter exit aborts the process
 
     app = FastAPI(title="Token attention visualizer: generation", lifespan=lifespan)
+    app.state.forwarder = forwarder
     names = {lm.spec, lm.name, "default"}
 
     def invalid(status: int, message: str, found: list[dict]) -> JSONResponse:
@@ -115,8 +121,11 @@ def create_app(
     @app.get("/health")
     def health() -> dict:
         running, waiting = scheduler.load()
-        return {"status": "ok", "model": lm.spec, "running": running, "waiting": waiting,
-                "forward_passes": scheduler.forward_passes}  # fmt: skip
+        out = {"status": "ok", "model": lm.spec, "running": running, "waiting": waiting,
+               "forward_passes": scheduler.forward_passes}  # fmt: skip
+        if forwarder is not None:
+            out["sidecar"] = {"url": sidecar, "sent": forwarder.sent, "failed": forwarder.failed}
+        return out
 
     @app.get("/v1/models")
     def models() -> dict:
@@ -167,6 +176,7 @@ def create_app(
         except QueueFull as err:
             return error(429, str(err), kind="rate_limit_error", code="server_busy")
         run = _Run(lm, ticket, prepared, chat, body, top_k)
+        run.key = key
         if body.stream:
             return StreamingResponse(
                 _stream(run), media_type="text/event-stream",
@@ -182,6 +192,8 @@ def create_app(
             scheduler.release(ticket)  # nothing once it is over; else its place is given up
         if ticket.status != "done":
             return error(503, ticket.error or "The run did not finish.", kind="server_error")
+        if forwarder is not None:
+            forwarder.send(key, ticket.result)
         return run.whole()
 
     async def _stream(run: _Run) -> AsyncIterator[str]:
@@ -206,6 +218,8 @@ def create_app(
                 yield _sse({"error": {"message": message, "type": "server_error",
                                       "param": None, "code": None}})  # fmt: skip
             else:
+                if forwarder is not None:
+                    forwarder.send(run.key, ticket.result)
                 yield _sse(run.chunk("", [], run.finish_reason()))
                 if run.body.stream_options and run.body.stream_options.include_usage:
                     yield _sse(run.chunk(None, [], None) | {"choices": [], "usage": run.usage()})
@@ -224,6 +238,7 @@ class _Run:
         self.k = body.attention_tokens_top_k or top_k
         self.text = TextStream(lm)
         self.id = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex
+        self.key = ""  # the run's key (`RunRequest.key`, or a conversation's)
         self.created = int(time.time())
 
     def attention(self, steps: range) -> list[dict]:

@@ -55,9 +55,11 @@ def atlas_map(
     marks: tuple[np.ndarray, list[str]] | None = None,
     selected: int | None = None,
     texts: np.ndarray | None = None,
+    marks_name: str = "your run's tokens",
 ) -> go.Figure:
     """The map of `rows` of `points`, coloured by "cluster" or "zone"; `marks` are extra
-    points (the current run's tokens: (n, 2) positions and their labels) drawn as stars.
+    points (the current run's tokens, or fingerprints arriving: (n, 2) positions and their
+    labels) drawn as stars named `marks_name`.
     `texts` (one per point; default the points' contexts) is what the hover says. By
     family, the len(PALETTE) largest families have a colour each and the rest share one,
     so no two families look alike."""
@@ -121,8 +123,8 @@ def atlas_map(
                     "color": "#111111",
                     "line": {"width": 1, "color": "white"},
                 },
-                name="your run's tokens",
-                hovertext=[f"your run: {_esc(t)}" for t in labels],
+                name=marks_name,
+                hovertext=[f"{_esc(marks_name)}: {_esc(t)}" for t in labels],
                 hoverinfo="text",
             )
         )
