@@ -443,7 +443,6 @@ def atlas_shown(store_path: str, folder: str) -> np.ndarray:
     stored and shared), looked up at most every 10 s: a run deleted since the map was made,
     or recorded before sharing was asked, shows no text; nor does a map made from another
     store. The shipped map shows all: it holds the built-in corpus alone."""
-    from pathlib import Path
 
     from lib.atlas.shipped import is_shipped
 
@@ -451,7 +450,7 @@ def atlas_shown(store_path: str, folder: str) -> np.ndarray:
     if is_shipped(folder):  # the built-in corpus alone: nobody's text
         return np.ones(len(made.points), dtype=bool)
     store = atlas_store(store_path)
-    if Path(made.manifest.get("db") or "").resolve() != store.path.resolve():
+    if not store.is_named(made.manifest.get("db")):
         return np.zeros(len(made.points), dtype=bool)  # its run ids are another store's
     shown = store.shown_runs(made.points["run_id"].unique())
     return made.points["run_id"].isin(shown).to_numpy()

@@ -172,9 +172,9 @@ def set_current_run(run: Run, record_it: bool = True) -> None:
 
 
 def atlas_store_path() -> str:
-    from lib.atlas.store import default_path
+    from lib.atlas.store import default_spec
 
-    return str(default_path())
+    return default_spec()
 
 
 def record(run: Run) -> None:

@@ -304,3 +304,71 @@ def app(smollm2):
     at.switch_page("lessons/generate.py").run()
     assert_ok(at)
     return at
+
+
+def _postgres_bin(name: str) -> str:
+    found = shutil.which(name) or next(
+        (str(p) for p in sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))), None
+    )
+    if found is None:
+        pytest.fail(
+            "PostgreSQL is not installed: `apt-get install postgresql` (.ci/run does).",
+            pytrace=False,
+        )
+    return found
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server (Debian's package) for this test run, on a free port, its
+    files in a temporary folder; yields a function that makes a fresh database and returns
+    its postgresql:// URL. As root, the server runs as the `postgres` user (initdb refuses
+    root)."""
+    import uuid
+
+    from tests.browser import free_port
+
+    folder = Path(tempfile.mkdtemp(prefix="tav-pg-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(folder, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    data, port = folder / "data", free_port()
+    init = [*as_user, _postgres_bin("initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"]
+    subprocess.run([*init, "--no-sync"], check=True, capture_output=True)
+    ctl = [*as_user, _postgres_bin("pg_ctl"), "-D", str(data)]
+    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+    started = subprocess.run(
+        [*ctl, "-o", options, "-l", str(folder / "log"), "-w", "-t", "120", "start"],
+        capture_output=True,
+        text=True,
+    )  # -w: returns once the server accepts connections
+    if started.returncode:
+        pytest.fail(f"PostgreSQL did not start: {started.stderr}\n{(folder / 'log').read_text()}")
+    base = f"postgresql://postgres@127.0.0.1:{port}"
+
+    def database() -> str:
+        import psycopg
+
+        name = "t_" + uuid.uuid4().hex[:12]
+        with psycopg.connect(f"{base}/postgres", autocommit=True) as con:
+            con.execute(f"CREATE DATABASE {name}")
+        return f"{base}/{name}"
+
+    try:
+        yield database
+    finally:
+        subprocess.run([*ctl, "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def new_store(request, tmp_path):
+    """A function that opens a fresh, empty store: a SQLite file, or a database on the
+    test run's PostgreSQL server (the same tests, both kinds)."""
+    from lib.atlas.store import Store
+
+    if request.param == "sqlite":
+        return lambda name="s": Store(tmp_path / f"{name}.sqlite")
+    database = request.getfixturevalue("postgres")
+    return lambda name="s": Store(database())

@@ -133,12 +133,12 @@ def test_store_refuses_bad_vectors_and_other_databases(tmp_path):
         )
     assert store.count() == (0, 0)  # nothing half-written
     assert path_from("sqlite:////tmp/x.db") == Path("/tmp/x.db")
-    with pytest.raises(StoreError, match="Only SQLite"):
-        path_from("postgresql://host/db")
+    with pytest.raises(StoreError, match="postgresql://"):  # the two kinds it takes
+        Store("mysql://host/db")
 
 
-def test_doc_keys_make_ingestion_idempotent_and_owners_can_delete(tmp_path):
-    store = Store(tmp_path / "s.sqlite")
+def test_doc_keys_make_ingestion_idempotent_and_owners_can_delete(new_store):
+    store = new_store()
     row = TokenRow(None, 1, 5, "a", "a", np.zeros(20, np.float32), "diffuse")
     assert (
         store.add_run(source="corpus", model="m", prompt="", settings={}, tokens=[row], doc_key="k")
@@ -157,10 +157,10 @@ def test_doc_keys_make_ingestion_idempotent_and_owners_can_delete(tmp_path):
     assert store.count() == (2, 4) and len(store.fingerprints()) == 4  # tokens went too
 
 
-def test_thirty_concurrent_writers_lose_nothing(tmp_path):
+def test_thirty_concurrent_writers_lose_nothing(new_store):
     """30 threads (Streamlit's sessions are threads), each with its own connections,
     write 20 runs of 10 tokens at once: every row arrives, no locking error escapes."""
-    store = Store(tmp_path / "busy.sqlite")
+    store = new_store("busy")
     errors: list[BaseException] = []
     start = threading.Barrier(30)
 
@@ -200,6 +200,59 @@ def test_thirty_concurrent_writers_lose_nothing(tmp_path):
     assert store.count() == (600, 6000)
     contexts = set(store.fingerprints().contexts)
     assert contexts == {f"{w}:{r}:{k}" for w in range(30) for r in range(20) for k in range(10)}
+
+
+def test_one_run_made_by_thirty_sessions_is_kept_once_until_its_last_owner_deletes_it(
+    new_store,
+):
+    """The same run recorded by 30 sessions at once: one run with 30 owners; a private
+    copy shared later gets its text; it goes with its last owner (on either kind of store:
+    writers take turns, so no two copies slip in)."""
+    store = new_store()
+    rows = [TokenRow(s, 5 + s, 100 + s, f"w{s}", f"…⟦w{s}⟧", np.full(20, s / 20, np.float32),
+                     "diffuse") for s in range(20)]  # fmt: skip
+    key = run_key("m", "The default prompt", {"max_new_tokens": 20}, [r.token_id for r in rows])
+    start = threading.Barrier(30)
+
+    def session(i: int) -> None:
+        start.wait()
+        store.add_run(
+            source="app", model="m", prompt="The default prompt", settings={"max_new_tokens": 20},
+            tokens=rows, owner=f"s{i}", doc_key=key, shared=i % 2 == 1,
+        )  # fmt: skip
+
+    threads = [threading.Thread(target=session, args=(i,)) for i in range(30)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert store.count() == (1, 20)
+    (rid,) = set(store.fingerprints().run_ids.tolist())
+    run = store.run(rid)
+    assert run["owners"] == 30 and run["prompt"] == "The default prompt"  # shared by some
+    assert store.fingerprints().contexts == tuple(r.context for r in rows)
+    assert store.token_ids(rid) == {r.position: r.token_id for r in rows}
+    assert store.shown_runs([rid, rid + 1]) == {rid}
+    assert store.delete_owner("s0") == 1 and store.run(rid)["owners"] == 29
+    for i in range(1, 30):
+        store.delete_owner(f"s{i}")
+    assert store.run(rid) is None and store.count() == (0, 0)
+    assert len(store.fingerprints()) == 0  # its tokens went with it
+
+
+def test_a_postgresql_store_is_named_without_its_password(postgres):
+    from lib.atlas.backends import PostgreSQL
+
+    url = postgres()
+    store = Store(url)
+    assert store.path is None and store.spec == url and store.is_named(store.name)
+    secret = PostgreSQL("postgresql://ann:s3cret@db.example:5433/atlas")
+    assert secret.name == "postgresql://ann@db.example:5433/atlas"
+    assert not store.is_named("/tmp/atlas.sqlite") and not store.is_named(None)
+    stats = store.stats()
+    assert stats["runs"] == 0 and stats["tokens_by_zone"] == {}
+    with pytest.raises(StoreError, match="Cannot open"):
+        Store(url.rsplit("/", 1)[0] + "/no_such_database")
 
 
 # ---- discovery and classify -----------------------------------------------------------

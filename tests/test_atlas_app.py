@@ -135,6 +135,22 @@ def test_a_class_that_agreed_shares_by_default(smollm2, monkeypatch):
     assert len(runs_with_prompt("A class that agreed to share")) == 1
 
 
+def test_a_class_on_a_postgresql_store_shares_and_deletes_there(smollm2, postgres, monkeypatch):
+    """TAV_ATLAS_DB as a postgresql:// URL: a shared run is kept in that database, the
+    Atlas page counts it for its student, and "Delete what I shared" takes it away."""
+    url = postgres()
+    monkeypatch.setenv("TAV_ATLAS_DB", url)
+    monkeypatch.setenv("TAV_ATLAS_RECORD", "class")
+    app = generate(new_session(), prompt="Shared through PostgreSQL", max_tokens=2)
+    store = Store(url)
+    (run,) = set(store.fingerprints(source="app").run_ids.tolist())
+    assert store.run(run)["prompt"] == "Shared through PostgreSQL"
+    open_atlas(app)
+    button(app, "Delete what I shared").click().run()
+    assert_ok(app)
+    assert store.run(run) is None and store.count() == (0, 0)
+
+
 def test_map_click_shows_the_tokens_attention_and_hides_private_text(app, atlas_built):
     generate(app, max_tokens=6)
     mine = app.session_state["run"]

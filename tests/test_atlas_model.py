@@ -109,12 +109,15 @@ def test_ingest_records_every_token_once(smollm2, tmp_path):
     assert (fp.steps == -1).all()
 
 
-def test_killed_ingestion_resumes_without_duplicates_or_gaps(smollm2, tmp_path, processes):
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_killed_ingestion_resumes_without_duplicates_or_gaps(
+    smollm2, tmp_path, processes, request, kind
+):
     """`python -m lib.atlas ingest` killed (SIGKILL) in the middle, then run again, stores
-    exactly what one uninterrupted ingestion stores."""
+    exactly what one uninterrupted ingestion stores, in a SQLite file or in PostgreSQL."""
     text = "\n".join(f"Line {i}: the quick brown fox number {i} jumps." for i in range(60))
     (tmp_path / "notes.txt").write_text(text)
-    db = tmp_path / "killed.sqlite"
+    db = tmp_path / "killed.sqlite" if kind == "sqlite" else request.getfixturevalue("postgres")()
     cmd = [
         "-m",
         "lib.atlas",

@@ -131,7 +131,7 @@ def clicked_token(atlas: Atlas, store: Store, point: int | None, shown: np.ndarr
             return
         try:
             pa = caches.point_attention(
-                str(atlas.folder), str(store.path), int(p["run_id"]), int(p["position"]),
+                str(atlas.folder), store.spec, int(p["run_id"]), int(p["position"]),
                 lm.spec, lm, atlas.vectors[point],
             )  # fmt: skip
         except PointError as err:

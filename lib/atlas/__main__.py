@@ -26,7 +26,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = p.add_subparsers(dest="command", required=True)
-    db_help = "SQLite file or sqlite:/// URL (default: $TAV_ATLAS_DB, else the cache folder)"
+    db_help = (
+        "SQLite file, sqlite:/// URL or postgresql:// URL (default: $TAV_ATLAS_DB, else the "
+        "cache folder)"
+    )
 
     i = sub.add_parser("ingest", help="record fingerprints of a corpus")
     i.add_argument("--db", help=db_help)

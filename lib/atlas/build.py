@@ -37,7 +37,7 @@ def build_map(
         ),
     )
     config = DiscoveryConfig(
-        db=str(store.path), output=output, hours=0, min_cluster_size=min_cluster_size
+        db=store.spec, output=output, hours=0, min_cluster_size=min_cluster_size
     )
     return discovery.run_discovery(
         config, lambda s: say(s.fraction, f"Discovering families: {s.stage}")

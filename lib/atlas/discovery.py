@@ -132,7 +132,8 @@ def run_discovery(
             )
         ckpt.mkdir(parents=True, exist_ok=True)
         np.save(ckpt / "ids.npy", ids)
-        state = {"config": asdict(cfg), "fitted": False, "chunks_done": 0}
+        # the store by name: a PostgreSQL URL's password stays out of the files
+        state = {"config": asdict(cfg) | {"db": store.name}, "fitted": False, "chunks_done": 0}
         _save_state(state_file, state)
 
     import umap
@@ -317,8 +318,8 @@ def write_outputs(store, cfg, out: Path, parts, n_job: int, scaler, timings, sta
         "run_id": cfg.run_id,
         "schema_version": SCHEMA_VERSION,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "db": str(store.path),
-        "config": asdict(cfg),
+        "db": store.name,
+        "config": asdict(cfg) | {"db": store.name},
         "n_points": int(len(ids)),
         "deleted_while_running": int(n_job - len(ids)),
         "n_sample": int(in_sample.sum()),

@@ -19,7 +19,6 @@ Start it with `uv run python -m lib.atlas serve` (see `--help`).
 from __future__ import annotations
 
 import math
-import sqlite3
 import threading
 from pathlib import Path
 from typing import Annotated
@@ -92,9 +91,11 @@ def create_app(
 
     guard(app, MAX_BODY_BYTES, _reply)
 
-    @app.exception_handler(sqlite3.Error)
-    async def store_down(request: Request, err: sqlite3.Error) -> JSONResponse:
+    async def store_down(request: Request, err: Exception) -> JSONResponse:
         return JSONResponse({"detail": f"The fingerprint store failed: {err}"}, status_code=503)
+
+    for kind in store.backend.errors():  # sqlite3's, or psycopg's
+        app.add_exception_handler(kind, store_down)
 
     @app.get("/health")
     def health() -> dict:

@@ -1,4 +1,5 @@
-"""The fingerprint store: one SQLite file that many sessions and jobs write at once.
+"""The fingerprint store: one SQLite file (or one PostgreSQL database, `backends`) that
+many sessions, jobs and servers write at once.
 
 File layout (version `STORE_VERSION`, created on first use; a version 1 file is upgraded
 in place):
@@ -24,25 +25,24 @@ are never reused (AUTOINCREMENT): a map made before a deletion cannot point at a
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from lib.analysis.fingerprint import DIMENSIONS
+from lib.atlas.backends import PostgreSQL, SQLite, is_postgres
 
 SCHEMA_VERSION = 1  # of the service's answers and discovery's files
 STORE_VERSION = 2  # of this file's layout
 N_DIMS = len(DIMENSIONS)
-BUSY_TIMEOUT_S = 60.0
 
 
 @functools.cache
@@ -88,14 +88,15 @@ class StoreError(OSError):
     """The store cannot be opened or is of another schema version."""
 
 
-def default_path() -> Path:
-    """$TAV_ATLAS_DB (a path or a sqlite:/// URL), else atlas.sqlite in the cache folder."""
+def default_spec() -> str:
+    """$TAV_ATLAS_DB (a path, a sqlite:/// URL or a postgresql:// URL), else atlas.sqlite
+    in the cache folder."""
     env = os.environ.get("TAV_ATLAS_DB", "").strip()
     if env:
-        return path_from(env)
+        return env if is_postgres(env) else str(path_from(env))
     from lib.model.loading import cache_root
 
-    return cache_root() / "atlas.sqlite"
+    return str(cache_root() / "atlas.sqlite")
 
 
 def path_from(spec: str | os.PathLike) -> Path:
@@ -104,8 +105,13 @@ def path_from(spec: str | os.PathLike) -> Path:
     if text.startswith("sqlite:///"):
         text = text[len("sqlite:///") :]
     elif "://" in text:
-        raise StoreError(f"Only SQLite is supported: use a path or sqlite:///path, not {text!r}.")
+        raise StoreError(f"Use a path, sqlite:///path or postgresql://host/database, not {text!r}.")
     return Path(text).expanduser()
+
+
+def backend_for(spec: str | os.PathLike) -> SQLite | PostgreSQL:
+    text = str(spec)
+    return PostgreSQL(text) if is_postgres(text) else SQLite(path_from(text))
 
 
 RECORDING_MODES = ("off", "ask", "class")
@@ -174,48 +180,67 @@ class Fingerprints:
 
 
 class Store:
-    """A fingerprint store in one SQLite file. Safe to use from many threads and processes:
-    every call opens its own short-lived connection."""
+    """A fingerprint store: a SQLite file (a path) or a PostgreSQL database (a
+    postgresql:// URL). Safe to use from many threads and processes: every call opens its
+    own short-lived connection.
+
+    `spec` opens the same store again; `name` says which it is (no password); `path` is
+    the SQLite file (None for PostgreSQL)."""
 
     def __init__(self, path: str | os.PathLike | None = None) -> None:
-        self.path = default_path() if path is None else path_from(path)
+        self.backend = backend_for(default_spec() if path is None else path)
+        self.path, self.spec, self.name = self.backend.path, self.backend.spec, self.backend.name
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self._connect() as con:
-                con.execute("PRAGMA journal_mode=WAL")
-                con.execute("BEGIN IMMEDIATE")  # one process creates or upgrades the file
-                con.execute(_statements()[0])  # meta
-                row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-                found = int(row[0]) if row else STORE_VERSION
-                upgraded = found == 1
-                if upgraded:
-                    _upgrade_from_1(con)
-                    found = STORE_VERSION
-                if found == STORE_VERSION:
-                    for statement in _statements():
-                        con.execute(statement)
-                    con.execute(
-                        "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
-                        (str(STORE_VERSION),),
-                    )
-                con.execute("COMMIT")
-                if upgraded:
-                    con.execute("VACUUM")  # the text taken out leaves no copy in free pages
-        except (sqlite3.Error, OSError, ValueError) as err:
-            raise StoreError(f"Cannot open the fingerprint store {self.path}: {err}") from err
+            self.backend.prepare()
+            errors = self.backend.errors()
+        except (OSError, ValueError) as err:
+            raise StoreError(f"Cannot open the fingerprint store {self.name}: {err}") from err
+        try:
+            found = self._create()
+        except (*errors, OSError, ValueError) as err:
+            raise StoreError(f"Cannot open the fingerprint store {self.name}: {err}") from err
         if found != STORE_VERSION:
             raise StoreError(
-                f"{self.path} has schema version {found}; this version reads {STORE_VERSION}."
+                f"{self.name} has schema version {found}; this version reads {STORE_VERSION}."
             )
 
-    @contextlib.contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        try:
-            con.execute("PRAGMA foreign_keys=ON")
-            yield con
-        finally:
-            con.close()
+    def _create(self) -> int:
+        """Create the tables (or upgrade a version 1 file); the layout version found."""
+        tables = self.backend.tables(_statements())
+        with self._connect() as con:
+            if self.backend.dialect == "sqlite":
+                con.execute("PRAGMA journal_mode=WAL")
+            self.backend.begin(con)  # one process creates or upgrades the store
+            con.execute(tables[0])  # meta
+            row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            found = int(row[0]) if row else STORE_VERSION
+            upgraded = found == 1  # only SQLite files are that old
+            if upgraded:
+                _upgrade_from_1(con)
+                found = STORE_VERSION
+            if found == STORE_VERSION:
+                for statement in tables:
+                    con.execute(statement)
+                con.execute(
+                    "INSERT INTO meta VALUES ('schema_version', ?)"
+                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (str(STORE_VERSION),),
+                )
+            con.execute("COMMIT")
+            if upgraded:
+                con.execute("VACUUM")  # the text taken out leaves no copy in free pages
+        return found
+
+    def _connect(self):
+        return self.backend.connect()
+
+    def is_named(self, name: str | None) -> bool:
+        """Whether `name` (a map's manifest `db`) is this store."""
+        if not name:
+            return False
+        if self.path is None:
+            return name == self.name
+        return "://" not in name and Path(name).resolve() == self.path.resolve()
 
     # -- writing -------------------------------------------------------------------------
 
@@ -241,7 +266,7 @@ class Store:
                 raise ValueError(f"a fingerprint is {N_DIMS} finite numbers")
             rows.append((t.step, t.position, t.token_id, t.label, t.context, fp.tobytes(), t.zone))
         with self._connect() as con:
-            con.execute("BEGIN IMMEDIATE")
+            self.backend.begin(con)
             try:
                 known = (
                     con.execute("SELECT id FROM runs WHERE doc_key = ?", (doc_key,)).fetchone()
@@ -251,7 +276,8 @@ class Store:
                 if known is not None:
                     if owner is not None:
                         con.execute(
-                            "INSERT OR IGNORE INTO run_owners VALUES (?, ?)", (known[0], owner)
+                            "INSERT INTO run_owners VALUES (?, ?) ON CONFLICT DO NOTHING",
+                            (known[0], owner),
                         )
                     if shared:  # the same run kept private until now: shared by this owner
                         _share(con, known[0], prompt, settings, rows)
@@ -259,7 +285,7 @@ class Store:
                     return None
                 cur = con.execute(
                     "INSERT INTO runs (source, doc_key, shared, model, prompt, settings, created,"
-                    " n_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    " n_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                     (
                         source,
                         doc_key,
@@ -271,7 +297,7 @@ class Store:
                         len(rows),
                     ),
                 )
-                run_id = int(cur.lastrowid)
+                run_id = int(cur.fetchone()[0])
                 if owner is not None:
                     con.execute("INSERT INTO run_owners VALUES (?, ?)", (run_id, owner))
                 con.executemany(
@@ -289,7 +315,7 @@ class Store:
         """Take back what `owner` recorded: a run goes with its tokens once no other owner
         has it. How many of the owner's runs there were."""
         with self._connect() as con:
-            con.execute("BEGIN IMMEDIATE")
+            self.backend.begin(con)
             mine = [
                 r for (r,) in con.execute("SELECT run_id FROM run_owners WHERE owner = ?", (owner,))
             ]
@@ -372,15 +398,16 @@ class Store:
         None. A run that is not shared comes without its prompt and settings (forced
         tokens are text too)."""
         with self._connect() as con:
-            con.row_factory = sqlite3.Row
-            row = con.execute(
+            cur = con.execute(
                 "SELECT r.*, (SELECT COUNT(*) FROM run_owners o WHERE o.run_id = r.id) AS owners"
                 " FROM runs r WHERE id = ?",
                 (int(run_id),),
-            ).fetchone()
+            )
+            row = cur.fetchone()
+            names = [d[0] for d in cur.description]
         if row is None:
             return None
-        out = dict(row)
+        out = dict(zip(names, row, strict=True))
         out["settings"] = json.loads(out["settings"])
         if not out["shared"]:
             out["prompt"], out["settings"] = "", {}
@@ -413,9 +440,10 @@ class Store:
         are not shared come without their label, context and vocabulary id (-1)."""
         sql = (
             "SELECT t.id, t.fingerprint, t.zone,"
-            " CASE WHEN r.shared THEN t.label ELSE '' END,"
-            " CASE WHEN r.shared THEN t.context ELSE '' END, r.model, t.run_id,"
-            " COALESCE(t.step, -1), t.position, CASE WHEN r.shared THEN t.token_id ELSE -1 END"
+            " CASE WHEN r.shared = 1 THEN t.label ELSE '' END,"
+            " CASE WHEN r.shared = 1 THEN t.context ELSE '' END, r.model, t.run_id,"
+            " COALESCE(t.step, -1), t.position,"
+            " CASE WHEN r.shared = 1 THEN t.token_id ELSE -1 END"
             " FROM tokens t JOIN runs r ON r.id = t.run_id"
             " WHERE t.id > ?"
         )
