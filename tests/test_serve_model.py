@@ -67,9 +67,6 @@ def test_openais_client_streams_a_chat_with_the_apps_attention(service, smollm2)
     fingerprint; the text is the run's text."""
     from openai import OpenAI
 
-    from lib.analysis.fingerprint import run_fingerprints
-    from lib.model.generation import generate
-
     client = OpenAI(base_url=service + "/v1", api_key="none")
     stream = client.chat.completions.create(
         model="default",
@@ -79,6 +76,15 @@ def test_openais_client_streams_a_chat_with_the_apps_attention(service, smollm2)
         stream=True,
         extra_body={"return_attention_tokens": True},
     )
+    check_against_the_app(stream, smollm2)
+
+
+def check_against_the_app(stream, smollm2) -> None:
+    """The streamed chat answer to QUESTION (12 tokens, greedy) against the app's own run
+    of it: its text, and each token's positions, weights and fingerprint to 1e-5."""
+    from lib.analysis.fingerprint import run_fingerprints
+    from lib.model.generation import generate
+
     text, tokens, finish = "", [], None
     for chunk in stream:
         delta = chunk.choices[0].delta

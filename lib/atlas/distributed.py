@@ -78,10 +78,7 @@ def ingest_on_ray(
             log_to_driver=False,
             runtime_env={"env_vars": {"PYTHONPATH": root}},
         )
-    with store._connect() as con:
-        done = frozenset(
-            k for (k,) in con.execute("SELECT doc_key FROM runs WHERE doc_key IS NOT NULL")
-        )
+    done = store.doc_keys()
     items = [{"name": d.name, "text": d.text, "source": d.source} for d in documents]
     results = ray.data.from_items(items).flat_map(
         _Fingerprinter,

@@ -32,7 +32,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"attention positions sent per token (default {DEFAULT_TOP_K}, at most "
         f"{MAX_TOP_K}; a request may ask for another number)",
     )
-    p.add_argument("--threads", type=int, default=None, help="torch threads")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (per replica)")
+    p.add_argument(
+        "--replicas",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run N replicas on Ray Serve (uv sync --extra distributed), each with its own "
+        "model and batch; 0 (the default): one process, no Ray",
+    )
+    p.add_argument("--ray-address", default=None, help="an existing Ray cluster ('auto')")
     p.add_argument(
         "--sidecar",
         metavar="URL",
@@ -48,6 +57,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.replicas:
+        return _on_ray(args)
     import torch
     import uvicorn
 
@@ -65,6 +76,37 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Serving {lm.spec} on http://{args.host}:{args.port}/v1", flush=True)
     app = create_app(lm, top_k=args.attention_tokens_top_k, sidecar=args.sidecar)
     uvicorn.run(app, host=args.host, port=args.port)
+    return 0
+
+
+def _on_ray(args: argparse.Namespace) -> int:
+    import threading
+
+    import os
+
+    # Under `uv run`, Ray starts its workers with `uv run` in a copy of this folder, which
+    # makes a fresh environment without the optional extra: before Ray is imported.
+    os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+    try:
+        import ray.serve  # noqa: F401
+
+        from lib.serve.replicas import deploy
+    except ImportError as err:
+        print(f"Ray Serve is not installed ({err}): uv sync --extra distributed", file=sys.stderr)
+        return 2
+    deploy(
+        args.replicas, host=args.host, port=args.port, model=args.model,
+        top_k=args.attention_tokens_top_k, sidecar=args.sidecar, threads=args.threads or 1,
+        address=args.ray_address,
+    )  # fmt: skip
+    print(f"Serving on http://{args.host}:{args.port}/v1 with {args.replicas} replicas "
+          "(Ctrl+C stops)", flush=True)  # fmt: skip
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        from ray import serve
+
+        serve.shutdown()
     return 0
 
 

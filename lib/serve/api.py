@@ -1,7 +1,8 @@
 """The generation service as a FastAPI app, spoken to as OpenAI's API is.
 
     GET  /health                alive; the model; runs being written and waiting; forward
-                                passes made so far; fingerprints sent to the sidecar
+                                passes made so far; its process id (one per replica);
+                                fingerprints sent to the sidecar
     GET  /v1/models             the one model it serves
     POST /v1/completions        a prompt -> its continuation
     POST /v1/chat/completions   a conversation -> the assistant's reply
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -122,7 +124,7 @@ def create_app(
     def health() -> dict:
         running, waiting = scheduler.load()
         out = {"status": "ok", "model": lm.spec, "running": running, "waiting": waiting,
-               "forward_passes": scheduler.forward_passes}  # fmt: skip
+               "forward_passes": scheduler.forward_passes, "process": os.getpid()}  # fmt: skip
         if forwarder is not None:
             out["sidecar"] = {"url": sidecar, "sent": forwarder.sent, "failed": forwarder.failed}
         return out
