@@ -181,9 +181,17 @@ def results() -> ResultStore:
 
 @st.cache_resource(max_entries=2, show_spinner=False)
 def scheduler(model_spec: str, _lm: LoadedModel) -> Scheduler:
-    """The one worker that writes this model's runs for every session, batched."""
+    """The one worker that writes this model's runs for every session, batched; or, with
+    TAV_GENERATION_URL set, a generation service that writes them (`lib.serve.remote`)."""
+    import os
+
     from lib.model.scheduler import Scheduler, SchedulerLimits
 
+    url = os.environ.get("TAV_GENERATION_URL", "").strip()
+    if url:
+        from lib.serve.remote import RemoteScheduler
+
+        return RemoteScheduler(url, _lm, results(), LIMITS.max_runs)
     limits = SchedulerLimits(LIMITS.max_runs, LIMITS.max_queue, LIMITS.max_inflight_mb * 2**20)
     return Scheduler(_lm, results(), limits)
 

@@ -49,6 +49,7 @@ def sizes(quick: bool) -> dict:
             "bytecode": False,
             "class": (4, 4),
             "autoplay": (3, 6),
+            "serving": (4, 4),
         }
     return {
         "capture_prompts": [25, 120, 500, 2000],
@@ -61,6 +62,7 @@ def sizes(quick: bool) -> dict:
         "bytecode": True,
         "class": (30, 20),
         "autoplay": (5, 50),
+        "serving": (30, 20),
     }
 
 
@@ -359,6 +361,33 @@ def table(items: dict) -> list[dict]:
                 "",
                 None,
             )
+    if "serving" in items:
+        s = items["serving"]
+
+        def tps(k: str) -> str:
+            return f"{s[k]['tokens_per_s_per_core']:.1f} tokens/s/core"
+
+        base = s["in_process"]["tokens_per_s_per_core"]
+        what = f"{s['students']} students x {s['new_tokens']} tokens through the service"
+        if "replicas_2" in s:
+            row(
+                "12 serving",
+                f"{what}: Ray Serve, 2 replicas x 1 thread (HTTP)",
+                tps("replicas_2"),
+                f"{tps('in_process')} the app's batch in process (1 thread)",
+                f"{s['replicas_2']['tokens_per_s_per_core'] / base:.2f}",
+                "",
+                None,
+            )
+        row(
+            "12 serving",
+            f"{what}: one process x 1 thread (HTTP)",
+            tps("service"),
+            f"{tps('in_process')} in process",
+            f"{s['service']['tokens_per_s_per_core'] / base:.2f}",
+            "",
+            None,
+        )
     return rows
 
 
@@ -396,6 +425,7 @@ def main(argv: list[str] | None = None) -> dict:
         graph,
         memory,
         rerun,
+        serving,
         startup,
         step_move,
         train_lab,
@@ -427,6 +457,7 @@ def main(argv: list[str] | None = None) -> dict:
         "memory": run_memory,
         "warm_start": run_warm_start,
         "startup": lambda: startup.run(args.quick, max(2, repeats // 2), log),
+        "serving": lambda: serving.run(*size["serving"], args.quick, log),
     }
     items: dict = {}
     with ThreadPoolExecutor(len(waiting) if args.quick else 1) as pool:

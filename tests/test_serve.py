@@ -189,3 +189,29 @@ def test_a_body_too_large_and_unknown_places(client):
     assert client.get("/v1/nothing").status_code == 404
     assert "error" in client.get("/v1/nothing").json()
     assert client.get("/v1/completions").status_code == 405
+
+
+def test_an_app_servers_run_arrives_whole(client, lm):
+    """POST /v1/tav/runs (what `lib.serve.remote` sends): the tokens as they come, then the
+    whole result, equal to the app's own run; bad settings get a 400."""
+    import base64
+
+    from lib.model.generation import generate
+    from lib.model.result import GenerationResult, RunSettings
+
+    settings = RunSettings(max_new_tokens=4).to_dict()
+    body = {"model": lm.spec, "prompt": "a cat sat on", "settings": settings}
+    with client.stream("POST", "/v1/tav/runs", json=body) as r:
+        assert r.status_code == 200
+        got = events(r)
+    assert got[-1]["status"] == "done" and all(e["status"] != "failed" for e in got)
+    result = GenerationResult.from_npz(base64.b64decode(got[-1]["npz"]))
+    here = generate(lm, "a cat sat on", 4)
+    assert result.token_ids.tolist() == here.token_ids.tolist()
+    np.testing.assert_allclose(result.attention, here.attention, atol=1e-5)
+    assert [p for e in got for p in e["pieces"]] == list(here.generated_labels)
+    for bad in ({"max_new_tokens": 0}, {"max_new_tokens": 2, "sampling": {"temperature": -1}},
+                {}):  # fmt: skip
+        r = client.post("/v1/tav/runs", json=body | {"settings": bad})
+        assert r.status_code == 400, (bad, r.text)
+    assert client.post("/v1/tav/runs", json=body | {"model": "other"}).status_code == 404

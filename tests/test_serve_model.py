@@ -194,3 +194,37 @@ def test_runs_arrive_at_the_sidecar_classified_and_without_text(service, sidecar
     with urllib.request.urlopen(req, timeout=10) as r:
         answer = json.loads(r.read())
     assert answer["manifold"] == Atlas(SHIPPED).classify(vector)["manifold"]
+
+
+def test_an_app_server_with_a_generation_url_gets_its_runs_from_the_service(
+    service, app, smollm2, monkeypatch
+):
+    """TAV_GENERATION_URL: the Generate page's run is written by the service (its forward
+    passes count it) and arrives whole: tokens and every layer's and head's attention equal
+    the app's own run of the same request to 1e-5. A service that cannot be reached: its
+    message on the page, no traceback, and the run on screen stays."""
+    from app import caches
+    from lib.model.generation import generate as generate_here
+    from tests.test_app import generate
+
+    prompt = "A run written far away, for one student's page"
+    monkeypatch.setenv("TAV_GENERATION_URL", service)
+    caches.scheduler.clear()
+    try:
+        before = health(service)["forward_passes"]
+        generate(app, prompt=prompt, max_tokens=5)
+        got = app.session_state["run"].result
+        assert health(service)["forward_passes"] > before
+        here = generate_here(smollm2, prompt, 5)
+        assert got.token_ids.tolist() == here.token_ids.tolist()
+        assert got.labels == here.labels and got.generated_text == here.generated_text
+        np.testing.assert_allclose(got.attention, here.attention, atol=1e-5)
+        np.testing.assert_allclose(got.top_probs, here.top_probs, atol=1e-5)
+
+        monkeypatch.setenv("TAV_GENERATION_URL", f"http://127.0.0.1:{free_port()}")
+        caches.scheduler.clear()
+        generate(app, prompt="Nobody is listening there", max_tokens=3)
+        assert any("cannot be reached" in e.value for e in app.error)
+        assert app.session_state["run"].result is got  # the run on screen stays
+    finally:
+        caches.scheduler.clear()

@@ -190,6 +190,7 @@ class GenerationResult:
             "bos_offset": self.bos_offset,
             "stop_reason": self.stop_reason,
             "settings": self.settings.to_dict(),
+            "generated_text": self.generated_text,
             "attention_layout": "attention[step, layer, head, key]; query position = "
             "prompt_len - 1 + step; keys >= prompt_len + step are zero",
         }
@@ -204,3 +205,25 @@ class GenerationResult:
             meta=np.array(json.dumps(meta)),
         )
         return buf.getvalue()
+
+    @classmethod
+    def from_npz(cls, data: bytes) -> GenerationResult:
+        """The result `to_npz` wrote, checked on construction as every result is (a
+        generation service sends a run this way)."""
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            arrays = {k: z[k] for k in ("token_ids", "attention", "top_ids", "top_probs",
+                                        "chosen_prob", "entropy")}  # fmt: skip
+        return cls(
+            model_spec=meta["model_spec"],
+            model_name=meta["model_name"],
+            prompt=meta["prompt"],
+            labels=tuple(meta["labels"]),
+            texts=tuple(meta["texts"]),
+            prompt_len=int(meta["prompt_len"]),
+            bos_offset=int(meta["bos_offset"]),
+            stop_reason=meta["stop_reason"],
+            settings=RunSettings.from_dict(meta["settings"]),
+            generated_text=meta.get("generated_text", ""),
+            **arrays,
+        )

@@ -80,9 +80,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _on_ray(args: argparse.Namespace) -> int:
-    import threading
-
     import os
+    import threading
 
     # Under `uv run`, Ray starts its workers with `uv run` in a copy of this folder, which
     # makes a fresh environment without the optional extra: before Ray is imported.

@@ -6,6 +6,8 @@
     GET  /v1/models             the one model it serves
     POST /v1/completions        a prompt -> its continuation
     POST /v1/chat/completions   a conversation -> the assistant's reply
+    POST /v1/tav/runs           an app server's run (`lib.serve.remote`): progress as
+                                server-sent events, then the whole result (.npz, base64)
 
 Runs go through the app's own scheduler (`lib.model.scheduler`): requests arriving together
 are written in one batch, one forward pass per token for all, and identical requests share
@@ -23,6 +25,7 @@ a 500. A client that disconnects gives its place up: a run nobody else asked for
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -40,6 +43,7 @@ from lib.model.batching import _TOKENIZE, Prepared, prepare, prepare_chat
 from lib.model.errors import PromptError, QueueFull
 from lib.model.loading import LoadedModel
 from lib.model.request import RunRequest
+from lib.model.result import RunSettings
 from lib.model.result_store import ResultStore
 from lib.model.scheduler import Scheduler, SchedulerLimits, Ticket
 from lib.serve.attention import attention_token
@@ -50,6 +54,7 @@ from lib.serve.protocol import (
     DEFAULT_TOP_K,
     ChatRequest,
     CompletionRequest,
+    RunIn,
     error,
 )
 
@@ -141,6 +146,44 @@ def create_app(
     @app.post("/v1/chat/completions")
     async def chat_completions(body: ChatRequest, request: Request):
         return await _serve(body, request, chat=True)
+
+    @app.post("/v1/tav/runs")
+    async def app_run(body: RunIn):
+        if body.model != lm.spec:
+            return error(404, f"This service serves {lm.spec!r}, not {body.model!r}.",
+                         param="model", code="model_not_found")  # fmt: skip
+        try:
+            settings = RunSettings.from_dict(body.settings)
+            prepared = await anyio.to_thread.run_sync(prepare, lm, body.prompt, settings, limits)
+            ticket = scheduler.submit(RunRequest(lm.spec, body.prompt, settings).key, prepared)
+        except (PromptError, ValueError, KeyError, TypeError) as err:
+            return error(400, str(err), param="settings" if "settings" in str(err) else None)
+        except QueueFull as err:
+            return error(429, str(err), kind="rate_limit_error", code="server_busy")
+        return StreamingResponse(_progress(ticket), media_type="text/event-stream")
+
+    async def _progress(ticket: Ticket) -> AsyncIterator[str]:
+        """The run's place, its tokens as they come, then the result or why not."""
+        try:
+            version, sent = -1, 0
+            while True:
+                version = await anyio.to_thread.run_sync(ticket.wait, version, POLL_S)
+                over, pieces = ticket.over, ticket.pieces
+                running, waiting = scheduler.load()
+                event = {"status": ticket.status, "pieces": pieces[sent:],
+                         "batch_size": ticket.batch_size, "ahead": scheduler.ahead(ticket),
+                         "running": running, "waiting": waiting}  # fmt: skip
+                sent = len(pieces)
+                if over and ticket.status == "done":
+                    npz = await anyio.to_thread.run_sync(ticket.result.to_npz)
+                    event["npz"] = base64.b64encode(npz).decode()
+                elif over:
+                    event["error"] = ticket.error or "The run did not finish."
+                yield _sse(event)
+                if over:
+                    break
+        finally:
+            scheduler.release(ticket)
 
     # ---- one request ------------------------------------------------------------------
 

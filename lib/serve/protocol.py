@@ -85,6 +85,16 @@ class ChatRequest(_Request):
         return super().unsupported()
 
 
+class RunIn(BaseModel):
+    """An app server's run (`lib.serve.remote`): its prompt and settings as the app keeps
+    them (`RunSettings.to_dict`); the answer is the whole result, every layer and head."""
+
+    model_config = ConfigDict(extra="forbid")
+    model: str = Field(min_length=1, max_length=200)
+    prompt: str
+    settings: dict
+
+
 def error(
     status: int,
     message: str,
