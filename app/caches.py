@@ -192,8 +192,7 @@ def scheduler(model_spec: str, _lm: LoadedModel) -> Scheduler:
         from lib.serve.remote import RemoteScheduler
 
         return RemoteScheduler(url, _lm, results(), LIMITS.max_runs)
-    limits = SchedulerLimits(LIMITS.max_runs, LIMITS.max_queue, LIMITS.max_inflight_mb * 2**20)
-    return Scheduler(_lm, results(), limits)
+    return Scheduler(_lm, results(), SchedulerLimits.from_limits(LIMITS))
 
 
 @st.cache_resource(max_entries=2, show_spinner="Compressing the run ...")

@@ -86,13 +86,18 @@ def _served(args: list[str], threads: int, n: int, new_tokens: int, log) -> dict
                             stderr=subprocess.STDOUT, text=True)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        for line in proc.stdout:  # both ways print this line; Ray's once every replica is up
-            if line.startswith("Serving "):
-                break
-        threading.Thread(target=proc.stdout.read, daemon=True).start()  # never a full pipe
-        if not wait_healthy(url, proc, time.monotonic() + 300, path="/health"):
+        ready = threading.Event()
+
+        def read() -> None:  # all of its output, so a full pipe never blocks it
+            for line in proc.stdout:
+                if line.startswith("Serving "):  # both ways print it; Ray's once all are up
+                    ready.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        deadline = time.monotonic() + 300
+        if not (ready.wait(300) and wait_healthy(url, proc, deadline, path="/health")):
             raise RuntimeError(f"{' '.join(cmd)} did not start")
-        _class(url, 2, 2)  # first calls (and each replica's) out of the figure
+        _class(url, 8, 2)  # first calls (and each replica's, most likely) out of the figure
         log(f"serving: {n} students through {' '.join(args) or 'one process'}")
         return _class(url, n, new_tokens)
     finally:

@@ -240,6 +240,28 @@ def test_one_run_made_by_thirty_sessions_is_kept_once_until_its_last_owner_delet
     assert len(store.fingerprints()) == 0  # its tokens went with it
 
 
+def test_the_online_sidecar_stores_on_either_store_and_text_with_nul_survives(new_store):
+    """The sidecar on SQLite or PostgreSQL: a posted fingerprint is stored (PostgreSQL's
+    text holds no NUL: the key has none, and a NUL typed in a prompt is kept as ␀)."""
+    from fastapi.testclient import TestClient
+
+    from lib.atlas.service import create_app
+
+    store = new_store()
+    client = TestClient(create_app(store.spec, "/nonexistent", online=True))
+    body = {"request_id": "r\x00x", "vector": [0.1] * 20, "step": 2, "model": "m\x00"}
+    answer = client.post("/fingerprint", json=body)
+    assert answer.status_code == 200 and answer.json()["stored"] is True
+    assert answer.json()["manifold"]["cluster_label"].startswith(("Cluster", "Noise"))
+    assert client.post("/fingerprint", json=body).json()["stored"] is False
+    row = TokenRow(None, 1, 5, "a\x00", "a\x00", np.zeros(20, np.float32), "diffuse")
+    run = store.add_run(source="app", model="m", prompt="x\x00y", settings={}, tokens=[row])
+    kept = "x\x00y" if store.path is not None else "x\u2400y"
+    assert store.run(run)["prompt"] == kept
+    newest = store.fingerprints(limit=1, newest=True)
+    assert len(newest) == 1 and newest.run_ids[0] == run  # the last row, not the first
+
+
 def test_a_postgresql_store_is_named_without_its_password(postgres):
     from lib.atlas.backends import PostgreSQL
 
@@ -253,6 +275,8 @@ def test_a_postgresql_store_is_named_without_its_password(postgres):
     assert stats["runs"] == 0 and stats["tokens_by_zone"] == {}
     with pytest.raises(StoreError, match="Cannot open"):
         Store(url.rsplit("/", 1)[0] + "/no_such_database")
+    with pytest.raises(StoreError, match="Cannot open"):
+        Store("postgresql://host:port/atlas")  # a port that is not a number
 
 
 # ---- discovery and classify -----------------------------------------------------------

@@ -211,7 +211,23 @@ def test_an_app_servers_run_arrives_whole(client, lm):
     np.testing.assert_allclose(result.attention, here.attention, atol=1e-5)
     assert [p for e in got for p in e["pieces"]] == list(here.generated_labels)
     for bad in ({"max_new_tokens": 0}, {"max_new_tokens": 2, "sampling": {"temperature": -1}},
-                {}):  # fmt: skip
+                {}, {"max_new_tokens": 2, "forced_tokens": [-1]},
+                {"max_new_tokens": 2, "forced_tokens": [10**9]}):  # fmt: skip
         r = client.post("/v1/tav/runs", json=body | {"settings": bad})
         assert r.status_code == 400, (bad, r.text)
+    for raw in ('{"max_new_tokens": 1e400}', '{"max_new_tokens": 2, "forced_tokens": [1e400]}'):
+        text = json.dumps(body | {"settings": "S"}).replace('"S"', raw)
+        r = client.post("/v1/tav/runs", content=text, headers={"content-type": "application/json"})
+        assert r.status_code == 400, (raw, r.text)
     assert client.post("/v1/tav/runs", json=body | {"model": "other"}).status_code == 404
+
+
+def test_a_temperature_too_small_to_compute_is_the_greedy_choice(client, lm):
+    """At temperature 1e-38 the logits overflow and the softmax is NaN: the draw takes its
+    limit, the most likely token, and the other runs of the batch never see a failure."""
+    from lib.model.generation import generate
+
+    body = {"model": "default", "prompt": PROMPT, "max_tokens": 5, "temperature": 1e-38}
+    r = client.post("/v1/completions", json=body)
+    assert r.status_code == 200, r.text
+    assert r.json()["choices"][0]["text"] == generate(lm, PROMPT, 5).generated_text

@@ -168,24 +168,31 @@ def test_runs_arrive_at_the_sidecar_classified_and_without_text(service, sidecar
     from lib.atlas.store import Store
 
     url, db = sidecar
-    sent = health(service)["sidecar"]["sent"]
+    since = time.time()
     client = OpenAI(base_url=service + "/v1", api_key="none")
     done = client.completions.create(
         model="default", prompt="The library opens at nine and closes at", max_tokens=5,
         temperature=0, extra_body={"return_attention_tokens": True},
     )  # fmt: skip
     tokens = done.choices[0].attention_tokens
+    want = np.array([t["fingerprint"] for t in tokens], dtype=np.float32)
+
+    def ours():  # this run's rows among everything stored since it was asked for
+        stored = Store(db).fingerprints(source="api", since=since)
+        close = np.abs(stored.vectors[:, None, :] - want[None]).max(axis=2) <= 1e-6
+        return stored, close
+
     deadline = time.monotonic() + 60
-    while health(service)["sidecar"]["sent"] < sent + len(tokens):
+    while not ours()[1].any(axis=0).all():  # the event: all of them stored
         assert time.monotonic() < deadline, health(service)
         time.sleep(0.1)
-    assert health(service)["sidecar"]["failed"] == 0
-    stored = Store(db).fingerprints(source="api")
-    np.testing.assert_allclose(stored.vectors[-len(tokens):],
-                               [t["fingerprint"] for t in tokens], atol=1e-6)  # fmt: skip
-    assert stored.steps[-len(tokens) :].tolist() == list(range(len(tokens)))
+    stored, close = ours()
+    rows = close.argmax(axis=0)  # the stored row of each token
+    assert stored.steps[rows].tolist() == list(range(len(tokens)))
+    assert len(set(stored.run_ids[rows].tolist())) == len(tokens)  # one stored post each
     assert set(stored.models) == {"bundled:SmolLM2-135M-Instruct"}
     assert set(stored.labels) == {""} and set(stored.contexts) == {""}
+    assert health(service)["sidecar"]["failed"] == 0
     # Online: what the sidecar answered for one posted is the map's own classification.
     vector = tokens[0]["fingerprint"]
     body = json.dumps({"request_id": "check", "vector": vector, "step": 0}).encode()
@@ -228,3 +235,28 @@ def test_an_app_server_with_a_generation_url_gets_its_runs_from_the_service(
         assert app.session_state["run"].result is got  # the run on screen stays
     finally:
         caches.scheduler.clear()
+
+
+def test_stop_on_an_app_server_frees_the_place_at_the_service(service, smollm2):
+    """The remote scheduler's release (the Stop button's): the connection closes, the
+    service stops writing the run (far fewer passes than its 50 tokens) and is idle."""
+    from lib.model.batching import prepare
+    from lib.model.result import RunSettings, SamplingSettings
+    from lib.model.result_store import ResultStore
+    from lib.serve.remote import RemoteScheduler
+
+    before = health(service)["forward_passes"]
+    remote = RemoteScheduler(service, smollm2, ResultStore(2**26))
+    settings = RunSettings(50, sampling=SamplingSettings(do_sample=True, seed=11))
+    ticket = remote.submit("stop-me", prepare(smollm2, "Once upon a time there was", settings))
+    version = -1
+    while ticket.written < 2:  # the event: two tokens have come back
+        version = ticket.wait(version, 60)
+        assert not ticket.over, ticket.error
+    remote.release(ticket)
+    assert ticket.status == "cancelled"
+    deadline = time.monotonic() + 60
+    while (h := health(service))["running"] or h["waiting"]:
+        assert time.monotonic() < deadline, h
+        time.sleep(0.1)
+    assert h["forward_passes"] - before < 15

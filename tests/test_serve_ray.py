@@ -27,15 +27,19 @@ def replicas(processes, tmp_path_factory):
                            str(port), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            text=True)  # fmt: skip
     lines: list[str] = []
-    for line in proc.stdout:  # the event: every replica is up (serve.run has returned)
-        lines.append(line)
-        if line.startswith("Serving on "):
-            break
-    else:
+    ready = threading.Event()
+
+    def read() -> None:  # all of its output, so a full pipe never blocks it
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("Serving on "):  # every replica is up (serve.run returned)
+                ready.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    if not ready.wait(300):
+        proc.kill()
         log.write_text("".join(lines))
         pytest.fail("the deployment did not start:\n" + "".join(lines[-40:]))
-    # the rest of its output is read, so a full pipe never blocks it
-    threading.Thread(target=lambda: [lines.append(x) for x in proc.stdout], daemon=True).start()
     yield f"http://127.0.0.1:{port}"
     proc.send_signal(signal.SIGINT)  # serve.shutdown(), then Ray's own cluster goes
     try:

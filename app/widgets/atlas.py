@@ -279,9 +279,10 @@ ARRIVALS_DRAWN = 1000  # at most this many, the newest
 
 def arrivals(atlas: Atlas, store: Store, texts: np.ndarray) -> None:
     """Fingerprints posted to the sidecar since the map was made (the generation service
-    sends every run's: `python -m lib.serve --sidecar URL`), the last hour's placed on the
-    map as the sidecar classifies them; followed every 3 s when asked. Numbers only: they
-    come with no text. `texts`: the map points' hover texts (hidden ones hidden)."""
+    sends every run's: `python -m lib.serve --sidecar URL`), the last hour's newest of the
+    map's models placed on it as the classify service places a fingerprint; followed every
+    3 s when asked. Numbers only: they come with no text. `texts`: the map points' hover
+    texts (hidden ones hidden)."""
     import time
     from datetime import datetime
 
@@ -292,7 +293,8 @@ def arrivals(atlas: Atlas, store: Store, texts: np.ndarray) -> None:
 
     @st.fragment(run_every=3.0 if follow else None)
     def show() -> None:
-        fps = store.fingerprints(source="api", since=max(made, time.time() - ARRIVALS_S))
+        since = max(made, time.time() - ARRIVALS_S)
+        fps = store.fingerprints(source="api", since=since, limit=ARRIVALS_DRAWN, newest=True)
         if not len(fps):
             st.caption(
                 "None in the last hour. Start the sidecar with `--online` and the generation "
@@ -301,20 +303,28 @@ def arrivals(atlas: Atlas, store: Store, texts: np.ndarray) -> None:
                 "lib.serve --sidecar http://127.0.0.1:9009`."
             )
             return
-        newest = slice(-ARRIVALS_DRAWN, None)
-        placed = atlas.locate(fps.vectors[newest])
-        labels = [f"{m} · step {s}" for m, s in zip(fps.models[newest], fps.steps[newest],
-                                                    strict=True)]  # fmt: skip
+        mapped = set(atlas.points["model"])  # another model's fingerprints mean other things
+        ours = np.array([m in mapped for m in fps.models], dtype=bool)
+        if not ours.any():
+            st.caption(f"{len(fps):,} arrived in the last hour, all from models this map "
+                       "does not hold.")  # fmt: skip
+            return
+        placed = atlas.locate(fps.vectors[ours])
+        labels = [f"{m} · step {s}" for m, s, k in zip(fps.models, fps.steps, ours, strict=True)
+                  if k]  # fmt: skip
         rows = np.arange(len(atlas.points))
         fig = atlas_map(atlas.points, rows, "cluster", atlas.names, (placed.xy, labels),
                         texts=texts, marks_name="arrived")  # fmt: skip
         plotly(fig, key="atlas_arrivals", config={"displayModeBar": False, "scrollZoom": True})
         families, counts = np.unique(placed.cluster, return_counts=True)
         top = sorted(zip(counts.tolist(), families.tolist(), strict=True), reverse=True)[:3]
+        others = int((~ours).sum())
         st.caption(
-            f"{len(fps):,} fingerprints arrived in the last hour; the newest "
-            f"{len(labels):,} are the stars, each among the 15 nearest mapped fingerprints "
-            "of the family it joins, as the sidecar classifies them. "
+            f"{len(labels):,} fingerprints arrived in the last hour (the newest "
+            f"{ARRIVALS_DRAWN:,} at most"
+            + (f"; {others:,} more from models this map does not hold" if others else "")
+            + "): the stars, each among the 15 nearest mapped fingerprints of the family it "
+            "joins on this map, as the classify service places a fingerprint. "
             "Most joined: "
             + "; ".join(f"{atlas.family_name(c)} ({n:,})" for n, c in top)
             + ". They carry no text: only their 20 numbers, step and model."

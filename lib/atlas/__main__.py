@@ -171,7 +171,7 @@ def _ingest(args: argparse.Namespace) -> int:
     runs, tokens = store.count()
     print(
         f"{'Stopped' if stop else 'Done'}: {final.tokens} tokens recorded now; the store "
-        f"{store.path} holds {runs} runs, {tokens} tokens."
+        f"{store.name} holds {runs} runs, {tokens} tokens."
     )
     return 130 if stop else 0
 

@@ -60,6 +60,11 @@ class SQLite:
         return (sqlite3.Error,)
 
 
+def _text(value):
+    """PostgreSQL's text holds no NUL character (a prompt may): it is kept as ␀."""
+    return value.replace("\x00", "\u2400") if isinstance(value, str) else value
+
+
 class _Connection:
     """A psycopg connection that takes the store's `?` placeholders."""
 
@@ -67,11 +72,11 @@ class _Connection:
         self._con = con
 
     def execute(self, sql: str, args: Sequence = ()):
-        return self._con.execute(sql.replace("?", "%s"), tuple(args) or None)
+        return self._con.execute(sql.replace("?", "%s"), tuple(map(_text, args)) or None)
 
     def executemany(self, sql: str, rows) -> None:
         with self._con.cursor() as cur:
-            cur.executemany(sql.replace("?", "%s"), list(rows))
+            cur.executemany(sql.replace("?", "%s"), [tuple(map(_text, r)) for r in rows])
 
 
 class PostgreSQL:
@@ -83,6 +88,7 @@ class PostgreSQL:
         self.path = None
         self.spec = url
         parts = urlsplit(url)
+        parts.port  # noqa: B018 - a port that is not a number raises ValueError here
         host = parts.hostname or ""
         netloc = (f"{parts.username}@" if parts.username else "") + host
         netloc += f":{parts.port}" if parts.port else ""

@@ -116,7 +116,7 @@ def create_app(
             prompt="",
             settings={"request_id": body.request_id},
             tokens=[TokenRow(body.step, body.step, -1, "", "", _vector(body.vector), z)],
-            doc_key=f"api\0{body.request_id}\0{body.step}",
+            doc_key=f"api:{body.request_id}:{body.step}",  # no NUL: PostgreSQL text has none
         )
         answer = {"stored": run_id is not None, "zone": z, "schema_version": SCHEMA_VERSION}
         if online:  # classified against the current map as it arrives (stored either way)

@@ -188,7 +188,11 @@ class Store:
     the SQLite file (None for PostgreSQL)."""
 
     def __init__(self, path: str | os.PathLike | None = None) -> None:
-        self.backend = backend_for(default_spec() if path is None else path)
+        spec = default_spec() if path is None else path
+        try:
+            self.backend = backend_for(spec)
+        except ValueError as err:  # a URL that does not parse (its port, ...)
+            raise StoreError(f"Cannot open the fingerprint store: {err}") from err
         self.path, self.spec, self.name = self.backend.path, self.backend.spec, self.backend.name
         try:
             self.backend.prepare()
@@ -210,6 +214,9 @@ class Store:
         with self._connect() as con:
             if self.backend.dialect == "sqlite":
                 con.execute("PRAGMA journal_mode=WAL")
+            elif _version(con) == STORE_VERSION:
+                # made already: an app server's role need not be allowed to create tables
+                return STORE_VERSION
             self.backend.begin(con)  # one process creates or upgrades the store
             con.execute(tables[0])  # meta
             row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
@@ -433,11 +440,13 @@ class Store:
         after_id: int = 0,
         until_id: int | None = None,
         source: str | None = None,
+        newest: bool = False,
     ) -> Fingerprints:
         """Stored fingerprints in id order: of runs created at or after `since` (a Unix
         time), token ids in (`after_id`, `until_id`], at most `limit` rows (for reading in
-        chunks), of runs from `source` ("corpus", "app", ...) if given. Tokens of runs that
-        are not shared come without their label, context and vocabulary id (-1)."""
+        chunks; with `newest`, the last `limit`), of runs from `source` ("corpus", "app",
+        ...) if given. Tokens of runs that are not shared come without their label,
+        context and vocabulary id (-1)."""
         sql = (
             "SELECT t.id, t.fingerprint, t.zone,"
             " CASE WHEN r.shared = 1 THEN t.label ELSE '' END,"
@@ -457,12 +466,14 @@ class Store:
         if since is not None:
             sql += " AND r.created >= ?"
             args.append(float(since))
-        sql += " ORDER BY t.id"
+        sql += " ORDER BY t.id" + (" DESC" if newest else "")
         if limit is not None:
             sql += " LIMIT ?"
             args.append(int(limit))
         with self._connect() as con:
             rows = con.execute(sql, args).fetchall()
+        if newest:
+            rows.reverse()
         n = len(rows)
         vectors = (
             np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(n, N_DIMS).copy()
@@ -481,6 +492,14 @@ class Store:
             positions=np.array([r[8] for r in rows], dtype=np.int64),
             token_ids=np.array([r[9] for r in rows], dtype=np.int64),
         )
+
+
+def _version(con) -> int | None:
+    """The layout version a PostgreSQL store says it has, or None before it is made."""
+    if con.execute("SELECT to_regclass('meta')").fetchone()[0] is None:
+        return None
+    row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row else None
 
 
 def _upgrade_from_1(con: sqlite3.Connection) -> None:

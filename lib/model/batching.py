@@ -55,19 +55,36 @@ def encode_prompt(
     text = normalise_prompt(prompt)
     if not text:
         raise PromptError("The prompt is empty. Type some text for the model to continue.")
-    if len(text) > limits.max_prompt_chars:
-        raise PromptError(
-            f"The prompt has {len(text):,} characters; the limit is "
-            f"{limits.max_prompt_chars:,}. Shorten it and try again."
-        )
+    _check_length("prompt", len(text), None, limits)
     with _TOKENIZE:
         ids = _tokenize(lm, text, chat_template)
-    if len(ids) > limits.max_prompt_tokens:
+    _check_length("prompt", None, len(ids), limits)
+    return ids, _bos_offset(lm, ids)
+
+
+def _check_length(what: str, chars: int | None, tokens: int | None, limits: Limits) -> None:
+    """The prompt's (or conversation's) characters, then its tokens, within the limits."""
+    if chars is not None and chars > limits.max_prompt_chars:
         raise PromptError(
-            f"The prompt is {len(ids):,} tokens long; the limit is {limits.max_prompt_tokens:,} "
+            f"The {what} has {chars:,} characters; the limit is "
+            f"{limits.max_prompt_chars:,}. Shorten it and try again."
+        )
+    if tokens is not None and tokens > limits.max_prompt_tokens:
+        raise PromptError(
+            f"The {what} is {tokens:,} tokens long; the limit is {limits.max_prompt_tokens:,} "
             "tokens. Shorten it and try again."
         )
-    return ids, _bos_offset(lm, ids)
+
+
+def _render_chat(lm: LoadedModel, turns: list[dict]) -> str:
+    """The conversation through the model's chat template (a template may refuse one: a
+    role it does not take, turns that do not alternate)."""
+    if not lm.has_chat_template:
+        raise PromptError("This model has no chat template; switch the template off.")
+    try:
+        return lm.tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+    except Exception as err:  # noqa: BLE001 - jinja's TemplateError and the template's own
+        raise PromptError(f"The model's chat template refused this conversation: {err}") from err
 
 
 def _bos_offset(lm: LoadedModel, ids: Sequence[int]) -> int:
@@ -76,9 +93,13 @@ def _bos_offset(lm: LoadedModel, ids: Sequence[int]) -> int:
 
 
 def _check_room(lm: LoadedModel, n_prompt: int, settings: RunSettings, limits: Limits) -> None:
-    """The new tokens are allowed, and fit the model's context after the prompt."""
+    """The new tokens are allowed, and fit the model's context after the prompt; forced
+    choices are tokens the model has."""
     if not 1 <= settings.max_new_tokens <= limits.max_new_tokens:
         raise PromptError(f"Max new tokens must be between 1 and {limits.max_new_tokens}.")
+    vocab = lm.vocab_size
+    if any(not 0 <= t < vocab for t in settings.forced_tokens):
+        raise PromptError(f"A forced token is not one of the model's {vocab:,} tokens.")
     context = getattr(lm.model.config, "max_position_embeddings", None)
     if context and n_prompt + settings.max_new_tokens > context:
         raise PromptError(f"Prompt plus new tokens exceed the model's context of {context} tokens.")
@@ -87,11 +108,7 @@ def _check_room(lm: LoadedModel, n_prompt: int, settings: RunSettings, limits: L
 def _tokenize(lm: LoadedModel, text: str, chat_template: bool) -> list[int]:
     tok = lm.tokenizer
     if chat_template:
-        if not lm.has_chat_template:
-            raise PromptError("This model has no chat template; switch the template off.")
-        rendered = tok.apply_chat_template(
-            [{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True
-        )
+        rendered = _render_chat(lm, [{"role": "user", "content": text}])
         ids = tok(rendered, add_special_tokens=False)["input_ids"]
     else:
         ids = tok(text, add_special_tokens=True, split_special_tokens=True)["input_ids"]
@@ -163,24 +180,11 @@ def prepare_chat(
     if len(messages) == 1 and messages[0][0] == "user":
         return prepare(lm, messages[0][1], replace(settings, chat_template=True), limits)
     turns = [{"role": r, "content": normalise_prompt(c)} for r, c in messages]
-    chars = sum(len(t["content"]) for t in turns)
-    if chars > limits.max_prompt_chars:
-        raise PromptError(
-            f"The conversation has {chars:,} characters; the limit is "
-            f"{limits.max_prompt_chars:,}. Shorten it and try again."
-        )
-    if not lm.has_chat_template:
-        raise PromptError("This model has no chat template.")
+    _check_length("conversation", sum(len(t["content"]) for t in turns), None, limits)
     with _TOKENIZE:
-        rendered = lm.tokenizer.apply_chat_template(
-            turns, tokenize=False, add_generation_prompt=True
-        )
+        rendered = _render_chat(lm, turns)
         ids = [int(i) for i in lm.tokenizer(rendered, add_special_tokens=False)["input_ids"]]
-    if len(ids) > limits.max_prompt_tokens:
-        raise PromptError(
-            f"The conversation is {len(ids):,} tokens long; the limit is "
-            f"{limits.max_prompt_tokens:,} tokens. Shorten it and try again."
-        )
+    _check_length("conversation", None, len(ids), limits)
     settings = replace(settings, chat_template=True)
     _check_room(lm, len(ids), settings, limits)
     return Prepared(rendered, tuple(ids), _bos_offset(lm, ids), settings)
@@ -215,8 +219,12 @@ def choose_token(
     warpers. Generation and the next-token page's preview both choose through here."""
     if not sampling.do_sample:
         return int(torch.argmax(logits))
-    warped = warpers(None, logits[None])[0]
-    return int(torch.multinomial(torch.softmax(warped, -1).cpu(), 1, generator=rng))
+    probs = torch.softmax(warpers(None, logits[None])[0], -1).cpu()
+    if not bool(torch.isfinite(probs).all()):
+        # A temperature so small that the logits overflow: the draw's limit is the argmax
+        # (and one run's NaN must not fail the batch it is written in).
+        return int(torch.argmax(logits))
+    return int(torch.multinomial(probs, 1, generator=rng))
 
 
 class Decoding:

@@ -49,6 +49,11 @@ class SchedulerLimits:
     max_queue: int = 64
     max_inflight_bytes: int = 800 * 2**20
 
+    @classmethod
+    def from_limits(cls, limits) -> SchedulerLimits:
+        """The server's settings (`lib.config.Limits`: TAV_MAX_RUNS and the rest)."""
+        return cls(limits.max_runs, limits.max_queue, limits.max_inflight_mb * 2**20)
+
 
 class Ticket:
     """A session's handle on one run: its place, its progress, then its result.
@@ -109,12 +114,18 @@ class Ticket:
             self._changed.wait_for(lambda: self.version != version or self.over, timeout)
             return self.version
 
-    def _update(self, **changes) -> None:
+    def _update(self, **changes) -> bool:
+        """Set `changes` in their order and wake the waiters. With `unless_over=True`, a
+        ticket already over (cancelled meanwhile) is left as it is: returns False."""
+        unless_over = changes.pop("unless_over", False)
         with self._changed:
+            if unless_over and self.over:
+                return False
             for name, value in changes.items():
                 setattr(self, name, value)
             self.version += 1
             self._changed.notify_all()
+            return True
 
 
 class Scheduler:
@@ -300,12 +311,13 @@ class Scheduler:
                     self._running.remove(ticket)
                     if self._live.get(ticket.key) is ticket:
                         del self._live[ticket.key]
+                # ids before pieces: a reader that sees a token counted finds its id
                 ticket._update(
-                    pieces=pieces, ids=ids, batch_size=size, result=result, status="done"
+                    ids=ids, pieces=pieces, batch_size=size, result=result, status="done"
                 )
                 ticket._seq = None  # after the result: `rows` always finds one of the two
             else:
-                ticket._update(pieces=pieces, ids=ids, batch_size=size)
+                ticket._update(ids=ids, pieces=pieces, batch_size=size)
 
     def _fail(self, message: str) -> None:
         with self._lock:

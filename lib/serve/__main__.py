@@ -52,6 +52,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if not 1 <= args.attention_tokens_top_k <= MAX_TOP_K:
         p.error(f"--attention-tokens-top-k must be between 1 and {MAX_TOP_K}")
+    if args.replicas < 0 or (args.threads is not None and args.threads < 1):
+        p.error("--replicas must be 0 or more, --threads 1 or more")
     return args
 
 
@@ -80,24 +82,24 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _on_ray(args: argparse.Namespace) -> int:
-    import os
+    import importlib.util
     import threading
 
-    # Under `uv run`, Ray starts its workers with `uv run` in a copy of this folder, which
-    # makes a fresh environment without the optional extra: before Ray is imported.
-    os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
-    try:
-        import ray.serve  # noqa: F401
+    from lib.serve.replicas import deploy
 
-        from lib.serve.replicas import deploy
-    except ImportError as err:
-        print(f"Ray Serve is not installed ({err}): uv sync --extra distributed", file=sys.stderr)
+    missing = "Ray Serve is not installed: uv sync --extra distributed"
+    if importlib.util.find_spec("ray") is None:  # (a submodule's spec would import Ray)
+        print(missing, file=sys.stderr)
         return 2
-    deploy(
-        args.replicas, host=args.host, port=args.port, model=args.model,
-        top_k=args.attention_tokens_top_k, sidecar=args.sidecar, threads=args.threads or 1,
-        address=args.ray_address,
-    )  # fmt: skip
+    try:
+        deploy(
+            args.replicas, host=args.host, port=args.port, model=args.model,
+            top_k=args.attention_tokens_top_k, sidecar=args.sidecar, threads=args.threads or 1,
+            address=args.ray_address,
+        )  # fmt: skip
+    except ImportError as err:
+        print(f"{missing} ({err})", file=sys.stderr)
+        return 2
     print(f"Serving on http://{args.host}:{args.port}/v1 with {args.replicas} replicas "
           "(Ctrl+C stops)", flush=True)  # fmt: skip
     try:

@@ -29,6 +29,7 @@ import base64
 import contextlib
 import json
 import os
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -36,6 +37,7 @@ from collections.abc import AsyncIterator
 import anyio
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 
 from lib.config import Limits
@@ -60,14 +62,30 @@ from lib.serve.protocol import (
 
 MAX_BODY_BYTES = 1_000_000
 POLL_S = 0.5  # how long a waiting request sleeps between looks at its run (a change wakes it)
+WAITERS = 512  # threads that may wait on runs at once (anyio's shared pool has 40)
+
+
+class _Hold:
+    """One request's hold on a shared ticket, let go exactly once: from the stream's end,
+    or from the response's background task, which runs even when a client left before
+    the stream began."""
+
+    def __init__(self, scheduler: Scheduler, ticket: Ticket) -> None:
+        self.scheduler, self.ticket, self._done = scheduler, ticket, False
+        self._lock = threading.Lock()
+
+    def release(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self._done = True
+        self.scheduler.release(self.ticket)
 
 
 def scheduler_for(lm: LoadedModel, limits: Limits) -> Scheduler:
     """The scheduler the app builds for a model, with the same limits."""
     return Scheduler(
-        lm,
-        ResultStore(limits.result_cache_mb * 2**20),
-        SchedulerLimits(limits.max_runs, limits.max_queue, limits.max_inflight_mb * 2**20),
+        lm, ResultStore(limits.result_cache_mb * 2**20), SchedulerLimits.from_limits(limits)
     )
 
 
@@ -86,6 +104,11 @@ class TextStream:
             return ""
         new, self.sent = text[len(self.sent) :], text
         return new
+
+
+def _with_result(event: dict, result) -> str:
+    """The last progress event of an app server's run, with the whole result."""
+    return _sse(event | {"npz": base64.b64encode(result.to_npz()).decode()})
 
 
 def _sse(obj: dict | str) -> str:
@@ -113,6 +136,20 @@ def create_app(
 
     app = FastAPI(title="Token attention visualizer: generation", lifespan=lifespan)
     app.state.forwarder = forwarder
+    waiters: list[anyio.CapacityLimiter] = []  # made in the event loop, on first use
+
+    async def wait(ticket: Ticket, version: int) -> int:
+        """Until the run changes (or POLL_S), on a thread of the service's own pool."""
+        if not waiters:
+            waiters.append(anyio.CapacityLimiter(WAITERS))
+        return await anyio.to_thread.run_sync(ticket.wait, version, POLL_S, limiter=waiters[0])
+
+    def streamed(events: AsyncIterator[str], hold: _Hold) -> StreamingResponse:
+        return StreamingResponse(
+            events, media_type="text/event-stream", background=BackgroundTask(hold.release),
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )  # fmt: skip
+
     names = {lm.spec, lm.name, "default"}
 
     def invalid(status: int, message: str, found: list[dict]) -> JSONResponse:
@@ -156,34 +193,36 @@ def create_app(
             settings = RunSettings.from_dict(body.settings)
             prepared = await anyio.to_thread.run_sync(prepare, lm, body.prompt, settings, limits)
             ticket = scheduler.submit(RunRequest(lm.spec, body.prompt, settings).key, prepared)
-        except (PromptError, ValueError, KeyError, TypeError) as err:
-            return error(400, str(err), param="settings" if "settings" in str(err) else None)
+        except (PromptError, ValueError, KeyError, TypeError, OverflowError) as err:
+            return error(400, f"settings: {err}", param="settings")
         except QueueFull as err:
             return error(429, str(err), kind="rate_limit_error", code="server_busy")
-        return StreamingResponse(_progress(ticket), media_type="text/event-stream")
+        hold = _Hold(scheduler, ticket)
+        return streamed(_progress(hold), hold)
 
-    async def _progress(ticket: Ticket) -> AsyncIterator[str]:
+    async def _progress(hold: _Hold) -> AsyncIterator[str]:
         """The run's place, its tokens as they come, then the result or why not."""
+        ticket = hold.ticket
         try:
             version, sent = -1, 0
             while True:
-                version = await anyio.to_thread.run_sync(ticket.wait, version, POLL_S)
+                version = await wait(ticket, version)
                 over, pieces = ticket.over, ticket.pieces
                 running, waiting = scheduler.load()
                 event = {"status": ticket.status, "pieces": pieces[sent:],
                          "batch_size": ticket.batch_size, "ahead": scheduler.ahead(ticket),
                          "running": running, "waiting": waiting}  # fmt: skip
                 sent = len(pieces)
-                if over and ticket.status == "done":
-                    npz = await anyio.to_thread.run_sync(ticket.result.to_npz)
-                    event["npz"] = base64.b64encode(npz).decode()
-                elif over:
+                if over and ticket.status == "done":  # megabytes: encoded off the event loop
+                    yield await anyio.to_thread.run_sync(_with_result, event, ticket.result)
+                    break
+                if over:
                     event["error"] = ticket.error or "The run did not finish."
                 yield _sse(event)
                 if over:
                     break
         finally:
-            scheduler.release(ticket)
+            hold.release()
 
     # ---- one request ------------------------------------------------------------------
 
@@ -222,37 +261,35 @@ def create_app(
             return error(429, str(err), kind="rate_limit_error", code="server_busy")
         run = _Run(lm, ticket, prepared, chat, body, top_k)
         run.key = key
+        hold = _Hold(scheduler, ticket)
         if body.stream:
-            return StreamingResponse(
-                _stream(run), media_type="text/event-stream",
-                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-            )  # fmt: skip
+            return streamed(_stream(run, hold), hold)
         try:
             version = -1
             while not ticket.over:
-                version = await anyio.to_thread.run_sync(ticket.wait, version, POLL_S)
+                version = await wait(ticket, version)
                 if await request.is_disconnected():
                     return error(400, "The client went away.")
         finally:
-            scheduler.release(ticket)  # nothing once it is over; else its place is given up
+            hold.release()  # nothing once it is over; else its place is given up
         if ticket.status != "done":
             return error(503, ticket.error or "The run did not finish.", kind="server_error")
         if forwarder is not None:
             forwarder.send(key, ticket.result)
-        return run.whole()
+        return await anyio.to_thread.run_sync(run.whole)
 
-    async def _stream(run: _Run) -> AsyncIterator[str]:
+    async def _stream(run: _Run, hold: _Hold) -> AsyncIterator[str]:
         ticket = run.ticket
         try:
             yield _sse(run.chunk("", [], None, first=True))
             version, sent = -1, 0
             while True:
-                version = await anyio.to_thread.run_sync(ticket.wait, version, POLL_S)
+                version = await wait(ticket, version)
                 over, n = ticket.over, ticket.written  # `over` first: no token is skipped
                 if n > sent or over:
                     final = over and ticket.status == "done"
-                    text = run.text.advance(ticket.ids[:n], final=final)
-                    steps = run.attention(range(sent, n))
+                    # decoding takes the tokenizer's lock, which the worker holds at times
+                    text, steps = await anyio.to_thread.run_sync(run.advance, n, sent, final)
                     if text or steps:
                         yield _sse(run.chunk(text, steps, None))
                     sent = n
@@ -270,7 +307,7 @@ def create_app(
                     yield _sse(run.chunk(None, [], None) | {"choices": [], "usage": run.usage()})
             yield _sse("[DONE]")
         finally:  # a client gone mid-stream lands here too: its place is given up
-            scheduler.release(ticket)
+            hold.release()
 
     return app
 
@@ -285,6 +322,10 @@ class _Run:
         self.id = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex
         self.key = ""  # the run's key (`RunRequest.key`, or a conversation's)
         self.created = int(time.time())
+
+    def advance(self, n: int, sent: int, final: bool) -> tuple[str, list[dict]]:
+        """The text and the attention tokens of tokens `sent`..`n` (written ones)."""
+        return self.text.advance(self.ticket.ids[:n], final=final), self.attention(range(sent, n))
 
     def attention(self, steps: range) -> list[dict]:
         """Each written token's attention tokens (when asked for)."""

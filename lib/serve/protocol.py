@@ -1,8 +1,9 @@
 """The requests the service takes, as OpenAI's client sends them, and its error shape.
 
-Fields the service cannot honour are refused by name (a 400 that says which), never
-silently ignored: a client that asks for stop sequences or two choices learns it gets
-neither. The attention fields are the service's own, sent in `extra_body`.
+Fields the service cannot honour are refused by name (a 400 that says which): a client
+that asks for stop sequences or two choices learns it gets neither. Accepted and not used:
+a message's `name`, `user`, and `top_p` and `seed` at temperature 0 (greedy). The
+attention fields are the service's own, sent in `extra_body`.
 """
 
 from __future__ import annotations

@@ -100,7 +100,9 @@ class RemoteScheduler:
             self._fail(ticket, _message(err))
         except (OSError, http.client.HTTPException) as err:
             self._fail(ticket, f"The generation service at {self.url} cannot be reached: {err}")
-        except (ValueError, KeyError) as err:  # not JSON, not a result, another model
+        except Exception as err:  # noqa: BLE001 - not JSON, not a result, another model
+            # (a Stop closes the connection under the reader: whatever that raises, the
+            # ticket is already cancelled and stays so)
             self._fail(ticket, f"The generation service's answer cannot be used: {err}")
         finally:
             with self._lock:
@@ -121,16 +123,16 @@ class RemoteScheduler:
             if result.model_spec != self.lm.spec:
                 raise ValueError(f"it wrote with {result.model_spec}, not {self.lm.spec}")
             self.store.put(ticket.key, result)
-            ticket._update(pieces=pieces, result=result, status="done")
+            ticket._update(pieces=pieces, result=result, status="done", unless_over=True)
         elif status in ("failed", "cancelled"):
             self._fail(ticket, str(event.get("error") or "The run did not finish."))
-        else:
+        else:  # a Stop pressed meanwhile stays a Stop
             now = status if status in ("queued", "running") else "running"
-            ticket._update(pieces=pieces, batch_size=int(event.get("batch_size", 0)), status=now)
+            ticket._update(pieces=pieces, batch_size=int(event.get("batch_size", 0)), status=now,
+                           unless_over=True)  # fmt: skip
 
     def _fail(self, ticket: Ticket, message: str) -> None:
-        if not ticket.over:
-            ticket._update(status="failed", error=message)
+        ticket._update(status="failed", error=message, unless_over=True)
 
 
 def _message(err: urllib.error.HTTPError) -> str:
