@@ -67,6 +67,7 @@ def test_quick_benchmark_measures_every_item(tmp_path, processes, smollm2):
         "classroom",
         "autoplay",
         "startup",
+        "serving",
     }
     for row in items["capture"]["rows"]:
         assert all(positive(row[k]) for k in CAPTURE_ROW), row
@@ -82,7 +83,11 @@ def test_quick_benchmark_measures_every_item(tmp_path, processes, smollm2):
     runs = atlas["discovery"]
     assert positive(runs["1000"]["wall_s"]) and runs["1000"]["n_points"] == 1000
     assert all(positive(atlas["map"][k]) for k in ("build_s", "json_bytes", "draw_ms"))
-    assert {r["item"].split()[0] for r in report["table"]} == {str(i) for i in range(1, 12)}
+    assert {r["item"].split()[0] for r in report["table"]} == {str(i) for i in range(1, 13)}
+    served = items["serving"]  # quick: the in-process batch and one service process
+    for way in ("in_process", "service"):
+        assert served[way]["tokens"] == served["students"] * served["new_tokens"], served
+        assert positive(served[way]["tokens_per_s_per_core"]), served
     lab = items["train_lab"]
     assert positive(lab["epochs_per_s"]) and positive(lab["torch_encoder_epochs_per_s"])
     assert positive(lab["induction"]["total_s"]) and positive(lab["one_layer"]["total_s"])
