@@ -91,3 +91,8 @@ def test_the_post_norm_sentence_model_says_what_it_cannot_show(sentence_lab):
     assert not supports_sublayers(lm)
     assert "except before and after attention" in support_note(lm.model)
     assert lm.parts.ln1_gain(0) is None  # no norm scales what its attention reads
+    from lib.analysis.attribution import logit_attribution
+
+    run = generate(lm, "the cat", 2)
+    with pytest.raises(ValueError, match="post-norm model"):  # not a sum of parts
+        logit_attribution(lm, run, 0)

@@ -118,6 +118,47 @@ class Anatomy:
     def final_gain(self) -> np.ndarray | None:
         return _gain(self.final_norm)
 
+    def o_bias(self, layer: int) -> np.ndarray | None:
+        """(d_model,) what W_O adds whatever the heads write, or None."""
+        b = getattr(self.out_proj[layer], "bias", None)
+        return None if b is None else _arr(b)
+
+    def frozen_final_norm(self, x: np.ndarray) -> FrozenNorm:
+        """The final norm as the linear map it is for this one stream state `x` (d,): its
+        scale (1 / RMS, or 1 / std after centring for a LayerNorm) held at its value here."""
+        norm = self.final_norm
+        x = np.asarray(x, dtype=np.float64)
+        eps = float(getattr(norm, "variance_epsilon", None) or getattr(norm, "eps", 1e-6))
+        center = isinstance(norm, torch.nn.LayerNorm)
+        v = x - x.mean() if center else x
+        gain = _gain(norm)
+        bias = getattr(norm, "bias", None)
+        return FrozenNorm(
+            gain=np.ones_like(x) if gain is None else gain.astype(np.float64),
+            bias=None if bias is None else _arr(bias).astype(np.float64),
+            center=center,
+            scale=float(1.0 / np.sqrt((v * v).mean() + eps)),
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class FrozenNorm:
+    """A norm with its scale held: y = gain * (x - mean(x) if center else x) * scale + bias.
+
+    gain, bias   (d_model,) float64 (bias None where the norm has none)
+    """
+
+    gain: np.ndarray
+    bias: np.ndarray | None
+    center: bool
+    scale: float
+
+    def __call__(self, v: np.ndarray) -> np.ndarray:
+        """What the norm makes of one part `v` (d,) of the stream, bias left out: linear,
+        so the parts' images add up to the whole stream's (without its bias)."""
+        v = np.asarray(v, dtype=np.float64)
+        return self.gain * (v - v.mean() if self.center else v) * self.scale
+
 
 def final_norm(model: torch.nn.Module) -> torch.nn.Module:
     """The norm before the unembedding, found by name in any family (the logit lens needs

@@ -3,8 +3,9 @@
 Two probes, for every family `lib.model.anatomy` knows:
 
 - `sublayers`: one pass that keeps the residual stream before each block, what each
-  attention and MLP writes, and each block's output (TransformerLens's resid_pre,
-  attn_out, mlp_out, resid_post), at chosen positions, with per-token norms.
+  attention and MLP writes, each block's output and every head's result side by side
+  (TransformerLens's resid_pre, attn_out, mlp_out, resid_post and z), at chosen
+  positions, with per-token norms.
 - `heads_off`: forward passes of the calling thread with some heads switched off.
 
 Switching a head off (zero ablation) zeroes its slice of the input to the attention's
@@ -48,6 +49,7 @@ class Sublayers:
     dtype, so sums are the layer's own), norms over all T tokens (float32).
 
     pre, attn, mlp, post   L x (S, d_model): resid_pre, attn_out, mlp_out, resid_post
+    z                      L x (S, n_heads * head_dim): the input of W_O, heads side by side
     attn_norm, mlp_norm, post_norm   L x (T,)
     """
 
@@ -58,6 +60,7 @@ class Sublayers:
     attn_norm: list[torch.Tensor]
     mlp_norm: list[torch.Tensor]
     post_norm: list[torch.Tensor]
+    z: list[torch.Tensor]
 
 
 def _first(x: torch.Tensor | tuple) -> torch.Tensor:
@@ -71,7 +74,7 @@ def sublayers(
     """One forward pass of `input_ids` (1, T); only `rows` positions keep vectors. The
     hooks keep only this thread's pass: another session's pass through the shared model
     at the same moment goes by untouched."""
-    cap = Sublayers([], [], [], [], [], [], [])
+    cap = Sublayers([], [], [], [], [], [], [], [])
     mine = threading.get_ident()
 
     def keep(x: torch.Tensor, vectors: list, norms: list | None) -> None:
@@ -88,14 +91,20 @@ def sublayers(
     def on_output(vectors: list, norms: list):
         return lambda module, args, output: keep(_first(output), vectors, norms)
 
+    def on_heads(module, args) -> None:
+        keep(args[0], cap.z, None)
+
     handles = []
     try:
-        for block, attn, mlp in zip(parts.blocks, parts.attn, parts.mlp, strict=True):
+        for block, attn, mlp, proj in zip(
+            parts.blocks, parts.attn, parts.mlp, parts.out_proj, strict=True
+        ):
             handles += [
                 block.register_forward_pre_hook(on_input, with_kwargs=True),
                 attn.register_forward_hook(on_output(cap.attn, cap.attn_norm)),
                 mlp.register_forward_hook(on_output(cap.mlp, cap.mlp_norm)),
                 block.register_forward_hook(on_output(cap.post, cap.post_norm)),
+                proj.register_forward_pre_hook(on_heads),
             ]
         model.base_model(input_ids=input_ids, use_cache=False)
     finally:
