@@ -361,6 +361,19 @@ def table(items: dict) -> list[dict]:
                 "",
                 None,
             )
+    if "patching" in items:
+        p = items["patching"]
+        row(
+            "13 patching",
+            f"activation patching, residual stream, {p['layers']} layers x {p['positions']} "
+            f"positions ({p['patched_runs']} patched runs), batched 32 a pass",
+            fmt_s(p["batched_s"]),
+            f"{fmt_s(p['one_by_one_s'])} the same passes one by one (same numbers to "
+            f"{p['max_difference']:.0e})",
+            f"{p['ratio']:.2f}",
+            "<= 0.5",
+            p["ok"],
+        )
     if "serving" in items:
         s = items["serving"]
 
@@ -424,6 +437,7 @@ def main(argv: list[str] | None = None) -> dict:
         classroom,
         graph,
         memory,
+        patching,
         rerun,
         serving,
         startup,
@@ -469,6 +483,7 @@ def main(argv: list[str] | None = None) -> dict:
             items["graph"] = graph.run(result, max(repeats, 5), max(1, repeats // 2), log)
             items["rerun"] = rerun.run(rerun_prompt, new, max(3, repeats * 6), log)
             items["autoplay"] = autoplay.run(lm, size["autoplay"], max(3, repeats), log)
+            items["patching"] = patching.run(lm, args.quick, max(1, repeats // 2), log)
             if not args.quick:
                 items["step_move"] = waiting.pop("step_move")()
             items["atlas"] = atlas.run(lm, args.quick, repeats, args.threads, log)

@@ -68,6 +68,7 @@ def test_quick_benchmark_measures_every_item(tmp_path, processes, smollm2):
         "autoplay",
         "startup",
         "serving",
+        "patching",
     }
     for row in items["capture"]["rows"]:
         assert all(positive(row[k]) for k in CAPTURE_ROW), row
@@ -83,7 +84,10 @@ def test_quick_benchmark_measures_every_item(tmp_path, processes, smollm2):
     runs = atlas["discovery"]
     assert positive(runs["1000"]["wall_s"]) and runs["1000"]["n_points"] == 1000
     assert all(positive(atlas["map"][k]) for k in ("build_s", "json_bytes", "draw_ms"))
-    assert {r["item"].split()[0] for r in report["table"]} == {str(i) for i in range(1, 13)}
+    assert {r["item"].split()[0] for r in report["table"]} == {str(i) for i in range(1, 14)}
+    patch = items["patching"]
+    assert positive(patch["batched_s"]) and positive(patch["one_by_one_s"])
+    assert patch["max_difference"] < 1e-4  # batched or not, the same numbers
     served = items["serving"]  # quick: the in-process batch and one service process
     for way in ("in_process", "service"):
         assert served[way]["tokens"] == served["students"] * served["new_tokens"], served

@@ -136,6 +136,13 @@ class LoadedModel:
         states = tuple(h[0] for h in out.hidden_states) if hidden_states else ()
         return Forward(out.logits[0].float(), states)
 
+    @torch.inference_mode()
+    def last_logits(self, token_ids: torch.Tensor) -> torch.Tensor:
+        """(B, V) float32 logits at the last position of each of a batch of sequences of
+        one length (B, T) (patched passes: `lib.model.probes.patched`)."""
+        out = self.model(input_ids=token_ids.to(self.device), use_cache=False, logits_to_keep=1)
+        return out.logits[:, -1].float()
+
     @functools.cached_property
     def prefixes(self) -> PrefixCache:
         """Finished runs' key/value caches, shared by every session (`lib.model.prefixes`)."""

@@ -7,6 +7,8 @@ Two probes, for every family `lib.model.anatomy` knows:
   (TransformerLens's resid_pre, attn_out, mlp_out, resid_post and z), at chosen
   positions, with per-token norms.
 - `heads_off`: forward passes of the calling thread with some heads switched off.
+- `patched`: forward passes of the calling thread (a batch) in which chosen activations,
+  one per sequence of the batch, are replaced by given vectors (activation patching).
 
 Switching a head off (zero ablation) zeroes its slice of the input to the attention's
 output projection W_O: the heads' results sit side by side there, and W_O is linear, so
@@ -144,6 +146,82 @@ def heads_off(parts: Anatomy, by_layer: Mapping[int, Sequence[int]]) -> Iterator
             w = proj.weight
             mask = head_mask(parts.n_heads, parts.head_dim, heads).to(w.device, w.dtype)
             handles.append(proj.register_forward_pre_hook(_hook(token, mask)))
+        _active.tokens = (*outer, token)
+        yield
+    finally:
+        _active.tokens = outer
+        for handle in handles:
+            handle.remove()
+
+
+PATCH_SITES = ("resid_pre", "attn", "mlp", "head")
+
+
+@dataclass(frozen=True)
+class Patch:
+    """Sequence `row` of the batch gets `vector` in place of its activation at `site`,
+    layer `layer`, position `position` (all positions when None), head `head` (site
+    "head": that head's slice of W_O's input)."""
+
+    row: int
+    layer: int
+    position: int | None
+    vector: torch.Tensor
+    head: int | None = None
+
+
+def _patcher(token: object, site: str, patches: list[Patch], head_dim: int):
+    def apply(x: torch.Tensor) -> torch.Tensor:
+        x = x.clone()
+        for p in patches:
+            where = slice(None) if p.position is None else p.position
+            if site == "head":
+                cols = slice(p.head * head_dim, (p.head + 1) * head_dim)
+                x[p.row, where, cols] = p.vector.to(x.dtype)
+            else:
+                x[p.row, where] = p.vector.to(x.dtype)
+        return x
+
+    def pre_hook(module, args, kwargs):
+        if token not in getattr(_active, "tokens", ()):
+            return None
+        if args:
+            return (apply(args[0]), *args[1:]), kwargs
+        return args, {**kwargs, "hidden_states": apply(kwargs["hidden_states"])}
+
+    def post_hook(module, args, output):
+        if token not in getattr(_active, "tokens", ()):
+            return None
+        if isinstance(output, tuple):
+            return (apply(output[0]), *output[1:])
+        return apply(output)
+
+    return pre_hook, post_hook
+
+
+@contextmanager
+def patched(parts: Anatomy, site: str, patches: Sequence[Patch]) -> Iterator[None]:
+    """Inside the block, forward passes of *this thread* have the activations `patches`
+    name replaced (site: "resid_pre" the stream entering a block, "attn" / "mlp" what they
+    write, "head" one head's result before W_O); other threads' passes are untouched, as
+    with `heads_off`, and the hooks are gone after the block."""
+    if site not in PATCH_SITES:
+        raise ValueError(f"site must be one of {PATCH_SITES}")
+    token = object()
+    handles = []
+    outer = getattr(_active, "tokens", ())
+    by_layer: dict[int, list[Patch]] = {}
+    for p in patches:
+        by_layer.setdefault(p.layer, []).append(p)
+    try:
+        for layer, mine in by_layer.items():
+            pre, post = _patcher(token, site, mine, parts.head_dim)
+            if site in ("resid_pre", "head"):
+                module = parts.blocks[layer] if site == "resid_pre" else parts.out_proj[layer]
+                handles.append(module.register_forward_pre_hook(pre, with_kwargs=True))
+            else:
+                module = parts.attn[layer] if site == "attn" else parts.mlp[layer]
+                handles.append(module.register_forward_hook(post))
         _active.tokens = (*outer, token)
         yield
     finally:
