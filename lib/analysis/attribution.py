@@ -77,8 +77,8 @@ def logit_attribution(lm: LoadedModel, result: GenerationResult, step: int) -> L
     final = cap.post[-1][0].double().cpu().numpy()
     norm = parts.frozen_final_norm(final)
     w_u = lm.unembedding_matrix()[token].double().cpu().numpy()
-    head = lm.model.get_output_embeddings()
-    u_bias = 0.0 if getattr(head, "bias", None) is None else float(head.bias[token])
+    bias = lm.unembedding_bias()
+    u_bias = 0.0 if bias is None else float(bias[token])
 
     def through(v) -> float:  # one part's direct effect on the logit
         return float(w_u @ norm(np.asarray(v, dtype=np.float64)))
@@ -94,8 +94,8 @@ def logit_attribution(lm: LoadedModel, result: GenerationResult, step: int) -> L
             heads[layer, h] = through(w_o[:, cols] @ z[cols])
         if (b := parts.o_bias(layer)) is not None:
             attn_bias[layer] = through(b)
-    with torch.inference_mode():
-        logit = float(head(parts.final_norm(cap.post[-1]))[0, token])
+    with torch.inference_mode():  # (soft-capping models never get here: not plain sums)
+        logit = float(lm.logits(parts.final_norm(cap.post[-1]))[0, token])
     constant = u_bias + (0.0 if norm.bias is None else float(w_u @ norm.bias))
     return LogitAttribution(
         embedding=through(cap.pre[0][0].double().cpu().numpy()),

@@ -49,7 +49,7 @@ class PatchSweep:
 
     recovered   (L, P) float64 for resid_pre / attn / mlp (layer x position), or (L, H)
                 for head (layer x head, each patched at every position); L = the layers
-                swept (`layers`)
+                swept (`layer_ids`)
     patched     same shape: the metric in each patched run
     clean, corrupted   the metric in the two unpatched runs
     site, answer, wrong   what was patched and the two answer tokens' ids
@@ -62,12 +62,12 @@ class PatchSweep:
     corrupted: float
     answer: int
     wrong: int
-    layers: tuple[int, ...]
+    layer_ids: tuple[int, ...]
 
     def __post_init__(self) -> None:
         if self.recovered.shape != self.patched.shape or self.recovered.ndim != 2:
             raise ValueError("recovered and patched must be one (L, P) or (L, H) shape")
-        if len(self.layers) != self.recovered.shape[0]:
+        if len(self.layer_ids) != self.recovered.shape[0]:
             raise ValueError("one row per layer swept")
 
 

@@ -198,6 +198,11 @@ class LoadedModel:
         """(vocab, d_model): the input embeddings W_E, the model's own tensor (read only)."""
         return self.model.get_input_embeddings().weight.detach()
 
+    def unembedding_bias(self) -> torch.Tensor | None:
+        """(vocab,) what the unembedding adds to every logit, or None (most models)."""
+        b = getattr(self.model.get_output_embeddings(), "bias", None)
+        return None if b is None else b.detach()
+
     def unembedding_matrix(self) -> torch.Tensor:
         """(vocab, d_model): the unembedding W_U (the embeddings themselves when tied)."""
         return self.model.get_output_embeddings().weight.detach()
