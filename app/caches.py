@@ -41,8 +41,10 @@ if TYPE_CHECKING:
     from lib.analysis import next_token as nt
     from lib.analysis import residual as rs
     from lib.analysis.attention import StepAttention
+    from lib.analysis.attribution import LogitAttribution
     from lib.analysis.fingerprint import Fingerprints
     from lib.analysis.logit_lens import LogitLens
+    from lib.analysis.patching import PatchSweep
     from lib.analysis.weights import EmbeddingPCA, OVCopying
     from lib.atlas.classify import Atlas, Placement
     from lib.atlas.point import PointAttention
@@ -315,6 +317,34 @@ def ablation_step(
     from lib.analysis import ablation as ab
 
     return ab.ablate_step(_lm, _result, step, heads)
+
+
+@st.cache_resource(max_entries=32, show_spinner="Splitting the logit into its parts ...")
+def logit_attribution(
+    run_key: str, step: int, _lm: LoadedModel, _result: GenerationResult
+) -> LogitAttribution:
+    """Step `step`'s direct logit attribution (one forward pass); raises ValueError."""
+    from lib.analysis.attribution import logit_attribution as compute
+
+    return compute(_lm, _result, step)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def patch_sweep(
+    model_spec: str,
+    clean: tuple[int, ...],
+    corrupted: tuple[int, ...],
+    answer: int,
+    wrong: int,
+    site: str,
+    _lm: LoadedModel,
+    _progress,
+) -> PatchSweep:
+    """A whole patching sweep (hundreds of patched runs, batched), kept for every session:
+    the same prompts and site give the same numbers."""
+    from lib.analysis.patching import patch_sweep as sweep
+
+    return sweep(_lm, list(clean), list(corrupted), answer, wrong, site, progress=_progress)
 
 
 @st.cache_resource(max_entries=16, show_spinner="Running the probe without the heads ...")

@@ -98,6 +98,14 @@ LESSONS: tuple[Lesson, ...] = (
         narrow=True,
     ),
     Lesson(
+        "lessons/causes.py",
+        "Cause and effect",
+        ":material/science:",
+        "Inside the model",
+        "Which parts wrote the chosen token, and which activations carry an answer from "
+        "one prompt to another.",
+    ),
+    Lesson(
         "lessons/lenses.py",
         "Logit lens & fingerprints",
         ":material/layers:",

@@ -212,6 +212,14 @@ class Ablation(Group):
     seen: Shared[tuple[int | None, int | None] | None] = Shared(None)
 
 
+class Patching(Group):
+    """Cause and effect: the patching example and the site patched."""
+
+    prefix = "patch_"
+    preset: Shared[str] = Shared("John and Mary")
+    site: Shared[str] = Shared("resid_pre")
+
+
 class Analogy(Group):
     """Vector arithmetic."""
 
@@ -299,6 +307,7 @@ class State:
     hr = HeadRoles()
     lens = Lenses()
     ab = Ablation()
+    patch = Patching()
     analogy = Analogy()
     atlas = Atlas()
     train = Train()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from streamlit.testing.v1 import AppTest
 
 from app.lessons import LAB, LESSONS
@@ -49,3 +50,15 @@ def graph_steps(at: AppTest) -> tuple[int, int]:
 def graph_step(at: AppTest) -> int:
     """The step the graph page shows."""
     return graph_steps(at)[0]
+
+
+def plotly_array(value) -> np.ndarray:
+    """A Plotly array as numpy: plain lists, or the binary form Plotly 6 writes
+    ({"dtype": "f8", "bdata": base64, "shape": "30, 14"})."""
+    import base64
+
+    if isinstance(value, dict) and "bdata" in value:
+        out = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+        shape = value.get("shape")
+        return out.reshape([int(x) for x in str(shape).split(",")]) if shape else out
+    return np.asarray(value, dtype=float)

@@ -1,0 +1,58 @@
+"""The Cause and effect page under AppTest on the bundled model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.apphelpers import assert_ok, button, plotly_array
+from tests.test_app import generate
+
+PAGE = "lessons/causes.py"
+
+
+def charts(at) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def test_the_waterfall_adds_up_to_the_logit_and_a_preset_patches(app, smollm2):
+    from lib.analysis.patching import PRESETS, answer_id, encode_pair
+
+    generate(app, max_tokens=3)
+    run = app.session_state["run"].result
+    app.switch_page(PAGE).run()
+    assert_ok(app)
+    water = next(t for c in charts(app) for t in c["data"] if t["type"] == "waterfall")
+    parts = plotly_array(water["y"])[:-1]
+    # the model's own logit of the token at step 1, from a plain forward pass
+    logits = smollm2.forward(run.token_ids[: run.prompt_len]).logits[-1]
+    logit = float(logits[int(run.token_ids[run.prompt_len])])
+    assert parts.sum() == pytest.approx(logit, abs=1e-3)
+    assert len(parts) == 2 + 2 * smollm2.n_layers  # embedding, 30 x (attention, MLP), biases
+    assert any("frozen" in c.value for c in app.caption)
+
+    # John and Mary, the stream: entering the first block, the one token that differs
+    # carries all of the difference (1.000) and is the strongest cell or near it.
+    app.radio(key="patch_site__w").set_value("resid_pre").run()
+    button(app, "Run the patching").click().run()
+    assert_ok(app)
+    heat = [t for c in charts(app) for t in c["data"] if t["type"] == "heatmap"][-1]
+    z = plotly_array(heat["z"])
+    clean, corrupt = encode_pair(smollm2, *PRESETS["John and Mary"][:2])
+    (differs,) = np.flatnonzero(np.array(clean) != np.array(corrupt))
+    assert z.shape == (smollm2.n_layers, len(clean))
+    assert z[0, differs] == pytest.approx(1.0, abs=1e-3)
+    assert answer_id(smollm2, " Mary") != answer_id(smollm2, " John")
+    best = float(z.max())
+    shown = [c.value.replace("\\", "") for c in app.caption]  # as rendered: no escapes
+    assert any(f"recovers {best:.3f}" in c for c in shown)
+
+
+def test_prompts_of_two_lengths_get_a_message(app):
+    generate(app, max_tokens=2)
+    app.switch_page(PAGE).run()
+    app.text_input(key="patch_clean_John and Mary").input("A short one").run()
+    assert_ok(app)
+    assert any("same length" in w.value for w in app.warning)
