@@ -21,6 +21,7 @@ import logging
 import os
 import threading
 import weakref
+from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -329,7 +330,14 @@ def logit_attribution(
     return compute(_lm, _result, step)
 
 
-@st.cache_resource(max_entries=8, show_spinner=False)
+PATCH_SWEEPS_KEPT = 8
+
+
+@st.cache_resource(show_spinner=False)
+def _patch_sweeps() -> tuple[threading.Lock, OrderedDict]:
+    return threading.Lock(), OrderedDict()
+
+
 def patch_sweep(
     model_spec: str,
     clean: tuple[int, ...],
@@ -337,14 +345,26 @@ def patch_sweep(
     answer: int,
     wrong: int,
     site: str,
-    _lm: LoadedModel,
-    _progress,
+    lm: LoadedModel,
+    progress,
 ) -> PatchSweep:
     """A whole patching sweep (hundreds of patched runs, batched), kept for every session:
-    the same prompts and site give the same numbers."""
+    the same prompts and site give the same numbers. Not an `st.cache_*` function: its
+    progress bar lives on the page, and a cache would replay the bar's updates."""
     from lib.analysis.patching import patch_sweep as sweep
 
-    return sweep(_lm, list(clean), list(corrupted), answer, wrong, site, progress=_progress)
+    lock, done = _patch_sweeps()
+    key = (model_spec, clean, corrupted, answer, wrong, site)
+    with lock:
+        if key in done:
+            done.move_to_end(key)
+            return done[key]
+    result = sweep(lm, list(clean), list(corrupted), answer, wrong, site, progress=progress)
+    with lock:
+        done[key] = result
+        while len(done) > PATCH_SWEEPS_KEPT:
+            done.popitem(last=False)
+    return result
 
 
 @st.cache_resource(max_entries=16, show_spinner="Running the probe without the heads ...")

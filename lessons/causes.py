@@ -67,21 +67,29 @@ site = st.radio(
 try:
     clean, corrupt = encode_pair(lm, clean_text, corrupt_text)
     answer, wrong = answer_id(lm, good), answer_id(lm, bad)
+    if answer == wrong:
+        raise PatchError("The two answers are the same token: their difference is always 0.")
 except PatchError as err:
     st.warning(md_escape(err), icon=":material/warning:")
     st.stop()
 width = lm.n_heads if site == "head" else len(clean)
 st.caption(
-    f"{lm.n_layers} layers x {width} {'heads' if site == 'head' else 'positions'}: "
-    f"{lm.n_layers * width:,} patched runs, 32 to a forward pass. Metric: the logit of "
-    f"{good!r} minus that of {bad!r} at the last position."
+    md_escape(
+        f"{lm.n_layers} layers x {width} {'heads' if site == 'head' else 'positions'}: "
+        f"{lm.n_layers * width:,} patched runs, 32 to a forward pass. Metric: the logit of "
+        f"{good!r} minus that of {bad!r} at the last position."
+    )
 )
 if st.button("Run the patching", icon=":material/science:", key="patch_go"):
     bar = st.progress(0.0, text="Patching ...")
-    sweep = caches.patch_sweep(
-        lm.spec, tuple(clean), tuple(corrupt), answer, wrong, site, lm,
-        lambda done, total: bar.progress(done / total, text=f"{done:,} of {total:,} runs"),
-    )  # fmt: skip
+    try:
+        sweep = caches.patch_sweep(
+            lm.spec, tuple(clean), tuple(corrupt), answer, wrong, site, lm,
+            lambda done, total: bar.progress(done / total, text=f"{done:,} of {total:,} runs"),
+        )  # fmt: skip
+    except PatchError as err:  # a model whose layers the interface cannot read apart
+        st.warning(md_escape(err), icon=":material/warning:")
+        st.stop()
     bar.empty()
     columns = (
         [f"H{h}" for h in range(lm.n_heads)]

@@ -18,7 +18,7 @@ def charts(at) -> list[dict]:
 
 
 def test_the_waterfall_adds_up_to_the_logit_and_a_preset_patches(app, smollm2):
-    from lib.analysis.patching import PRESETS, answer_id, encode_pair
+    from lib.analysis.patching import PRESETS, encode_pair
 
     generate(app, max_tokens=3)
     run = app.session_state["run"].result
@@ -44,10 +44,14 @@ def test_the_waterfall_adds_up_to_the_logit_and_a_preset_patches(app, smollm2):
     (differs,) = np.flatnonzero(np.array(clean) != np.array(corrupt))
     assert z.shape == (smollm2.n_layers, len(clean))
     assert z[0, differs] == pytest.approx(1.0, abs=1e-3)
-    assert answer_id(smollm2, " Mary") != answer_id(smollm2, " John")
     best = float(z.max())
     shown = [c.value.replace("\\", "") for c in app.caption]  # as rendered: no escapes
     assert any(f"recovers {best:.3f}" in c for c in shown)
+    # Again, as the next student does: the same sweep, kept, drawn at once.
+    button(app, "Run the patching").click().run()
+    assert_ok(app)
+    again = [t for c in charts(app) for t in c["data"] if t["type"] == "heatmap"][-1]
+    np.testing.assert_array_equal(plotly_array(again["z"]), z)
 
 
 def test_prompts_of_two_lengths_get_a_message(app):

@@ -81,6 +81,11 @@ def test_every_lesson_reads_the_induction_model(induction_lab):
     np.testing.assert_allclose(lens.final_prob[:, -1], top, atol=1e-5)
     norms = activation_norms(lm, r.token_ids)
     assert np.allclose(norms.mlp, 0)  # attention only: nothing else writes
+    from lib.analysis.attribution import logit_attribution
+
+    a = logit_attribution(lm, r, 0)  # no final norm (an identity): the parts as they are
+    assert a.scale == 1.0 and a.total == pytest.approx(float(logits[0, r.prompt_len - 1].max()),
+                                                       abs=1e-4)  # fmt: skip
     assert layer_ov_spectra(lm, 0).shape == (lm.n_heads, lm.parts.head_dim)
     out = ab.ablate(lm, r.token_ids[: r.prompt_len], {(1, 0)}, position=r.prompt_len - 1)
     assert out.kl_bits >= 0

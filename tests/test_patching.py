@@ -101,6 +101,47 @@ def test_prompts_of_two_lengths_and_long_answers_are_refused():
         encode_pair(lm, "the old wizard", "the cat")
     with pytest.raises(PatchError, match="one"):
         answer_id(lm, "the cat")
+    with pytest.raises(PatchError, match="same"):
+        encode_pair(lm, "the old wizard", "the old wizard")
+    with pytest.raises(PatchError, match="at most 64"):
+        encode_pair(lm, " ".join(["the cat"] * 40), " ".join(["the mat"] * 40))
+
+
+def test_a_concurrent_plain_forward_in_another_thread_is_unaffected():
+    """Sessions are threads sharing one model: while one thread's patched pass is inside
+    the model (paused there), another thread's plain pass gets the plain logits."""
+    import threading
+
+    from lib.model.probes import Patch, patched
+
+    lm = family_lm("llama")
+    clean, corrupt = encode_pair(lm, CLEAN, CORRUPT)
+    plain = lm.last_logits(torch.tensor([corrupt]))
+    inside, release = threading.Event(), threading.Event()
+    out: dict = {}
+
+    def pause(module, args):
+        if threading.current_thread().name == "patching" and not inside.is_set():
+            inside.set()
+            assert release.wait(timeout=60)
+
+    def work():
+        patch = Patch(0, 1, 2, torch.full((lm.parts.blocks[0].mlp.down_proj.out_features,), 5.0))
+        with patched(lm.parts, "resid_pre", [patch]):
+            out["patched"] = lm.last_logits(torch.tensor([corrupt]))
+
+    hook = lm.parts.mlp[2].register_forward_pre_hook(pause)  # after layer 1's patch
+    worker = threading.Thread(target=work, name="patching")
+    try:
+        worker.start()
+        assert inside.wait(timeout=60)
+        during = lm.last_logits(torch.tensor([corrupt]))
+    finally:
+        release.set()
+        worker.join(timeout=60)
+        hook.remove()
+    torch.testing.assert_close(during, plain, rtol=0, atol=1e-6)
+    assert (out["patched"] - plain).abs().max() > 1e-3  # the patch did act in its thread
 
 
 def test_a_sweep_can_be_stopped_and_reports_progress():

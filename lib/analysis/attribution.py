@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lib.analysis.residual import _capture
+from lib.analysis.residual import _capture, residual_states
 from lib.model.loading import LoadedModel
 from lib.model.result import GenerationResult
 
@@ -36,7 +36,8 @@ class LogitAttribution:
     attn_bias   (L,) W_O's bias (0 where it has none)
     mlp         (L,) each MLP block
     constant    the final norm's bias and the unembedding's bias, at the token
-    logit       the model's own logit for the token (before any soft-capping)
+    logit       the model's own logit for the token (models that soft-cap logits are
+                refused: their layers are not plain sums)
     scale       the final norm's frozen scale (1 / RMS or 1 / std of the final stream)
     token_id, step, position   which token, at which step, read at which query position
     """
@@ -73,6 +74,7 @@ def logit_attribution(lm: LoadedModel, result: GenerationResult, step: int) -> L
     q = result.query_position(step)
     token = int(result.token_ids[q + 1])
     cap = _capture(lm, result.token_ids[: q + 1], slice(q, q + 1))
+    residual_states(cap)  # raises where a block's output is not its input plus its parts
     parts = lm.parts
     final = cap.post[-1][0].double().cpu().numpy()
     norm = parts.frozen_final_norm(final)
@@ -97,7 +99,7 @@ def logit_attribution(lm: LoadedModel, result: GenerationResult, step: int) -> L
     with torch.inference_mode():  # (soft-capping models never get here: not plain sums)
         logit = float(lm.logits(parts.final_norm(cap.post[-1]))[0, token])
     constant = u_bias + (0.0 if norm.bias is None else float(w_u @ norm.bias))
-    return LogitAttribution(
+    out = LogitAttribution(
         embedding=through(cap.pre[0][0].double().cpu().numpy()),
         attn=np.array([through(a[0].double().cpu().numpy()) for a in cap.attn]),
         heads=heads,
@@ -110,3 +112,11 @@ def logit_attribution(lm: LoadedModel, result: GenerationResult, step: int) -> L
         step=step,
         position=q,
     )
+    # A final norm or logit scale this does not know would split the logit wrongly: such a
+    # model gets the reason, never wrong bars.
+    if abs(out.total - out.logit) > 1e-3 * max(1.0, abs(out.logit)):
+        raise ValueError(
+            f"{lm.name}'s parts do not add up to its logit ({out.total:.3f} against "
+            f"{out.logit:.3f}): its final norm or output scaling is not one this reads."
+        )
+    return out

@@ -71,6 +71,10 @@ class PatchSweep:
             raise ValueError("one row per layer swept")
 
 
+MAX_TOKENS = 64  # each position of each layer is one patched run: 30 x 64 = 1,920 already
+SMALL_SPAN = 0.1  # logits: a clean-corrupted gap this small makes the fractions mean little
+
+
 class PatchError(ValueError):
     """The prompts cannot be patched into each other (a message for the user)."""
 
@@ -95,6 +99,14 @@ def encode_pair(lm: LoadedModel, clean: str, corrupted: str) -> tuple[list[int],
         )
     if not a:
         raise PatchError("The prompts are empty.")
+    most = min(MAX_TOKENS, lm.context_length or MAX_TOKENS)
+    if len(a) > most:
+        raise PatchError(
+            f"The prompts are {len(a)} tokens; patching takes at most {most} here (every "
+            "position of every layer is a run of its own, within the model's context)."
+        )
+    if a == b:
+        raise PatchError("The two prompts are the same: there is no difference to patch.")
     return [int(i) for i in a], [int(i) for i in b]
 
 
@@ -123,7 +135,10 @@ def patch_sweep(
         raise PatchError(f"site must be one of {', '.join(PATCH_SITES)}")
     if len(clean_ids) != len(corrupted_ids):
         raise PatchError("The prompts must be of one length.")
-    parts = lm.parts
+    try:
+        parts = lm.parts
+    except ValueError as err:  # a layout the model interface does not know
+        raise PatchError(str(err)) from err
     T, L, H, d = len(clean_ids), parts.n_layers, parts.n_heads, parts.head_dim
     clean_cap = lm.sublayers(clean_ids, slice(0, T))
     source = {"resid_pre": clean_cap.pre, "attn": clean_cap.attn, "mlp": clean_cap.mlp,
@@ -155,5 +170,5 @@ def patch_sweep(
             progress(start + len(chunk), len(jobs))
     values = out.reshape(len(swept), width)
     span = clean - corrupted
-    recovered = (values - corrupted) / span if abs(span) > 1e-9 else np.zeros_like(values)
+    recovered = (values - corrupted) / span if span != 0 else np.zeros_like(values)
     return PatchSweep(site, recovered, values, float(clean), float(corrupted), answer, wrong, swept)

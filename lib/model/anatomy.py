@@ -128,8 +128,12 @@ class Anatomy:
         scale (1 / RMS, or 1 / std after centring for a LayerNorm) held at its value here."""
         norm = self.final_norm
         x = np.asarray(x, dtype=np.float64)
-        eps = float(getattr(norm, "variance_epsilon", None) or getattr(norm, "eps", 1e-6))
-        center = isinstance(norm, torch.nn.LayerNorm)
+        if isinstance(norm, torch.nn.Identity):  # a model without a final norm (the lab's)
+            return FrozenNorm(np.ones_like(x), None, False, 1.0)
+        name = type(norm).__name__
+        center = isinstance(norm, torch.nn.LayerNorm) or ("LayerNorm" in name and "RMS" not in name)
+        eps = getattr(norm, "variance_epsilon", None) or getattr(norm, "eps", None)
+        eps = float(eps if eps is not None else (1e-5 if center else 1e-6))
         v = x - x.mean() if center else x
         gain = _gain(norm)
         bias = getattr(norm, "bias", None)

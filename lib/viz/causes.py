@@ -4,11 +4,13 @@ hover text), never markup."""
 
 from __future__ import annotations
 
+from html import escape
+
 import numpy as np
 import plotly.graph_objects as go
 
 from lib.analysis.attribution import LogitAttribution
-from lib.analysis.patching import PatchSweep
+from lib.analysis.patching import SMALL_SPAN, PatchSweep
 
 UP, DOWN, TOTAL = "#2a9d8f", "#e76f51", "#264653"
 
@@ -42,7 +44,7 @@ def attribution_waterfall(a: LogitAttribution, token: str) -> go.Figure:
     fig.update_layout(
         height=380,
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
-        title={"text": f"What wrote the logit of {token!r}", "font": {"size": 14}},
+        title={"text": escape(f"What wrote the logit of {token!r}"), "font": {"size": 14}},
         xaxis={"tickangle": -60, "tickfont": {"size": 9}},
         yaxis={"title": "logit"},
         showlegend=False,
@@ -82,6 +84,7 @@ def attribution_caption(a: LogitAttribution, token: str) -> str:
 
 def patch_heatmap(sweep: PatchSweep, columns: list[str]) -> go.Figure:
     """Layers down, positions (or heads) across: the recovered fraction of each patch."""
+    columns = [escape(c) for c in columns]  # Plotly draws some HTML in labels and hovers
     fig = go.Figure(
         go.Heatmap(
             z=sweep.recovered, x=list(range(len(columns))), y=list(sweep.layer_ids),
@@ -105,6 +108,13 @@ def strongest(sweep: PatchSweep) -> tuple[int, int, float]:
 
 
 def patch_caption(sweep: PatchSweep, columns: list[str]) -> str:
+    span = abs(sweep.clean - sweep.corrupted)
+    if span < SMALL_SPAN:
+        return (
+            f"The two prompts' logit differences are {sweep.clean:+.3f} and "
+            f"{sweep.corrupted:+.3f}, {span:.3f} apart: too close for the fractions to mean "
+            "much (each is divided by that gap). Pick answers the two prompts disagree on."
+        )
     layer, j, value = strongest(sweep)
     where = f"head {j}" if sweep.site == "head" else f"position {j} ({columns[j]})"
     return (
