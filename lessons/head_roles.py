@@ -6,6 +6,7 @@ import streamlit as st
 from app import caches, quiz
 from app.state import PROBE, bound, state
 from app.widgets import chrome, controls, figures, model
+from app.widgets.prove import prove_induction
 from lib.analysis.head_roles import mask_score, role_masks
 from lib.analysis.quiz import top_heads
 from lib.analysis.weights import has_ov_weights
@@ -74,6 +75,7 @@ if role == "induction":
         f"the strongest induction heads here: {named}.",
     ):
         st.stop()
+    prove_induction(lm, roles.score("induction"))  # the grid's top head, tested on the probe
 
 chart_key = st.session_state["hr_grid_key"] = f"hr_grid_{state.hr.grid_nonce}"
 picked = picked_head(st.session_state.get(chart_key), roles.n_layers, roles.n_heads)
