@@ -15,6 +15,10 @@ def prove_induction(lm, scores: np.ndarray) -> None:
     tokens) and show whether the second repeat's loss comes back up."""
     from lib.viz.ablation import probe_caption
 
+    if not np.isfinite(scores).any():  # a text that repeats nothing scores no head
+        st.caption("No head has an induction score on this text (it repeats nothing), so "
+                   "there is no claim to test here: the probe has one.")  # fmt: skip
+        return
     a, b = (int(x) for x in np.unravel_index(int(np.nanargmax(scores)), scores.shape))
     if not st.button(f"Prove it: switch layer {a} head {b} off", key="hr_prove",
                      icon=":material/science:"):  # fmt: skip
