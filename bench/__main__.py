@@ -39,7 +39,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def sizes(quick: bool) -> dict:
     if quick:
         return {
-            "capture_prompts": [25, 60],
+            "capture_prompts": [25],
             "new_tokens": 6,
             "memory_prompt": 120,
             "graph_prompt": 40,
@@ -466,7 +466,9 @@ def main(argv: list[str] | None = None) -> dict:
     # turn, in the order of the table; the smoke run (`--quick`, whose numbers mean nothing)
     # starts these at once, beside the rest.
     waiting = {
-        "step_move": lambda: step_move.run(rerun_prompt, max(2, repeats * 3), log, quick_tokens),
+        "step_move": lambda: step_move.run(
+            rerun_prompt, 2 if args.quick else repeats * 3, log, quick_tokens
+        ),
         "classroom": lambda: classroom.run(*size["class"], 0, args.threads, log),
         "memory": run_memory,
         "warm_start": run_warm_start,

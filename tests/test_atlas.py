@@ -157,46 +157,46 @@ def test_doc_keys_make_ingestion_idempotent_and_owners_can_delete(new_store):
     assert store.count() == (2, 4) and len(store.fingerprints()) == 4  # tokens went too
 
 
-def test_thirty_concurrent_writers_lose_nothing(new_store):
-    """30 threads (Streamlit's sessions are threads), each with its own connections,
-    write 20 runs of 10 tokens at once: every row arrives, no locking error escapes."""
-    store = new_store("busy")
-    errors: list[BaseException] = []
-    start = threading.Barrier(30)
+def at_once(n: int, fn) -> list[BaseException]:
+    """`fn(i)` in n threads (Streamlit's sessions are threads) released together; what
+    any of them raised."""
+    start, errors = threading.Barrier(n), []
 
-    def writer(w: int) -> None:
+    def run(i: int) -> None:
         try:
             start.wait()
-            for r in range(20):
-                rows = [
-                    TokenRow(
-                        k,
-                        k,
-                        w,
-                        f"{w}",
-                        f"{w}:{r}:{k}",
-                        np.full(20, w + r / 100, np.float32),
-                        "diffuse",
-                    )
-                    for k in range(10)
-                ]
-                store.add_run(
-                    source="app",
-                    model="m",
-                    prompt=f"{w}/{r}",
-                    settings={},
-                    tokens=rows,
-                    owner=f"w{w}",
-                )
-        except BaseException as err:  # noqa: BLE001 - reported below
+            fn(i)
+        except BaseException as err:  # noqa: BLE001 - returned to the test
             errors.append(err)
 
-    threads = [threading.Thread(target=writer, args=(w,)) for w in range(30)]
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert errors == []
+    return errors
+
+
+def test_thirty_concurrent_writers_lose_nothing(new_store):
+    """30 threads (Streamlit's sessions are threads), each with its own connections,
+    write 20 runs of 10 tokens at once: every row arrives, no locking error escapes."""
+    store = new_store("busy")
+
+    def writer(w: int) -> None:
+        for r in range(20):
+            rows = [
+                TokenRow(
+                    k, k, w, f"{w}", f"{w}:{r}:{k}", np.full(20, w + r / 100, np.float32),
+                    "diffuse",
+                )
+                for k in range(10)
+            ]  # fmt: skip
+            store.add_run(
+                source="app", model="m", prompt=f"{w}/{r}", settings={}, tokens=rows,
+                owner=f"w{w}",
+            )  # fmt: skip
+
+    assert at_once(30, writer) == []
     assert store.count() == (600, 6000)
     contexts = set(store.fingerprints().contexts)
     assert contexts == {f"{w}:{r}:{k}" for w in range(30) for r in range(20) for k in range(10)}
@@ -212,20 +212,14 @@ def test_one_run_made_by_thirty_sessions_is_kept_once_until_its_last_owner_delet
     rows = [TokenRow(s, 5 + s, 100 + s, f"w{s}", f"…⟦w{s}⟧", np.full(20, s / 20, np.float32),
                      "diffuse") for s in range(20)]  # fmt: skip
     key = run_key("m", "The default prompt", {"max_new_tokens": 20}, [r.token_id for r in rows])
-    start = threading.Barrier(30)
 
     def session(i: int) -> None:
-        start.wait()
         store.add_run(
             source="app", model="m", prompt="The default prompt", settings={"max_new_tokens": 20},
             tokens=rows, owner=f"s{i}", doc_key=key, shared=i % 2 == 1,
         )  # fmt: skip
 
-    threads = [threading.Thread(target=session, args=(i,)) for i in range(30)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
+    assert at_once(30, session) == []
     assert store.count() == (1, 20)
     (rid,) = set(store.fingerprints().run_ids.tolist())
     run = store.run(rid)
@@ -332,11 +326,7 @@ def test_thirty_sessions_making_one_run_leave_one_run_and_no_family_of_copies(
             settings={"max_new_tokens": 20}, tokens=rows, owner=f"s{i}", doc_key=key,
         )  # fmt: skip
 
-    threads = [threading.Thread(target=session, args=(i,)) for i in range(30)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
+    assert at_once(30, session) == []
     (rid,) = {r for r in store.fingerprints(source="app").run_ids.tolist()}
     assert store.count() == (RUNS + 1, RUNS * PER_RUN + 20)
     assert store.run(rid)["owners"] == 30 and all(

@@ -11,10 +11,8 @@ by the workers (their keys travel with the job), so a resumed job redoes nothing
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from pathlib import Path
 
 import numpy as np
 
@@ -64,20 +62,9 @@ def ingest_on_ray(
     progress: Callable[[Progress], None] | None = None,
 ) -> Progress:
     """Fingerprint `documents` on a Ray cluster (a local one if `address` is None)."""
-    # Under `uv run`, Ray starts its workers with `uv run` in their own folder, which makes
-    # a fresh environment without the optional extra (no Ray in it): use this one instead.
-    os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
-    import ray
+    from lib.cluster import start_ray
 
-    if not ray.is_initialized():
-        # Workers import this package from the project folder, wherever they start.
-        root = str(Path(__file__).resolve().parent.parent.parent)
-        ray.init(
-            address=address,
-            include_dashboard=False,
-            log_to_driver=False,
-            runtime_env={"env_vars": {"PYTHONPATH": root}},
-        )
+    ray = start_ray(address)
     done = store.doc_keys()
     items = [{"name": d.name, "text": d.text, "source": d.source} for d in documents]
     results = ray.data.from_items(items).flat_map(

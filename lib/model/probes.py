@@ -33,8 +33,8 @@ would not run Python hooks; this app runs the model eagerly.)
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -133,25 +133,37 @@ def _hook(token: object, mask: torch.Tensor):
 
 
 @contextmanager
-def heads_off(parts: Anatomy, by_layer: Mapping[int, Sequence[int]]) -> Iterator[None]:
-    """Inside the block, forward passes of *this thread* run with the heads of `by_layer`
-    (layer -> query heads) switched off; other threads' passes are never affected, and the
-    hooks are gone after the block, whatever happens inside it."""
+def _in_this_thread(register: Callable[[object, list], None]) -> Iterator[None]:
+    """The hooks `register(token, handles)` adds act in this thread, inside the block only
+    (each checks its token in `_active`); they are removed after it, whatever happens."""
     token = object()
-    handles = []
+    handles: list = []
     outer = getattr(_active, "tokens", ())
     try:
-        for layer, heads in by_layer.items():
-            proj = parts.out_proj[layer]
-            w = proj.weight
-            mask = head_mask(parts.n_heads, parts.head_dim, heads).to(w.device, w.dtype)
-            handles.append(proj.register_forward_pre_hook(_hook(token, mask)))
+        register(token, handles)
         _active.tokens = (*outer, token)
         yield
     finally:
         _active.tokens = outer
         for handle in handles:
             handle.remove()
+
+
+def heads_off(
+    parts: Anatomy, by_layer: Mapping[int, Sequence[int]]
+) -> AbstractContextManager[None]:
+    """Inside the block, forward passes of *this thread* run with the heads of `by_layer`
+    (layer -> query heads) switched off; other threads' passes are never affected, and the
+    hooks are gone after the block, whatever happens inside it."""
+
+    def register(token: object, handles: list) -> None:
+        for layer, heads in by_layer.items():
+            proj = parts.out_proj[layer]
+            w = proj.weight
+            mask = head_mask(parts.n_heads, parts.head_dim, heads).to(w.device, w.dtype)
+            handles.append(proj.register_forward_pre_hook(_hook(token, mask)))
+
+    return _in_this_thread(register)
 
 
 PATCH_SITES = ("resid_pre", "attn", "mlp", "head")
@@ -199,21 +211,18 @@ def _patcher(token: object, site: str, patches: list[Patch], head_dim: int):
     return pre_hook, post_hook
 
 
-@contextmanager
-def patched(parts: Anatomy, site: str, patches: Sequence[Patch]) -> Iterator[None]:
+def patched(parts: Anatomy, site: str, patches: Sequence[Patch]) -> AbstractContextManager[None]:
     """Inside the block, forward passes of *this thread* have the activations `patches`
     name replaced (site: "resid_pre" the stream entering a block, "attn" / "mlp" what they
     write, "head" one head's result before W_O); other threads' passes are untouched, as
     with `heads_off`, and the hooks are gone after the block."""
     if site not in PATCH_SITES:
         raise ValueError(f"site must be one of {PATCH_SITES}")
-    token = object()
-    handles = []
-    outer = getattr(_active, "tokens", ())
     by_layer: dict[int, list[Patch]] = {}
     for p in patches:
         by_layer.setdefault(p.layer, []).append(p)
-    try:
+
+    def register(token: object, handles: list) -> None:
         for layer, mine in by_layer.items():
             pre, post = _patcher(token, site, mine, parts.head_dim)
             if site in ("resid_pre", "head"):
@@ -222,12 +231,8 @@ def patched(parts: Anatomy, site: str, patches: Sequence[Patch]) -> Iterator[Non
             else:
                 module = parts.attn[layer] if site == "attn" else parts.mlp[layer]
                 handles.append(module.register_forward_hook(post))
-        _active.tokens = (*outer, token)
-        yield
-    finally:
-        _active.tokens = outer
-        for handle in handles:
-            handle.remove()
+
+    return _in_this_thread(register)
 
 
 def as_numpy(xs: list[torch.Tensor]) -> np.ndarray:

@@ -90,6 +90,14 @@ class Ticket:
     def written(self) -> int:
         return len(self.pieces)
 
+    def let_go(self) -> bool:
+        """One waiting session no longer wants the run (its scheduler's lock held): whether
+        it was the last, so the run is to be cancelled (never for a run already over)."""
+        if self.over:
+            return False
+        self.subscribers -= 1
+        return self.subscribers <= 0
+
     def rows(self, step: int) -> np.ndarray:
         """(L, H, K) the attention of the query that wrote token `step` (one already
         written) over its K keys: the same rows its result will hold."""
@@ -192,10 +200,7 @@ class Scheduler:
     def release(self, ticket: Ticket) -> None:
         """This session no longer wants the run; the last one to let go cancels it."""
         with self._lock:
-            if ticket.over:
-                return
-            ticket.subscribers -= 1
-            if ticket.subscribers > 0:
+            if not ticket.let_go():
                 return
             self._live.pop(ticket.key, None)
             if ticket in self._queue:

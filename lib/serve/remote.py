@@ -64,10 +64,7 @@ class RemoteScheduler:
         """This session no longer wants the run; the last one to let go cancels it (the
         connection closes, and the service frees its place)."""
         with self._lock:
-            if ticket.over:
-                return
-            ticket.subscribers -= 1
-            if ticket.subscribers > 0:
+            if not ticket.let_go():
                 return
             self._live.pop(ticket.key, None)
             response = self._responses.pop(id(ticket), None)

@@ -13,9 +13,6 @@ requests at once, so that its scheduler has a class to batch.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 MAX_ONGOING = 96  # requests one replica holds at once: a batch of 32 and a queue of 64
 
 
@@ -47,20 +44,11 @@ def deploy(
     address: str | None = None,
 ) -> None:
     """Start (or join) a Ray cluster and run the deployment on it, at http://host:port/."""
-    # Under `uv run`, Ray starts its workers with `uv run` in their own folder, which makes
-    # a fresh environment without the optional extra: use this one instead (read when Ray
-    # is first imported).
-    os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
-    import ray
+    from lib.cluster import start_ray
+
+    start_ray(address)
     from ray import serve
 
-    root = str(Path(__file__).resolve().parent.parent.parent)
-    ray.init(
-        address=address,
-        include_dashboard=False,
-        log_to_driver=False,
-        runtime_env={"env_vars": {"PYTHONPATH": root}},
-    )
     serve.start(http_options={"host": host, "port": port})
     ingress = serve.ingress(_builder(model, top_k, sidecar, threads))
     deployment = serve.deployment(
