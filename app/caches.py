@@ -42,8 +42,9 @@ if TYPE_CHECKING:
     from lib.analysis import next_token as nt
     from lib.analysis import residual as rs
     from lib.analysis.attention import StepAttention
-    from lib.analysis.attribution import LogitAttribution
+    from lib.analysis.attribution import LogitAttribution, PartCheck
     from lib.analysis.fingerprint import Fingerprints
+    from lib.analysis.knockout import KeyKnockout
     from lib.analysis.logit_lens import LogitLens
     from lib.analysis.patching import PatchSweep
     from lib.analysis.weights import EmbeddingPCA, OVCopying
@@ -328,6 +329,28 @@ def logit_attribution(
     from lib.analysis.attribution import logit_attribution as compute
 
     return compute(_lm, _result, step)
+
+
+@st.cache_resource(max_entries=32, show_spinner="Removing the largest parts, one pass each ...")
+def part_check(run_key: str, step: int, _lm: LoadedModel, _result: GenerationResult) -> PartCheck:
+    """The attribution's three largest parts at step `step`, each removed (`check_parts`)."""
+    from lib.analysis.attribution import check_parts
+
+    return check_parts(_lm, _result, logit_attribution(run_key, step, _lm, _result))
+
+
+@st.cache_resource(max_entries=64, show_spinner="Hiding the keys from the query ...")
+def key_knockout(
+    run_key: str, step: int, keys: tuple[int, ...], candidates: tuple[int, ...],
+    _lm: LoadedModel, _result: GenerationResult,
+) -> KeyKnockout:  # fmt: skip
+    """Step `step`'s written token with `keys` hidden from its query, and random controls
+    drawn from `candidates` (`lib.analysis.knockout`)."""
+    from lib.analysis.knockout import knock_out_keys
+
+    q = _result.query_position(step)
+    ids = _result.token_ids
+    return knock_out_keys(_lm, ids[: q + 1], int(ids[q + 1]), keys, candidates)
 
 
 PATCH_SWEEPS_KEPT = 8

@@ -5,7 +5,7 @@ import streamlit as st
 from app import caches, links, quiz
 from app.markdown import md_escape
 from app.state import clamp_step, state
-from app.widgets import chrome, controls, downloads, figures
+from app.widgets import chrome, controls, downloads, figures, prove
 from app.widgets import graph as graph_widgets
 from app.widgets.step_player import FRAMES, FRAMES_ALL, frame_window, step_player
 from lib.analysis.quiz import most_attended
@@ -144,6 +144,7 @@ def graph(run: Run, layer: int | None, head: int | None, hide: bool, picture: st
                 "raw": st.column_config.NumberColumn(format="%.5f"),
             },
         )
+    prove.prove_lines(run, step, hide)
     links.sync_url()  # a rerun of this fragment alone: the address bar follows the step
 
 

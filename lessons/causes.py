@@ -5,7 +5,7 @@ import streamlit as st
 from app import caches
 from app.markdown import md_escape
 from app.state import bound
-from app.widgets import chrome, controls, figures, model
+from app.widgets import chrome, controls, figures, model, prove
 from lib.analysis.patching import PRESETS, PatchError, answer_id, encode_pair
 from lib.model.probes import PATCH_SITES
 from lib.viz import causes as cv
@@ -38,6 +38,7 @@ else:
             "unembedding of this token: blue raised its logit, red lowered it. A layer's "
             "heads and W_O's bias add up to its attention bar above."
         )
+    prove.prove_parts(run, lm, t)
 
 st.header("2. Patch one run into another", divider="gray")
 st.markdown(

@@ -32,6 +32,14 @@ def test_the_waterfall_adds_up_to_the_logit_and_a_preset_patches(app, smollm2):
     assert parts.sum() == pytest.approx(logit, abs=1e-3)
     assert len(parts) == 2 + 2 * smollm2.n_layers  # embedding, 30 x (attention, MLP), biases
     assert any("frozen" in c.value for c in app.caption)
+    # Prove it: the three tallest bars (by size, not the biases) are the ones removed.
+    button(app, "Prove it: remove the three largest parts").click().run()
+    assert_ok(app)
+    names = [*water["x"][:-1]]  # the bars' names, the logit's own bar left out
+    tallest = sorted(range(len(parts) - 1), key=lambda i: -abs(parts[i]))[:3]
+    said = [m.label for m in app.metric if m.label.startswith("Without ")]
+    assert said == [f"Without {names[i]} (its bar {parts[i]:+.2f})" for i in tallest]
+    assert any(f"every part in place: {logit:.2f}." in c.value for c in app.caption)
 
     # John and Mary, the stream: entering the first block, the one token that differs
     # carries all of the difference (1.000) and is the strongest cell or near it.
@@ -60,3 +68,27 @@ def test_prompts_of_two_lengths_get_a_message(app):
     app.text_input(key="patch_clean_John and Mary").input("A short one").run()
     assert_ok(app)
     assert any("same length" in w.value for w in app.warning)
+
+
+def test_prove_it_on_the_graph_hides_the_strongest_lines_tokens(app):
+    """The graph's "Prove it" hides the tokens of the strongest lines its table lists,
+    and its unhidden probability is the one the run recorded."""
+    import re
+
+    generate(app, max_tokens=3)
+    app.switch_page("lessons/attention_graph.py").run()
+    assert_ok(app)
+    table = app.dataframe[0].value
+    button(app, "Prove it: hide the 3 strongest lines' tokens").click().run()
+    assert_ok(app)
+    page = " ".join(m.value for m in app.markdown)
+    recorded = re.search(r"\(probability (0\.\d{3})\)", page).group(1)
+    before = next(m for m in app.metric if m.label.endswith("nothing hidden"))
+    assert before.value == recorded
+    after = next(m for m in app.metric if "strongest lines' tokens hidden" in m.label)
+    assert float(after.value) != float(before.value)
+    caption = next(c.value for c in app.caption if c.value.startswith("Hidden: "))
+    shown = caption.replace("\\", "").replace("\u2068", "").replace("\u2069", "")
+    hidden = re.findall(r"“(.*?)” \((\d+)\)", shown)  # as rendered: no escapes, isolates
+    top = table.sort_values("raw", ascending=False, kind="stable")["to token"].head(3)
+    assert sorted(label for label, _ in hidden) == sorted(top)

@@ -40,3 +40,89 @@ def prove_induction(lm, scores: np.ndarray) -> None:
         + " Measured: the probe's loss in one forward pass with the head's output zeroed, "
         "beside the same pass with every head on; nothing else is derived."
     )
+
+
+def strongest_keys(r, step, k: int, hide: bool) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The positions of the step's k strongest lines (raw weight, as the graph and its
+    table rank them) and every position a line could go to (the candidates)."""
+    b, P, s = r.bos_offset, r.prompt_len, step.step
+    positions = np.array([*range(b, P), *range(P, P + s)])
+    raw = np.concatenate([step.input_raw, step.output_raw])
+    keep = positions != 0 if hide else np.ones(len(positions), bool)  # the sink rule
+    positions, raw = positions[keep], raw[keep]
+    order = np.argsort(-raw, kind="stable")[:k]
+    return tuple(sorted(int(p) for p in positions[order])), tuple(int(p) for p in positions)
+
+
+def prove_lines(run, step, hide: bool) -> None:
+    """The graph draws where the query looked: hide its strongest keys from it, in every
+    layer and head, and read the written token's probability again, beside controls."""
+    from app.widgets.model import current_model
+
+    r, s = run.result, step.step
+    lm = current_model()
+    if lm is None or lm.spec != r.model_spec:
+        st.caption("Load the model that made this run to test these lines on it.")
+        return
+    c1, c2 = st.columns([2, 3], vertical_alignment="bottom")
+    k = c1.select_slider("Lines to test", options=[1, 2, 3, 4, 5], value=3, key="graph_prove_k")
+    if not c2.button(f"Prove it: hide the {k} strongest lines' tokens", key="graph_prove",
+                     icon=":material/science:"):  # fmt: skip
+        st.caption(
+            "The lines say where this token's query looked. The button tests whether the "
+            "model needed those tokens to write it."
+        )
+        return
+    keys, candidates = strongest_keys(r, step, k, hide)
+    if not keys or len(keys) >= r.query_position(s) + 1:
+        st.caption("This step has too few tokens before it to hide some and keep others.")
+        return
+    ko = caches.key_knockout(run.key, s, keys, candidates, lm, r)
+    token = md_escape(r.generated_labels[s])
+    m1, m2, m3 = st.columns(3)
+    m1.metric(f"Probability of “{token}”, nothing hidden", f"{ko.before:.3f}")
+    m2.metric(f"Its {len(keys)} strongest lines' tokens hidden", f"{ko.after:.3f}",
+              delta=f"{ko.after - ko.before:+.3f}")  # fmt: skip
+    if len(ko.controls):
+        m3.metric(f"{len(keys)} other tokens hidden (median of {len(ko.controls)} draws)",
+                  f"{float(np.median(ko.controls)):.3f}",
+                  delta=f"{float(np.median(ko.controls)) - ko.before:+.3f}")  # fmt: skip
+    names = ", ".join(f"“{md_escape(r.labels[p])}” ({p})" for p in ko.keys)
+    if 0 in ko.keys:
+        names += (" (the first token is the attention sink: hiding it disturbs every head, "
+                  "not only these lines; the random draws never include it)")  # fmt: skip
+    spread = (f" The random draws gave {ko.controls.min():.3f} to {ko.controls.max():.3f}."
+              if len(ko.controls) else " Too few other tokens for a random control.")  # fmt: skip
+    st.caption(
+        f"Hidden: {names}. Measured: the model's probability of this token (temperature 1) "
+        "in one forward pass where the query that wrote it may not attend to those "
+        "tokens, in any layer or head (the other weights renormalise), beside the same "
+        "pass with nothing hidden and with as many randomly chosen other tokens hidden. "
+        "Other positions still read the hidden tokens, so this tests the direct lines "
+        "only." + spread
+    )
+
+
+def prove_parts(run, lm, step: int) -> None:
+    """The waterfall's tallest bars claim to have written the logit: remove each part's
+    output at the query and read the logit again."""
+    if not st.button("Prove it: remove the three largest parts", key="causes_prove",
+                     icon=":material/science:"):  # fmt: skip
+        st.caption(
+            "A bar is derived: what a part wrote, read straight through the frozen final "
+            "norm. The button removes the three largest parts from the model, one at a "
+            "time, and measures the logit."
+        )
+        return
+    pc = caches.part_check(run.key, step, lm, run.result)
+    cols = st.columns(len(pc.names))
+    for col, name, direct, without in zip(cols, pc.names, pc.direct, pc.without, strict=True):
+        col.metric(f"Without {name} (its bar {direct:+.2f})", f"{without:.2f}",
+                   delta=f"{without - pc.logit:+.2f}", delta_color="off")  # fmt: skip
+    st.caption(
+        f"The logit with every part in place: {pc.logit:.2f}. Measured: the logit in one "
+        "forward pass per part, with that part's output set to zero at this position. "
+        "Unlike the bar, this counts what the later layers did with what the part wrote, "
+        "and the final norm's scale is free to change: a large bar whose removal moves "
+        "the logit little was compensated for by later parts."
+    )

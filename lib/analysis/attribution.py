@@ -59,6 +59,17 @@ class LogitAttribution:
         if self.mlp.shape != (L,) or self.attn_bias.shape != (L,) or self.heads.shape[0] != L:
             raise ValueError(f"attn, mlp, attn_bias must be ({L},), heads ({L}, H)")
 
+    def parts(self) -> list[tuple[str, float, str | None, int]]:
+        """The parts in the stream's order, as the waterfall draws them: (name, value, the
+        patch site that removes it, layer); the biases last, with no site."""
+        out: list[tuple[str, float, str | None, int]] = [
+            ("embedding", self.embedding, "resid_pre", 0)  # the stream entering layer 0
+        ]
+        for layer in range(self.attn.shape[0]):
+            out.append((f"L{layer} attention", float(self.attn[layer]), "attn", layer))
+            out.append((f"L{layer} MLP", float(self.mlp[layer]), "mlp", layer))
+        return [*out, ("biases", self.constant, None, 0)]
+
     @property
     def total(self) -> float:
         """The parts' sum: the logit, to float32's rounding."""
@@ -120,3 +131,56 @@ def logit_attribution(lm: LoadedModel, result: GenerationResult, step: int) -> L
             f"{out.logit:.3f}): its final norm or output scaling is not one this reads."
         )
     return out
+
+
+@dataclass(frozen=True)
+class PartCheck:
+    """The attribution's largest parts tested: each part's output set to zero at the query
+    (a patch, one forward pass each), and the token's logit read again.
+
+    names    (n,) the parts, as the waterfall names them ("embedding", "L3 attention",
+             "L29 MLP")
+    direct   (n,) float64 each part's bar: its direct path to the logit, the norm frozen
+             (derived)
+    without  (n,) float64 the token's logit in the pass without that part (measured)
+    logit    the token's logit with nothing removed (measured, the same kind of pass)
+    """
+
+    names: tuple[str, ...]
+    direct: np.ndarray
+    without: np.ndarray
+    logit: float
+
+    def __post_init__(self) -> None:
+        n = len(self.names)
+        if self.direct.shape != (n,) or self.without.shape != (n,):
+            raise ValueError(f"direct and without must be ({n},)")
+
+
+def largest_parts(a: LogitAttribution, n: int = 3) -> list[tuple[str, float, str, int]]:
+    """The n removable parts with the largest bars (by size, either sign), as `parts`."""
+    removable = [p for p in a.parts() if p[2] is not None]
+    return sorted(removable, key=lambda p: -abs(p[1]))[:n]  # type: ignore[return-value]
+
+
+def check_parts(
+    lm: LoadedModel, result: GenerationResult, a: LogitAttribution, n: int = 3
+) -> PartCheck:
+    """Remove each of the n largest parts of `a` at its query (its output there set to
+    zero), one pass each: what the token's logit is without it. Unlike the bar, this
+    counts what the later layers did with the part too."""
+    from lib.model.probes import Patch, patched
+
+    q, token = a.position, a.token_id
+    ids = torch.tensor(np.asarray(result.token_ids[: q + 1], dtype=np.int64))[None]
+    chosen = largest_parts(a, n)
+    without = []
+    for _, _, site, layer in chosen:
+        with patched(lm.parts, site, [Patch(0, layer, q, torch.zeros(()))]):
+            without.append(float(lm.last_logits(ids)[0, token]))
+    return PartCheck(
+        names=tuple(p[0] for p in chosen),
+        direct=np.array([p[1] for p in chosen]),
+        without=np.array(without),
+        logit=float(lm.last_logits(ids)[0, token]),
+    )

@@ -14,6 +14,7 @@ import torch
 
 CAPTURE_IMPL = "tav_capture"
 RECORDER_KWARG = "tav_recorder"
+HIDDEN_KEYS_KWARG = "tav_hidden_keys"  # (B, K) bool: keys the last query may not see
 
 
 class AttentionRecorder:
@@ -110,6 +111,25 @@ def attention_probs(
     return torch.softmax(scores, dim=-1, dtype=torch.float32)
 
 
+def hide_from_last_query(
+    mask: torch.Tensor | None, hidden: torch.Tensor, q_len: int
+) -> torch.Tensor:
+    """The attention mask with the keys `hidden` (B, K) bool taken from the last query of
+    each sequence (a key knockout): boolean (B, 1, Q, K), True = may attend, from a boolean
+    or plain causal (None) mask; an additive mask gets -inf there instead."""
+    B, k_len = hidden.shape
+    if mask is None:  # plain causal: the queries are the last q_len of k_len positions
+        causal = torch.ones(q_len, k_len, dtype=torch.bool, device=hidden.device)
+        mask = causal.tril(k_len - q_len)[None, None]
+    mask = mask[..., -q_len:, -k_len:]
+    mask = mask.expand(B, mask.shape[1], q_len, k_len).clone()
+    if mask.dtype == torch.bool:
+        mask[:, :, -1, :] &= ~hidden[:, None, :]
+    else:
+        mask[:, :, -1, :] = mask[:, :, -1, :].masked_fill(hidden[:, None, :], float("-inf"))
+    return mask
+
+
 def capture_attention_forward(
     module: torch.nn.Module,
     query: torch.Tensor,
@@ -124,6 +144,9 @@ def capture_attention_forward(
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     recorder: AttentionRecorder | None = kwargs.pop(RECORDER_KWARG, None)
+    hidden = kwargs.pop(HIDDEN_KEYS_KWARG, None)
+    if hidden is not None:
+        attention_mask = hide_from_last_query(attention_mask, hidden, query.shape[2])
     if recorder is not None:
         q = query[:, :, -1:, :] if recorder.mode == "last_row" else query
         recorder.record(attention_probs(q, key, attention_mask, scaling))

@@ -27,6 +27,7 @@ from lib.config import BUNDLED_MODEL, Limits
 from lib.model.anatomy import Anatomy, anatomy, final_norm
 from lib.model.capture import (
     CAPTURE_IMPL,
+    HIDDEN_KEYS_KWARG,
     RECORDER_KWARG,
     AttentionRecorder,
     ensure_registered,
@@ -137,10 +138,19 @@ class LoadedModel:
         return Forward(out.logits[0].float(), states)
 
     @torch.inference_mode()
-    def last_logits(self, token_ids: torch.Tensor) -> torch.Tensor:
+    def last_logits(
+        self, token_ids: torch.Tensor, hidden_keys: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """(B, V) float32 logits at the last position of each of a batch of sequences of
-        one length (B, T) (patched passes: `lib.model.probes.patched`)."""
-        out = self.model(input_ids=token_ids.to(self.device), use_cache=False, logits_to_keep=1)
+        one length (B, T) (patched passes: `lib.model.probes.patched`). `hidden_keys`
+        (B, T) bool: positions the last query may not attend to, in every layer and head
+        (a key knockout; the other queries still see them)."""
+        extra = {}
+        if hidden_keys is not None:
+            extra[HIDDEN_KEYS_KWARG] = hidden_keys.to(self.device, torch.bool)
+        out = self.model(
+            input_ids=token_ids.to(self.device), use_cache=False, logits_to_keep=1, **extra
+        )
         return out.logits[:, -1].float()
 
     @functools.cached_property

@@ -18,13 +18,8 @@ UP, DOWN, TOTAL = "#2a9d8f", "#e76f51", "#264653"
 def attribution_parts(a: LogitAttribution) -> tuple[list[str], np.ndarray]:
     """The waterfall's bars in the stream's order: the embedding, then each layer's
     attention and MLP, then the biases (names, values)."""
-    names, values = ["embedding"], [a.embedding]
-    for layer in range(a.attn.shape[0]):
-        names += [f"L{layer} attention", f"L{layer} MLP"]
-        values += [a.attn[layer], a.mlp[layer]]
-    names.append("biases")
-    values.append(a.constant)
-    return names, np.asarray(values, dtype=np.float64)
+    parts = a.parts()
+    return [p[0] for p in parts], np.array([p[1] for p in parts], dtype=np.float64)
 
 
 def attribution_waterfall(a: LogitAttribution, token: str) -> go.Figure:
