@@ -22,6 +22,7 @@ import os
 import threading
 import weakref
 from collections import OrderedDict
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
     from lib.model.result import GenerationResult
     from lib.model.result_store import ResultStore
     from lib.model.scheduler import Scheduler
+    from lib.train.pool import ClassPool
 
 LIMITS = Limits.from_env()
 PROBE_LEN, PROBE_SEED = 50, 0
@@ -351,6 +353,22 @@ def key_knockout(
     q = _result.query_position(step)
     ids = _result.token_ids
     return knock_out_keys(_lm, ids[: q + 1], int(ids[q + 1]), keys, candidates)
+
+
+def class_pool() -> ClassPool | None:
+    """The class's pool of induction-lab runs (`lib.train.pool`), or None where the server
+    keeps none (TAV_CLASS_POOL=off)."""
+    from lib.train.pool import pool_path
+
+    path = pool_path()
+    return None if path is None else _class_pool(str(path))
+
+
+@st.cache_resource(show_spinner=False)
+def _class_pool(path: str) -> ClassPool:
+    from lib.train.pool import ClassPool
+
+    return ClassPool(Path(path))
 
 
 PATCH_SWEEPS_KEPT = 8

@@ -149,6 +149,14 @@ LESSONS: tuple[Lesson, ...] = (
         LAB,
         "A two-layer model learns to copy, and its induction heads appear all at once.",
     ),
+    Lesson(
+        "lessons/class_lab.py",
+        "The class's lab",
+        ":material/groups:",
+        LAB,
+        "Everyone's induction-lab runs on one chart, each phase change marked: the "
+        "teacher's view, to save as an offline page.",
+    ),
 )
 
 HOME = LESSONS[0]  # the page the app opens on

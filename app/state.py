@@ -282,6 +282,8 @@ class Induction(Group):
     lr: Shared[float] = Shared(InductionConfig.learning_rate)
     batch: Shared[int] = Shared(InductionConfig.batch)
     lab: Shared[LabModel | None] = Shared(None)
+    pool_name: Shared[str] = Shared("")  # the name shown with this student's pooled runs
+    pooled: Shared[tuple[LabModel, int] | None] = Shared(None)  # the lab last pooled, its id
 
 
 class State:

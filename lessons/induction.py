@@ -5,7 +5,7 @@ import streamlit as st
 
 from app.markdown import md_escape
 from app.state import bound, state
-from app.widgets import chrome, downloads, figures, training
+from app.widgets import chrome, downloads, figures, pool, training
 from lib.train import io
 from lib.train.induction import InductionConfig, InductionTrainer, random_repeats
 from lib.train.training import ConfigError
@@ -133,4 +133,11 @@ downloads.download(
     file_name="induction-history.csv",
     mime="text/csv",
 )
+
+st.header("4. Add your run to the class", divider="gray")
+st.caption(
+    "On a class's server, everyone's runs go on one chart (The class's lab): pick a seed "
+    "of your own above, train, and add the run."
+)
+pool.add_to_pool(lab)
 chrome.page_source(__file__, random_repeats, InductionTrainer.step)

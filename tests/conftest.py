@@ -23,10 +23,11 @@ import pytest
 # The bundled model is converted once per machine, into the cache the app itself uses
 # (TAV_CACHE_DIR, else the user cache folder): a complete conversion is checked file by file
 # and rebuilt if damaged (tests/test_cache_rebuild.py converts from scratch, every run).
-# The atlas records every run the tests make: into files of this test run, never the
-# user's (the servers and child processes the tests start inherit them).
+# The atlas and the class pool record every run the tests make: into files of this test
+# run, never the user's (the servers and child processes the tests start inherit them).
 os.environ["TAV_ATLAS_DB"] = str(Path(tempfile.mkdtemp(prefix="tav-test-atlas-")) / "a.db")
 os.environ["TAV_ATLAS_DIR"] = tempfile.mkdtemp(prefix="tav-test-discovery-")
+os.environ["TAV_CLASS_POOL"] = str(Path(tempfile.mkdtemp(prefix="tav-test-pool-")) / "p.db")
 # Ray (the optional distributed ingestion) must start its workers in this environment,
 # not through `uv run` in a folder of their own (read when Ray is imported).
 os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")

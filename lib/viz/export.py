@@ -16,6 +16,7 @@ import html
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
 
@@ -23,6 +24,7 @@ from lib.analysis.attention import StepAttention, aggregate
 from lib.config import MAX_GRAPH_PROMPT
 from lib.labels import bidi_visible
 from lib.model.result import GenerationResult
+from lib.train.pool import PooledRun
 from lib.viz.graph import attention_graph, select_edges, window_edges
 from lib.viz.matrices import MAX_AXIS, heatmap, matrix_caption, view
 from lib.viz.text import graph_caption
@@ -175,3 +177,58 @@ def run_html(
         matrix_note=html.escape(matrix_note),
         matrix=matrix_svg,
     )
+
+
+CLASS_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>The class's induction heads</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px;
+  color: #1b1f24; padding: 0 1rem; }}
+.note {{ color: #555; font-size: 0.9rem; }}
+table {{ border-collapse: collapse; }}
+td, th {{ border-bottom: 1px solid #ddd; padding: 0.3rem 0.8rem; text-align: left; }}
+</style>
+</head>
+<body>
+<h1>The class's induction heads</h1>
+<p class="note">{meta}</p>
+<p>{summary}</p>
+<div>{chart}</div>
+<p class="note">Each line is one student's run of the induction lab: a two-layer
+attention-only transformer trained on repeated random tokens. Above, its loss on the
+second, copyable half of each sequence; below, the best induction score of any of its
+heads. A dot marks the run's phase change.</p>
+{table}
+<p class="note">Made with the Token Attention Visualizer. This file needs no network.</p>
+</body>
+</html>
+"""
+
+
+def class_page(runs: Sequence[PooledRun], when: str) -> str:
+    """The class pool as one offline page: the overlay as SVG (Vega escapes its text), the
+    table through `html.escape`."""
+    from lib.viz.training import pool_chart, pool_summary, pool_table
+
+    table = pool_table(runs)
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in table.columns)
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row) + "</tr>"
+        for row in table.itertuples(index=False)
+    )
+    return CLASS_PAGE.format(
+        meta=html.escape(when),
+        summary=html.escape(pool_summary(runs)),
+        chart=chart_svg(pool_chart(runs).to_dict()),
+        table=f"<table><tr>{head}</tr>{rows}</table>",
+    )
+
+
+def _cell(v) -> str:
+    if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
+        return "-"
+    return f"{v:.3f}" if isinstance(v, float) else str(v)

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from lib.train.induction import InductionHistory
+from lib.train.pool import PooledRun
 from lib.train.training import Prediction
 
 MASKED = "#d9d9d9"
@@ -199,3 +200,93 @@ def predictions_table(preds: Sequence[Prediction]) -> pd.DataFrame:
 def history_csv(columns: dict[str, np.ndarray]) -> str:
     """Training curves as CSV, one column each (equal lengths)."""
     return pd.DataFrame({k: np.asarray(v) for k, v in columns.items()}).to_csv(index=False)
+
+
+def pool_label(run: PooledRun) -> str:
+    """A pooled run's name on the chart: its number first, so two students who chose the
+    same name stay apart."""
+    return f"#{run.id} {run.name} (seed {run.seed})"
+
+
+def pool_chart(runs: Sequence[PooledRun]) -> alt.VConcatChart:
+    """Every pooled run on one step axis: the copyable half's loss above, the best
+    induction score below, one colour per run; a dot on each curve at its phase change."""
+    curves = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "step": r.steps,
+                    "run": pool_label(r),
+                    "loss": r.loss_second,
+                    "score": r.best_induction,
+                }
+            )  # fmt: skip
+            for r in runs
+        ],
+        ignore_index=True,
+    )
+    phases = curves.merge(
+        pd.DataFrame(
+            {
+                "run": [pool_label(r) for r in runs if r.phase_step is not None],
+                "step": [r.phase_step for r in runs if r.phase_step is not None],
+            }  # fmt: skip
+        ),
+        on=["run", "step"],
+    )
+    colour = alt.Color(
+        "run:N", title=None, scale=alt.Scale(scheme="tableau20"),
+        legend=alt.Legend(orient="bottom", columns=3, labelLimit=260),
+    )  # fmt: skip
+    x = alt.X("step:Q", title="training step")
+
+    def panel(field: str, title: str) -> alt.LayerChart:
+        tip = ["run:N", "step:Q", alt.Tooltip(f"{field}:Q", format=".3f")]
+        lines = (
+            alt.Chart(curves)
+            .mark_line(opacity=0.8)
+            .encode(x=x, y=alt.Y(f"{field}:Q", title=title), color=colour, tooltip=tip)
+        )
+        dots = (
+            alt.Chart(phases)
+            .mark_point(size=70, filled=True, stroke="black")
+            .encode(x=x, y=f"{field}:Q", color=colour, tooltip=tip)
+        )
+        return alt.layer(lines, dots).properties(width=640, height=200)
+
+    return alt.vconcat(
+        panel("loss", "second half's loss (nats)"), panel("score", "best induction score")
+    )
+
+
+def pool_table(runs: Sequence[PooledRun]) -> pd.DataFrame:
+    """One row per pooled run: who, which seed, when its phase change came, where it ended."""
+    return pd.DataFrame(
+        {
+            "run": [f"#{r.id}" for r in runs],
+            "name": [r.name for r in runs],
+            "seed": [r.seed for r in runs],
+            "steps trained": [int(r.steps[-1]) for r in runs],
+            "phase change at step": pd.array([r.phase_step for r in runs], dtype="Int64"),
+            "final loss, second half": [float(r.loss_second[-1]) for r in runs],
+            "final best induction": [float(r.best_induction[-1]) for r in runs],
+        }
+    )
+
+
+def pool_summary(runs: Sequence[PooledRun]) -> str:
+    """The class in one sentence: how many runs, how many changed phase, and when."""
+    n = len(runs)
+    at = sorted(r.phase_step for r in runs if r.phase_step is not None)
+    head = f"{n} run{'s' if n != 1 else ''} in the pool"
+    if not at:
+        return head + "; no phase change yet (no head's induction score has reached 0.5)."
+    when = (
+        f"at step {at[0]:,}"
+        if len(at) == 1
+        else f"between steps {at[0]:,} and {at[-1]:,} (median {float(np.median(at)):,.0f})"
+    )
+    return (
+        f"{head}; the phase change came in {len(at)} of them, {when}: the first evaluation "
+        "at which a head's induction score reached 0.5 (the dots)."
+    )

@@ -1,0 +1,48 @@
+"""The class's pool of induction-lab runs: a student adds their run (and may take it
+back); the class's page reads the pool."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app import caches
+from app.state import bound, state
+
+NAME_HELP = (
+    "Shown beside your curves to everyone on this server who opens The class's lab. "
+    "Leave it blank to be shown as a run number. Only your settings and your run's curves "
+    "go in the pool: no text of yours."
+)
+
+
+def add_to_pool(lab) -> None:
+    """Add this session's trained induction model's curves to the class pool."""
+    pool = caches.class_pool()
+    if pool is None:
+        st.caption("This server keeps no class pool (TAV_CLASS_POOL=off).")
+        return
+    owner = state.atlas.owner  # the session's identity: whose runs to take back
+    c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
+    c1.text_input("Your name in the pool (optional)", max_chars=40, help=NAME_HELP,
+                  **bound("ind_pool_name"))  # fmt: skip
+    done = state.ind.pooled
+    if done is not None and done[0] is lab and done[1] in pool.mine(owner):
+        c2.button(f"In the pool as run #{done[1]}", disabled=True, icon=":material/check:")
+    elif c2.button("Add my run to the class pool", icon=":material/group_add:",
+                   key="ind_pool_add"):  # fmt: skip
+        rid = pool.add(owner, state.ind.pool_name, lab.config, lab.history)
+        state.ind.pooled = (lab, rid)
+        st.rerun()  # the button above shows it is in
+    mine = pool.mine(owner)
+    if mine:
+        st.caption(
+            f"Your runs in the pool: {', '.join(f'#{i}' for i in mine)}. Everyone on this "
+            "server sees them (with your name, if you gave one) on The class's lab."
+        )
+        taken = st.selectbox("Take one back", mine, index=None, format_func=lambda i: f"#{i}",
+                             placeholder="Choose a run", key="ind_pool_take")  # fmt: skip
+        if taken is not None and st.button("Take it back", icon=":material/delete:"):
+            pool.remove(owner, int(taken))
+            st.rerun()
+    st.page_link("lessons/class_lab.py", label="See the class's runs together",
+                 icon=":material/groups:")  # fmt: skip
