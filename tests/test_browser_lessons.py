@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.apphelpers import FAILURE_TEXT
@@ -71,3 +72,40 @@ def test_autoplay_adds_tokens_with_one_stop(open_session, artifacts_dir):
     pg.screenshot(path=str(artifacts_dir / "lessons-autoplay.png"), full_page=True)
     s.act(lambda: page_stops.click())
     expect(pg.get_by_text("Autoplay stopped.")).to_be_visible()
+
+
+HEATMAP_Z = """() => {
+  const traces = Array.from(document.querySelectorAll('.js-plotly-plot'))
+    .flatMap(el => el._fullData || []).filter(t => t.type === 'heatmap');
+  if (!traces.length) return null;
+  return Array.from(traces[traces.length - 1].z, row => Array.from(row));
+}"""  # plotly.js's decoded traces (`data` may still hold the packed arrays)
+
+
+def test_patching_a_preset_and_reading_its_strongest_cell(session, smollm2, artifacts_dir):
+    """Cause and effect in Chromium: patch John and Mary's residual stream, read the
+    heatmap's numbers from the drawn chart, and find the caption's strongest cell there;
+    entering layer 0, the one name that differs carries all of the difference (1.000)."""
+    import numpy as np
+
+    from lib.analysis.patching import PRESETS, encode_pair
+
+    s, pg = session, session.page
+    s.fill("Prompt", "The cat sat on the")
+    s.click("button", "Generate")
+    s.open_page("Cause and effect")
+    s.click("button", "Run the patching")
+    caption = pg.get_by_text(re.compile(r"Strongest: layer \d+, position \d+"))
+    expect(caption).to_be_visible()
+    z = np.array(pg.evaluate(HEATMAP_Z), dtype=float)
+    clean, corrupt = encode_pair(smollm2, *PRESETS["John and Mary"][:2])
+    assert z.shape == (smollm2.n_layers, len(clean))
+    said = re.search(r"Strongest: layer (\d+), position (\d+) .*recovers (-?[\d.]+)",
+                     caption.inner_text())  # fmt: skip
+    layer, position = int(said[1]), int(said[2])
+    assert z[layer, position] == np.nanmax(z)  # the drawn numbers' largest cell
+    assert float(said[3]) == round(float(z[layer, position]), 3)
+    (differs,) = np.flatnonzero(np.array(clean) != np.array(corrupt))
+    assert z[0, differs] == pytest.approx(1.0, abs=1e-3)
+    pg.screenshot(path=str(artifacts_dir / "lessons-patching.png"), full_page=True)
+    expect(pg.get_by_test_id("stException")).to_have_count(0)
