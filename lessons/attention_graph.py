@@ -144,7 +144,7 @@ def graph(run: Run, layer: int | None, head: int | None, hide: bool, picture: st
                 "raw": st.column_config.NumberColumn(format="%.5f"),
             },
         )
-    prove.prove_lines(run, step, hide)
+    prove.prove_lines(run, step)
     links.sync_url()  # a rerun of this fragment alone: the address bar follows the step
 
 

@@ -42,19 +42,20 @@ def prove_induction(lm, scores: np.ndarray) -> None:
     )
 
 
-def strongest_keys(r, step, k: int, hide: bool) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """The positions of the step's k strongest lines (raw weight, as the graph and its
-    table rank them) and every position a line could go to (the candidates)."""
+def strongest_keys(r, step, k: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The positions of the step's k strongest lines (raw weight, as the graph's table ranks
+    them) and every position a line could go to (the candidates). Never position 0, the
+    attention sink: most heads park their weight there, so hiding it disturbs every head
+    at once, whatever the lines say."""
     b, P, s = r.bos_offset, r.prompt_len, step.step
     positions = np.array([*range(b, P), *range(P, P + s)])
     raw = np.concatenate([step.input_raw, step.output_raw])
-    keep = positions != 0 if hide else np.ones(len(positions), bool)  # the sink rule
-    positions, raw = positions[keep], raw[keep]
+    positions, raw = positions[positions != 0], raw[positions != 0]
     order = np.argsort(-raw, kind="stable")[:k]
     return tuple(sorted(int(p) for p in positions[order])), tuple(int(p) for p in positions)
 
 
-def prove_lines(run, step, hide: bool) -> None:
+def prove_lines(run, step) -> None:
     """The graph draws where the query looked: hide its strongest keys from it, in every
     layer and head, and read the written token's probability again, beside controls."""
     from app.widgets.model import current_model
@@ -73,7 +74,7 @@ def prove_lines(run, step, hide: bool) -> None:
             "model needed those tokens to write it."
         )
         return
-    keys, candidates = strongest_keys(r, step, k, hide)
+    keys, candidates = strongest_keys(r, step, k)
     if not keys or len(keys) >= r.query_position(s) + 1:
         st.caption("This step has too few tokens before it to hide some and keep others.")
         return
@@ -88,9 +89,6 @@ def prove_lines(run, step, hide: bool) -> None:
                   f"{float(np.median(ko.controls)):.3f}",
                   delta=f"{float(np.median(ko.controls)) - ko.before:+.3f}")  # fmt: skip
     names = ", ".join(f"“{md_escape(r.labels[p])}” ({p})" for p in ko.keys)
-    if 0 in ko.keys:
-        names += (" (the first token is the attention sink: hiding it disturbs every head, "
-                  "not only these lines; the random draws never include it)")  # fmt: skip
     spread = (f" The random draws gave {ko.controls.min():.3f} to {ko.controls.max():.3f}."
               if len(ko.controls) else " Too few other tokens for a random control.")  # fmt: skip
     st.caption(
@@ -99,7 +97,8 @@ def prove_lines(run, step, hide: bool) -> None:
         "tokens, in any layer or head (the other weights renormalise), beside the same "
         "pass with nothing hidden and with as many randomly chosen other tokens hidden. "
         "Other positions still read the hidden tokens, so this tests the direct lines "
-        "only." + spread
+        "only. The first token, the attention sink, is never hidden: most heads park "
+        "their weight there, and hiding it disturbs every head at once." + spread
     )
 
 

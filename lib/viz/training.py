@@ -202,6 +202,15 @@ def history_csv(columns: dict[str, np.ndarray]) -> str:
     return pd.DataFrame({k: np.asarray(v) for k, v in columns.items()}).to_csv(index=False)
 
 
+# Vega's tableau20, its ten strong colours first: neighbours in the class's list (runs #1
+# and #2) are told apart at once; a class past ten runs gets the light ones.
+POOL_COLOURS = [
+    "#4c78a8", "#f58518", "#54a24b", "#b79a20", "#439894", "#e45756", "#79706e", "#d67195",
+    "#b279a2", "#9e765f", "#9ecae9", "#ffbf79", "#88d27a", "#f2cf5b", "#83bcb6", "#ff9d98",
+    "#bab0ac", "#fcbfd2", "#d6a5c9", "#d8b5a5",
+]  # fmt: skip
+
+
 def pool_label(run: PooledRun) -> str:
     """A pooled run's name on the chart: its number first, so two students who chose the
     same name stay apart."""
@@ -235,7 +244,7 @@ def pool_chart(runs: Sequence[PooledRun]) -> alt.VConcatChart:
         on=["run", "step"],
     )
     colour = alt.Color(
-        "run:N", title=None, scale=alt.Scale(scheme="tableau20"),
+        "run:N", title=None, scale=alt.Scale(range=POOL_COLOURS),
         legend=alt.Legend(orient="bottom", columns=3, labelLimit=260),
     )  # fmt: skip
     x = alt.X("step:Q", title="training step")
