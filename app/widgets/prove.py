@@ -122,6 +122,7 @@ def prove_parts(run, lm, step: int) -> None:
         f"The logit with every part in place: {pc.logit:.2f}. Measured: the logit in one "
         "forward pass per part, with that part's output set to zero at this position. "
         "Unlike the bar, this counts what the later layers did with what the part wrote, "
-        "and the final norm's scale is free to change: a large bar whose removal moves "
-        "the logit little was compensated for by later parts."
+        "and the final norm's scale is free to change. Where the two disagree (a tall "
+        "bar whose removal moves the logit little, or even raises it), later parts or "
+        "the norm's new scale made up for the part."
     )
