@@ -4,8 +4,9 @@ import time
 
 import streamlit as st
 
-from app import caches
 from app.widgets import chrome, downloads, figures
+from app.widgets import pool as pool_widgets
+from lib.train.pool import MAX_POINTS
 from lib.viz.export import class_page
 from lib.viz.training import pool_chart, pool_summary, pool_table
 
@@ -17,9 +18,8 @@ chrome.page_intro(
     "the class's pool. Here every run is on one chart: the same sudden drop, at a "
     "different step for each seed.",
 )
-pool = caches.class_pool()
+pool = pool_widgets.open_pool()
 if pool is None:
-    st.info("This server keeps no class pool (TAV_CLASS_POOL=off).", icon=":material/info:")
     st.stop()
 
 st.header("1. Every run in the pool", divider="gray")
@@ -35,7 +35,7 @@ follow = c2.toggle(
 
 @st.fragment(run_every=5 if follow else None)
 def overlay(hours: float | None) -> None:
-    runs = pool.runs(hours)
+    runs = pool_widgets.read_runs(pool, hours)
     if not runs:
         st.info(
             "No run in the pool yet. Each student trains on the Induction heads page, then "
@@ -54,18 +54,25 @@ def overlay(hours: float | None) -> None:
         },
     )  # fmt: skip
     st.caption(
-        "Each run's curves as its lab measured them on 16 held-out sequences, every "
-        "evaluation it made; nothing is averaged or smoothed. Names are what students "
-        "typed; runs are numbered in the order they arrived."
+        "Each run's curves as its lab measured them on 16 held-out sequences, at every "
+        f"evaluation (a run of more than {MAX_POINTS} shows {MAX_POINTS}, evenly spaced, its "
+        "phase change among them); nothing is averaged or smoothed. Names are what "
+        "students typed; runs are numbered in the order they arrived."
     )
-    st.header("2. Take it home", divider="gray")
+
+
+overlay(WINDOWS[window])
+
+# Outside the fragment: following new runs does not rebuild the file every 5 seconds.
+st.header("2. Take it home", divider="gray")
+runs = pool_widgets.read_runs(pool, WINDOWS[window])
+if runs:
     when = f"{len(runs)} runs, saved {time.strftime('%Y-%m-%d %H:%M')}"
     downloads.download(
         st, "Download the class's page (HTML, works offline)",
         lambda: class_page(runs, when), file_name="class-induction-heads.html",
         mime="text/html", prepare=True,
+        help="The chart as a picture and the table, in one file that needs no network; "
+        "the runs in the pool when this page was last drawn.",
     )  # fmt: skip
-
-
-overlay(WINDOWS[window])
 chrome.page_source(__file__, pool_chart)

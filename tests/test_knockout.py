@@ -50,6 +50,67 @@ def test_knockout_equals_eager_attention_with_a_mask_written_here(family):
     assert all(not {2, 6} & set(c) and 0 not in c for c in ko.control_keys.tolist())
 
 
+def test_the_mask_hides_keys_from_the_last_query_only_in_every_form():
+    """`hide_from_last_query` on the mask forms transformers passes: none (plain causal),
+    boolean for one sequence or a batch, additive float, and fewer queries than keys."""
+    from lib.model.capture import hide_from_last_query
+
+    hidden = torch.tensor([[False, True, False, False], [True, False, False, True]])
+    causal = torch.ones(4, 4, dtype=torch.bool).tril()
+    want = causal.expand(2, 1, 4, 4).clone()
+    want[0, 0, 3, 1] = want[1, 0, 3, 0] = want[1, 0, 3, 3] = False
+    assert torch.equal(hide_from_last_query(None, hidden, 4), want)
+    assert torch.equal(hide_from_last_query(causal[None, None], hidden, 4), want)  # broadcast
+    window = causal & ~torch.ones(4, 4, dtype=torch.bool).tril(-2)  # a 2-token window
+    got = hide_from_last_query(window.expand(2, 1, 4, 4), hidden, 4)
+    assert torch.equal(got, want & window)
+    additive = torch.zeros(4, 4).masked_fill(~causal, MIN)[None, None]
+    got = hide_from_last_query(additive, hidden, 4)
+    assert got.shape == (2, 1, 4, 4) and torch.equal(
+        got[:, :, :3], additive.expand(2, 1, 4, 4)[:, :, :3]
+    )
+    assert torch.isinf(got[0, 0, 3, 1]) and got[0, 0, 3, 0] == 0 and torch.isinf(got[1, 0, 3, 3])
+    one_query = hide_from_last_query(None, hidden, 1)  # decoding: the last query alone
+    assert torch.equal(one_query, want[:, :, 3:])
+
+
+def test_knockout_within_a_sliding_window_equals_eager_attention():
+    """Mistral with a 4-token window: the capture's mask is boolean and windowed; hiding
+    keys inside the window equals eager attention with the test's windowed mask."""
+    from transformers import MistralConfig, MistralForCausalLM
+
+    from lib.model.capture import CAPTURE_IMPL, ensure_registered
+    from lib.model.loading import LoadedModel
+    from tests.tiny import tiny_tokenizer
+
+    ensure_registered()
+    torch.manual_seed(0)
+    config = MistralConfig(
+        vocab_size=14, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, intermediate_size=64, max_position_embeddings=64,
+        sliding_window=4,
+    )  # fmt: skip
+    config._attn_implementation = CAPTURE_IMPL
+    model = MistralForCausalLM(config).eval()
+    lm = LoadedModel("tiny-mistral", "tiny-mistral", "local", model, tiny_tokenizer(True),
+                     torch.device("cpu"), torch.float32, 0)  # fmt: skip
+    ids = np.random.default_rng(2).integers(3, 14, 9)
+    ko = knock_out_keys(lm, ids, token=4, keys=[6, 7], candidates=range(1, 9), n_controls=3)
+    T = len(ids)
+    i, j = np.meshgrid(np.arange(T), np.arange(T), indexing="ij")
+    allowed = torch.tensor((j <= i) & (i - j < 4))
+    eager = eager_copy(model)
+    got = []
+    for keys in [[], [6, 7], *ko.control_keys.tolist()]:
+        m = torch.zeros(T, T).masked_fill(~allowed, MIN)
+        m[-1, list(keys)] = MIN
+        with torch.no_grad():
+            logits = eager(torch.tensor([list(ids)]), attention_mask=m[None, None]).logits
+        got.append(float(torch.softmax(logits[0, -1].double(), -1)[4]))
+    np.testing.assert_allclose([ko.before, ko.after, *ko.controls], got, atol=1e-5)
+    assert abs(ko.after - ko.before) > 1e-6
+
+
 def test_control_draws_avoid_the_keys_and_stop_when_too_few_remain():
     d = control_draws(range(10), [3, 4], 6, seed=2)
     assert d.shape == (6, 2) and not np.isin(d, [3, 4]).any()

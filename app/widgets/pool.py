@@ -3,10 +3,17 @@ back); the class's page reads the pool."""
 
 from __future__ import annotations
 
+import sqlite3
+from typing import TYPE_CHECKING
+
 import streamlit as st
 
 from app import caches
+from app.markdown import md_escape
 from app.state import bound, state
+
+if TYPE_CHECKING:
+    from lib.train.pool import ClassPool, PooledRun
 
 NAME_HELP = (
     "Shown beside your curves to everyone on this server who opens The class's lab. "
@@ -15,12 +22,42 @@ NAME_HELP = (
 )
 
 
-def add_to_pool(lab) -> None:
-    """Add this session's trained induction model's curves to the class pool."""
-    pool = caches.class_pool()
+PROBLEMS = (sqlite3.Error, OSError, ValueError)  # a locked, damaged or unwritable pool file
+
+
+def open_pool() -> ClassPool | None:
+    """The server's class pool, or a message and None (none kept, or it cannot be opened)."""
+    try:
+        pool = caches.class_pool()
+    except PROBLEMS as err:
+        st.warning(md_escape(f"The class pool cannot be opened: {err}"), icon=":material/warning:")
+        return None
     if pool is None:
         st.caption("This server keeps no class pool (TAV_CLASS_POOL=off).")
+    return pool
+
+
+def read_runs(pool: ClassPool, hours: float | None) -> list[PooledRun]:
+    """The pool's runs of the last `hours`; a message and none when it cannot be read."""
+    try:
+        return pool.runs(hours)
+    except PROBLEMS as err:
+        st.warning(md_escape(f"The class pool cannot be read: {err}"), icon=":material/warning:")
+        return []
+
+
+def add_to_pool(lab) -> None:
+    """Add this session's trained induction model's curves to the class pool."""
+    pool = open_pool()
+    if pool is None:
         return
+    try:
+        _pool_controls(pool, lab)
+    except PROBLEMS as err:
+        st.warning(md_escape(f"The class pool cannot be used: {err}"), icon=":material/warning:")
+
+
+def _pool_controls(pool: ClassPool, lab) -> None:
     owner = state.atlas.owner  # the session's identity: whose runs to take back
     c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
     c1.text_input("Your name in the pool (optional)", max_chars=40, help=NAME_HELP,

@@ -58,12 +58,10 @@ def strongest_keys(r, step, k: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
 def prove_lines(run, step) -> None:
     """The graph draws where the query looked: hide its strongest keys from it, in every
     layer and head, and read the written token's probability again, beside controls."""
-    from app.widgets.model import current_model
-
     r, s = run.result, step.step
-    lm = current_model()
-    if lm is None or lm.spec != r.model_spec:
-        st.caption("Load the model that made this run to test these lines on it.")
+    lm = caches.loaded_model(r.model_spec)  # never loads one: the graph needs no model
+    if lm is None:
+        st.caption("Load the model that made this run (on Generate) to test these lines.")
         return
     c1, c2 = st.columns([2, 3], vertical_alignment="bottom")
     k = c1.select_slider("Lines to test", options=[1, 2, 3, 4, 5], value=3, key="graph_prove_k")

@@ -12,6 +12,7 @@ server, and every server process on the machine, sees the same class.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sqlite3
@@ -26,6 +27,7 @@ from lib.train.induction import InductionConfig, InductionHistory
 
 MAX_NAME = 40
 MAX_RUNS = 500  # a class, many times over; the oldest go first
+MAX_POINTS = 200  # evaluations kept of a run (evenly spaced; the first, last and phase's kept)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS pooled (
@@ -80,6 +82,17 @@ def clean_name(name: str, fallback: str) -> str:
     return kept or fallback
 
 
+def kept_evaluations(n: int, phase: int | None) -> np.ndarray:
+    """Which of a run's n evaluations the pool keeps: all of them up to MAX_POINTS, else
+    MAX_POINTS evenly spaced ones with the first, the last and the phase change's."""
+    if n <= MAX_POINTS:
+        return np.arange(n)
+    keep = set(np.linspace(0, n - 1, MAX_POINTS - 1).round().astype(int).tolist())
+    if phase is not None:
+        keep.add(phase)
+    return np.array(sorted(keep))
+
+
 def pool_path() -> Path | None:
     """$TAV_CLASS_POOL (a file; "off" for no pool), else class_pool.sqlite in the cache
     folder."""
@@ -91,6 +104,13 @@ def pool_path() -> Path | None:
     from lib.model.loading import cache_root
 
     return cache_root() / "class_pool.sqlite"
+
+
+def _config(fields: dict) -> InductionConfig:
+    """A pooled run's settings, read by this version: fields it does not know are left out
+    (a pool file outlives upgrades)."""
+    known = {f.name for f in dataclasses.fields(InductionConfig)}
+    return InductionConfig(**{k: v for k, v in fields.items() if k in known})
 
 
 class ClassPool:
@@ -114,11 +134,13 @@ class ClassPool:
     def add(self, owner: str, name: str, config: InductionConfig, h: InductionHistory) -> int:
         """Pool a run; its id. The name is cleaned (`clean_name`); blank gives "Run <id>"."""
         phase = h.phase_change()
+        keep = kept_evaluations(len(h.steps), phase)
+        best = h.induction.reshape(len(h.steps), -1).max(axis=1)
         curves = {
-            "steps": h.steps.tolist(),
-            "loss_first": h.loss_first.astype(float).tolist(),
-            "loss_second": h.loss_second.astype(float).tolist(),
-            "best_induction": h.induction.reshape(len(h.steps), -1).max(axis=1).tolist(),
+            "steps": h.steps[keep].tolist(),
+            "loss_first": h.loss_first[keep].astype(float).tolist(),
+            "loss_second": h.loss_second[keep].astype(float).tolist(),
+            "best_induction": best[keep].astype(float).tolist(),
             "phase_step": None if phase is None else int(h.steps[phase]),
         }
         db = self._connect()
@@ -161,7 +183,7 @@ class ClassPool:
                     id=int(rid),
                     added=float(added),
                     name=str(name),
-                    config=InductionConfig(**json.loads(config)),
+                    config=_config(json.loads(config)),
                     steps=np.asarray(c["steps"], np.int64),
                     loss_first=np.asarray(c["loss_first"], np.float64),
                     loss_second=np.asarray(c["loss_second"], np.float64),

@@ -243,6 +243,9 @@ def pool_chart(runs: Sequence[PooledRun]) -> alt.VConcatChart:
         ),
         on=["run", "step"],
     )
+    # Inline values, once for both panels: a class's curves pass Altair's 5,000-row guard
+    # for DataFrames.
+    curves, phases = (alt.Data(values=d.to_dict("records")) for d in (curves, phases))
     colour = alt.Color(
         "run:N", title=None, scale=alt.Scale(range=POOL_COLOURS),
         legend=alt.Legend(orient="bottom", columns=3, labelLimit=260),
@@ -264,7 +267,9 @@ def pool_chart(runs: Sequence[PooledRun]) -> alt.VConcatChart:
         return alt.layer(lines, dots).properties(width=640, height=200)
 
     return alt.vconcat(
-        panel("loss", "second half's loss (nats)"), panel("score", "best induction score")
+        panel("loss", "second half's loss (nats)"),
+        panel("score", "best induction score"),
+        data=curves,
     )
 
 
