@@ -86,6 +86,16 @@ def test_every_lesson_reads_the_induction_model(induction_lab):
     a = logit_attribution(lm, r, 0)  # no final norm (an identity): the parts as they are
     assert a.scale == 1.0 and a.total == pytest.approx(float(logits[0, r.prompt_len - 1].max()),
                                                        abs=1e-4)  # fmt: skip
+    # Prove it on the student's own model: the run's probability with nothing hidden (the
+    # lab model's own, by the test above), moved by hiding keys; the largest parts removed.
+    from lib.analysis.attribution import check_parts
+    from lib.analysis.knockout import knock_out_keys
+
+    q = r.prompt_len - 1
+    ko = knock_out_keys(lm, r.token_ids[: q + 1], int(r.token_ids[q + 1]), [1, 2], range(1, q + 1))
+    assert ko.before == pytest.approx(float(r.chosen_prob[0]), abs=1e-5) and ko.after != ko.before
+    pc = check_parts(lm, r, a)
+    assert pc.logit == pytest.approx(float(logits[0, q].max()), abs=1e-4) and len(pc.names) == 3
     assert layer_ov_spectra(lm, 0).shape == (lm.n_heads, lm.parts.head_dim)
     out = ab.ablate(lm, r.token_ids[: r.prompt_len], {(1, 0)}, position=r.prompt_len - 1)
     assert out.kl_bits >= 0
