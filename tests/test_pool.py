@@ -110,6 +110,18 @@ def test_three_students_pool_their_runs_and_the_teacher_sees_three_curves(
         assert any(b.label.startswith("In the pool as run #") for b in at.button)
         trained[name] = at.session_state["ind_lab"].history
 
+    # A fourth student who kept Ada's seed trains Ada's run again, curve for curve: told.
+    twin = AppTest.from_file("../main.py", default_timeout=240)
+    twin.run()
+    twin.switch_page("lessons/induction.py").run()
+    twin.number_input(key="ind_steps__w").set_value(50).run()
+    twin.number_input(key="ind_seed__w").set_value(1).run()
+    button(twin, "Train").click().run()
+    assert_ok(twin)
+    np.testing.assert_array_equal(twin.session_state["ind_lab"].history.loss_second,
+                                  trained["Ada"].loss_second)  # fmt: skip
+    assert any("has your seed and settings" in i.value for i in twin.info)
+
     teacher = AppTest.from_file("../main.py", default_timeout=240)
     teacher.run()
     teacher.switch_page("lessons/class_lab.py").run()

@@ -59,10 +59,25 @@ def add_to_pool(lab) -> None:
 
 def _pool_controls(pool: ClassPool, lab) -> None:
     owner = state.atlas.owner  # the session's identity: whose runs to take back
+    done = state.ind.pooled
+    mine_now = done[1] if done is not None and done[0] is lab else None
+    others = [r for r in pool.runs(24) if r.id != mine_now]
+    # Training is seeded: the same seed and settings give the same run, curve for curve.
+    twins = [r.id for r in others if r.config == lab.config]
+    if twins:
+        st.info(
+            f"Run #{twins[0]} in the pool has your seed and settings, so its curves are "
+            "yours too. Pick another seed (section 2) and train again to give the class a "
+            "run of its own.",
+            icon=":material/content_copy:",
+        )
+    elif others:
+        seeds = sorted({r.seed for r in others})
+        shown = ", ".join(map(str, seeds[:20])) + (" ..." if len(seeds) > 20 else "")
+        st.caption(f"Seeds in the pool (last 24 hours): {shown}.")
     c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
     c1.text_input("Your name in the pool (optional)", max_chars=40, help=NAME_HELP,
                   **bound("ind_pool_name"))  # fmt: skip
-    done = state.ind.pooled
     if done is not None and done[0] is lab and done[1] in pool.mine(owner):
         c2.button(f"In the pool as run #{done[1]}", disabled=True, icon=":material/check:")
     elif c2.button("Add my run to the class pool", icon=":material/group_add:",
