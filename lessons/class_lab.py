@@ -6,9 +6,8 @@ import streamlit as st
 
 from app.widgets import chrome, downloads, figures
 from app.widgets import pool as pool_widgets
-from lib.train.pool import MAX_POINTS
 from lib.viz.export import class_page
-from lib.viz.training import pool_chart, pool_summary, pool_table
+from lib.viz.training import points_per_run, pool_chart, pool_summary, pool_table
 
 WINDOWS = {"the last 2 hours": 2.0, "the last 24 hours": 24.0, "all": None}
 
@@ -53,11 +52,13 @@ def overlay(hours: float | None) -> None:
             "final best induction": st.column_config.NumberColumn(format="%.3f"),
         },
     )  # fmt: skip
+    limit = points_per_run(len(runs))
     st.caption(
         "Each run's curves as its lab measured them on 16 held-out sequences, at every "
-        f"evaluation (a run of more than {MAX_POINTS} shows {MAX_POINTS}, evenly spaced, its "
-        "phase change among them); nothing is averaged or smoothed. Names are what "
-        "students typed; runs are numbered in the order they arrived."
+        f"evaluation (at most {limit} a run on this chart: a longer run is drawn with "
+        f"{limit} evenly spaced ones, its phase change among them); nothing is averaged "
+        "or smoothed. Names are what students typed; runs are numbered in the order they "
+        "arrived."
     )
 
 

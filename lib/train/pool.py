@@ -82,12 +82,12 @@ def clean_name(name: str, fallback: str) -> str:
     return kept or fallback
 
 
-def kept_evaluations(n: int, phase: int | None) -> np.ndarray:
-    """Which of a run's n evaluations the pool keeps: all of them up to MAX_POINTS, else
-    MAX_POINTS evenly spaced ones with the first, the last and the phase change's."""
-    if n <= MAX_POINTS:
+def kept_evaluations(n: int, phase: int | None, limit: int = MAX_POINTS) -> np.ndarray:
+    """Which of a run's n evaluations to keep: all of them up to `limit` (at least 2), else
+    about `limit` evenly spaced ones with the first, the last and the phase change's."""
+    if n <= limit:
         return np.arange(n)
-    keep = set(np.linspace(0, n - 1, MAX_POINTS - 1).round().astype(int).tolist())
+    keep = set(np.linspace(0, n - 1, max(2, limit - 1)).round().astype(int).tolist())
     if phase is not None:
         keep.add(phase)
     return np.array(sorted(keep))

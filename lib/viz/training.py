@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from lib.train.induction import InductionHistory
-from lib.train.pool import PooledRun
+from lib.train.pool import MAX_POINTS, PooledRun, kept_evaluations
 from lib.train.training import Prediction
 
 MASKED = "#d9d9d9"
@@ -211,6 +211,22 @@ POOL_COLOURS = [
 ]  # fmt: skip
 
 
+MAX_DRAWN = 4000  # the class chart's points: under Altair's 5,000-row guard, light to draw
+
+
+def points_per_run(n_runs: int) -> int:
+    """The evaluations drawn of each run when `n_runs` share the chart: every one a pooled
+    run keeps (MAX_POINTS) for a class, fewer (evenly spaced) for hundreds of runs."""
+    return max(2, min(MAX_POINTS, MAX_DRAWN // max(1, n_runs)))
+
+
+def phase_index(run: PooledRun) -> int | None:
+    """The evaluation of the run's phase change (None when it never came)."""
+    if run.phase_step is None:
+        return None
+    return int(np.searchsorted(run.steps, run.phase_step))
+
+
 def pool_label(run: PooledRun) -> str:
     """A pooled run's name on the chart: its number first, so two students who chose the
     same name stay apart."""
@@ -220,17 +236,19 @@ def pool_label(run: PooledRun) -> str:
 def pool_chart(runs: Sequence[PooledRun]) -> alt.VConcatChart:
     """Every pooled run on one step axis: the copyable half's loss above, the best
     induction score below, one colour per run; a dot on each curve at its phase change."""
+    limit = points_per_run(len(runs))
     curves = pd.concat(
         [
             pd.DataFrame(
                 {
-                    "step": r.steps,
+                    "step": r.steps[k],
                     "run": pool_label(r),
-                    "loss": r.loss_second,
-                    "score": r.best_induction,
+                    "loss": r.loss_second[k],
+                    "score": r.best_induction[k],
                 }
-            )  # fmt: skip
+            )
             for r in runs
+            for k in [kept_evaluations(len(r.steps), phase_index(r), limit)]
         ],
         ignore_index=True,
     )
@@ -243,9 +261,6 @@ def pool_chart(runs: Sequence[PooledRun]) -> alt.VConcatChart:
         ),
         on=["run", "step"],
     )
-    # Inline values, once for both panels: a class's curves pass Altair's 5,000-row guard
-    # for DataFrames.
-    curves, phases = (alt.Data(values=d.to_dict("records")) for d in (curves, phases))
     colour = alt.Color(
         "run:N", title=None, scale=alt.Scale(range=POOL_COLOURS),
         legend=alt.Legend(orient="bottom", columns=3, labelLimit=260),
@@ -269,7 +284,6 @@ def pool_chart(runs: Sequence[PooledRun]) -> alt.VConcatChart:
     return alt.vconcat(
         panel("loss", "second half's loss (nats)"),
         panel("score", "best induction score"),
-        data=curves,
     )
 
 
