@@ -475,6 +475,9 @@ def main(argv: list[str] | None = None) -> dict:
         "startup": lambda: startup.run(args.quick, max(2, repeats // 2), log),
         "serving": lambda: serving.run(*size["serving"], args.quick, log),
     }
+    if args.quick:  # the smoke run: the atlas's discovery and the lab beside the rest too
+        waiting["atlas"] = lambda: atlas.run(lm, True, repeats, args.threads, log)
+        waiting["train_lab"] = lambda: train_lab.run(True, repeats, log)
     items: dict = {}
     with ThreadPoolExecutor(len(waiting) if args.quick else 1) as pool:
         beside = {name: pool.submit(fn) for name, fn in waiting.items()} if args.quick else {}
@@ -483,14 +486,16 @@ def main(argv: list[str] | None = None) -> dict:
             log("graph: generating the run to draw")
             result = generate(lm, prompt_text(lm.tokenizer, size["graph_prompt"]), new)
             items["graph"] = graph.run(result, max(repeats, 5), max(1, repeats // 2), log)
-            items["rerun"] = rerun.run(rerun_prompt, new, max(3, repeats * 6), log)
-            items["autoplay"] = autoplay.run(lm, size["autoplay"], max(3, repeats), log)
+            moves, ticks = (2, 1) if args.quick else (max(3, repeats * 6), max(3, repeats))
+            items["rerun"] = rerun.run(rerun_prompt, new, moves, log)
+            items["autoplay"] = autoplay.run(lm, size["autoplay"], ticks, log)
             items["patching"] = patching.run(lm, args.quick, max(1, repeats // 2), log)
             if not args.quick:
                 items["step_move"] = waiting.pop("step_move")()
-            items["atlas"] = atlas.run(lm, args.quick, repeats, args.threads, log)
-            del lm, result
-            items["train_lab"] = train_lab.run(args.quick, repeats, log)
+            if not args.quick:
+                items["atlas"] = atlas.run(lm, False, repeats, args.threads, log)
+                del lm, result
+                items["train_lab"] = train_lab.run(False, repeats, log)
             if args.quick:
                 items |= {name: future.result() for name, future in beside.items()}
             else:
