@@ -475,14 +475,15 @@ def main(argv: list[str] | None = None) -> dict:
         "startup": lambda: startup.run(args.quick, max(2, repeats // 2), log),
         "serving": lambda: serving.run(*size["serving"], args.quick, log),
     }
-    if args.quick:  # the smoke run: the atlas's discovery and the lab beside the rest too
-        waiting["atlas"] = lambda: atlas.run(lm, True, repeats, args.threads, log)
+    if args.quick:  # the smoke run: the lab beside the rest too, and the atlas (below)
         waiting["train_lab"] = lambda: train_lab.run(True, repeats, log)
     items: dict = {}
-    with ThreadPoolExecutor(len(waiting) if args.quick else 1) as pool:
+    with ThreadPoolExecutor(len(waiting) + 1 if args.quick else 1) as pool:
         beside = {name: pool.submit(fn) for name, fn in waiting.items()} if args.quick else {}
         try:
             items["capture"] = capture.run(lm, size["capture_prompts"], new, repeats, log)
+            if args.quick:  # only now: capture switches the shared model's attention code
+                beside["atlas"] = pool.submit(atlas.run, lm, True, repeats, args.threads, log)
             log("graph: generating the run to draw")
             result = generate(lm, prompt_text(lm.tokenizer, size["graph_prompt"]), new)
             items["graph"] = graph.run(result, max(repeats, 5), max(1, repeats // 2), log)

@@ -66,7 +66,7 @@ overlay(WINDOWS[window])
 
 # Outside the fragment: following new runs does not rebuild the file every 5 seconds.
 st.header("2. Take it home", divider="gray")
-runs = pool_widgets.read_runs(pool, WINDOWS[window])
+runs = pool_widgets.read_runs(pool, WINDOWS[window], quiet=True)  # the chart said why not
 if runs:
     when = f"{len(runs)} runs, saved {time.strftime('%Y-%m-%d %H:%M')}"
     downloads.download(

@@ -37,12 +37,15 @@ def open_pool() -> ClassPool | None:
     return pool
 
 
-def read_runs(pool: ClassPool, hours: float | None) -> list[PooledRun]:
-    """The pool's runs of the last `hours`; a message and none when it cannot be read."""
+def read_runs(pool: ClassPool, hours: float | None, quiet: bool = False) -> list[PooledRun]:
+    """The pool's runs of the last `hours`; a message (unless `quiet`: said already) and
+    none when it cannot be read."""
     try:
         return pool.runs(hours)
     except PROBLEMS as err:
-        st.warning(md_escape(f"The class pool cannot be read: {err}"), icon=":material/warning:")
+        if not quiet:
+            st.warning(md_escape(f"The class pool cannot be read: {err}"),
+                       icon=":material/warning:")  # fmt: skip
         return []
 
 
@@ -61,18 +64,19 @@ def _pool_controls(pool: ClassPool, lab) -> None:
     owner = state.atlas.owner  # the session's identity: whose runs to take back
     done = state.ind.pooled
     mine_now = done[1] if done is not None and done[0] is lab else None
-    others = [r for r in pool.runs(24) if r.id != mine_now]
+    others = [(i, c) for i, c in pool.settings(24) if i != mine_now]
     # Training is seeded: the same seed and settings give the same run, curve for curve.
-    twins = [r.id for r in others if r.config == lab.config]
+    twins = [i for i, c in others if c == lab.config]
     if twins:
+        whose = "Your" if twins[0] in pool.mine(owner) else "The"
         st.info(
-            f"Run #{twins[0]} in the pool has your seed and settings, so its curves are "
-            "yours too. Pick another seed (section 2) and train again to give the class a "
-            "run of its own.",
+            f"{whose} run #{twins[0]} in the pool has this seed and these settings, so its "
+            "curves are these too. Pick another seed (section 2) and train again to give "
+            "the class a run of its own.",
             icon=":material/content_copy:",
         )
     elif others:
-        seeds = sorted({r.seed for r in others})
+        seeds = sorted({c.seed for _, c in others})
         shown = ", ".join(map(str, seeds[:20])) + (" ..." if len(seeds) > 20 else "")
         st.caption(f"Seeds in the pool (last 24 hours): {shown}.")
     c1, c2 = st.columns([3, 2], vertical_alignment="bottom")

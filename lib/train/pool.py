@@ -193,6 +193,19 @@ class ClassPool:
             )
         return out
 
+    def settings(self, hours: float | None = None) -> list[tuple[int, InductionConfig]]:
+        """Every pooled run's id and settings (of the last `hours`), oldest first: the
+        curves are not read."""
+        since = 0.0 if not hours else time.time() - hours * 3600
+        db = self._connect()
+        try:
+            rows = db.execute(
+                "SELECT id, config FROM pooled WHERE added >= ? ORDER BY id", (since,)
+            ).fetchall()
+        finally:
+            db.close()
+        return [(int(rid), _config(json.loads(config))) for rid, config in rows]
+
     def mine(self, owner: str) -> list[int]:
         """The ids `owner` pooled."""
         db = self._connect()

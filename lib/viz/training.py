@@ -217,14 +217,14 @@ MAX_DRAWN = 4000  # the class chart's points: under Altair's 5,000-row guard, li
 def points_per_run(n_runs: int) -> int:
     """The evaluations drawn of each run when `n_runs` share the chart: every one a pooled
     run keeps (MAX_POINTS) for a class, fewer (evenly spaced) for hundreds of runs."""
-    return max(2, min(MAX_POINTS, MAX_DRAWN // max(1, n_runs)))
+    return max(3, min(MAX_POINTS, MAX_DRAWN // max(1, n_runs)))  # the ends and the phase
 
 
 def phase_index(run: PooledRun) -> int | None:
     """The evaluation of the run's phase change (None when it never came)."""
     if run.phase_step is None:
         return None
-    return int(np.searchsorted(run.steps, run.phase_step))
+    return min(int(np.searchsorted(run.steps, run.phase_step)), len(run.steps) - 1)
 
 
 def pool_label(run: PooledRun) -> str:
