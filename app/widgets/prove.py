@@ -42,19 +42,6 @@ def prove_induction(lm, scores: np.ndarray) -> None:
     )
 
 
-def strongest_keys(r, step, k: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """The positions of the step's k strongest lines (raw weight, as the graph's table ranks
-    them) and every position a line could go to (the candidates). Never position 0, the
-    attention sink: most heads park their weight there, so hiding it disturbs every head
-    at once, whatever the lines say."""
-    b, P, s = r.bos_offset, r.prompt_len, step.step
-    positions = np.array([*range(b, P), *range(P, P + s)])
-    raw = np.concatenate([step.input_raw, step.output_raw])
-    positions, raw = positions[positions != 0], raw[positions != 0]
-    order = np.argsort(-raw, kind="stable")[:k]
-    return tuple(sorted(int(p) for p in positions[order])), tuple(int(p) for p in positions)
-
-
 def prove_lines(run, step) -> None:
     """The graph draws where the query looked: hide its strongest keys from it, in every
     layer and head, and read the written token's probability again, beside controls."""
@@ -72,7 +59,9 @@ def prove_lines(run, step) -> None:
             "model needed those tokens to write it."
         )
         return
-    keys, candidates = strongest_keys(r, step, k)
+    from lib.analysis.knockout import strongest_keys  # torch: here only, not on import
+
+    keys, candidates = strongest_keys(r, step, k)  # never the attention sink
     if not keys or len(keys) >= r.query_position(s) + 1:
         st.caption("This step has too few tokens before it to hide some and keep others.")
         return

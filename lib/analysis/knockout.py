@@ -18,7 +18,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from lib.analysis.attention import StepAttention
 from lib.model.loading import LoadedModel
+from lib.model.result import GenerationResult
+
+# Never hidden, never a control: the attention sink. Most heads park their weight on the
+# first position, so hiding it disturbs every head at once, whatever the lines say.
+SINK = 0
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,18 @@ class KeyKnockout:
         n = len(self.controls)
         if self.controls.shape != (n,) or self.control_keys.shape != (n, k):
             raise ValueError("controls must be (n,) and control_keys (n, k)")
+
+
+def strongest_keys(
+    result: GenerationResult, step: StepAttention, k: int
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The positions of the step's k strongest lines (raw weight, as the graph's table ranks
+    them), and every position a line could go to (the candidates); the sink is neither."""
+    positions = np.arange(result.bos_offset, result.prompt_len + step.step)
+    raw = np.concatenate([step.input_raw, step.output_raw])
+    positions, raw = positions[positions != SINK], raw[positions != SINK]
+    order = np.argsort(-raw, kind="stable")[:k]
+    return tuple(sorted(int(p) for p in positions[order])), tuple(int(p) for p in positions)
 
 
 def control_draws(
@@ -79,9 +97,7 @@ def knock_out_keys(
         raise ValueError(f"keys must be positions of the context (0..{T - 1})")
     if len(keys) >= T:
         raise ValueError("at least one key must stay visible")
-    # Never the attention sink (position 0) in a control: most heads park their weight
-    # there, so hiding it disturbs every head at once, whatever the lines say.
-    draws = control_draws([c for c in candidates if c != 0], keys, n_controls, seed)
+    draws = control_draws([c for c in candidates if c != SINK], keys, n_controls, seed)
     hidden = torch.zeros(2 + len(draws), T, dtype=torch.bool)
     hidden[1, keys] = True
     for i, d in enumerate(draws):
